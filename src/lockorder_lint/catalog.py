@@ -1,0 +1,443 @@
+"""The model catalog: which tables the project maps, their primary keys and indexes.
+
+It is learned from the source with a cheap ``ast`` pass over the files that can define
+models, so that checking one file still knows models declared anywhere in the project.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lockorder_lint.config import DeclaredTable
+from lockorder_lint.names import Resolver, import_aliases, is_sqlalchemy, module_name
+
+# A file that matches none of these cannot declare a table.
+MODEL_HINT = re.compile(rb"__tablename__|Table\(|__table__\s*=")
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+
+@dataclass
+class Table:
+    """A database table as the project declares it. Column names are mapped attribute keys."""
+
+    name: str
+    primary_key: tuple[str, ...]
+    indexes: list[Index] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # attribute key -> column name
+    classes: list[str] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)  # "path:line"
+
+    def index_for(self, predicates: Iterable[tuple[str, str]]) -> Index | None:
+        """The declared index that most likely serves a WHERE clause, given (column, op) pairs.
+
+        An index is usable for its longest leading run of constrained columns; equality counts
+        more than ``IN`` or a range, and on a tie a unique index wins, as a planner would pick.
+        """
+        ops: dict[str, str] = {}
+        for column, op in predicates:
+            if ops.get(column) != "eq":
+                ops[column] = op
+        best: Index | None = None
+        best_score = (0, False)
+        for index in self.indexes:
+            score = 0
+            for col in index.columns:
+                op = ops.get(col)
+                if op is None or op == "join":
+                    break
+                score += 2 if op == "eq" else 1
+                if op == "other":
+                    break
+            if score and (score, index.unique) > best_score:
+                best, best_score = index, (score, index.unique)
+        return best
+
+
+@dataclass
+class _ClassDecl:
+    """What one class body says, before inheritance is resolved across files."""
+
+    qualname: str
+    bases: list[str]
+    tablename: str | None
+    columns: dict[str, tuple[str, bool, bool, bool]]  # key -> (column name, pk, index, unique)
+    indexes: list[tuple[str | None, list[str], bool]]
+    pk_constraint: list[str] | None
+    table_var: str | None  # ``__table__ = some_table`` or an inline Table(...)
+    location: str
+    has_table_def: bool = False
+
+
+@dataclass
+class _TableDecl:
+    """A ``Table("name", metadata, ...)`` assigned to a module-level (or class) name."""
+
+    qualname: str
+    tablename: str
+    columns: dict[str, tuple[str, bool, bool, bool]]
+    indexes: list[tuple[str | None, list[str], bool]]
+    pk_constraint: list[str] | None
+    location: str
+
+
+@dataclass
+class FileModels:
+    """The model declarations of one file; cached per file, merged into a Catalog."""
+
+    classes: list[_ClassDecl] = field(default_factory=list)
+    tables: list[_TableDecl] = field(default_factory=list)
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None
+
+
+def _call_name(node: ast.AST, resolver: Resolver) -> str | None:
+    if isinstance(node, ast.Call):
+        dotted = _dotted(node.func)
+        if dotted:
+            return resolver.qualify(dotted)
+    return None
+
+
+def _kw_true(call: ast.Call, name: str) -> bool:
+    return any(
+        kw.arg == name and isinstance(kw.value, ast.Constant) and kw.value.value is True
+        for kw in call.keywords
+    )
+
+
+def _str_const(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _column_from_call(call: ast.Call, key: str | None) -> tuple[str, tuple[str, bool, bool, bool]] | None:
+    """Read ``Column(...)`` / ``mapped_column(...)``: its key, column name, and pk/index/unique flags."""
+    name = _str_const(call.args[0]) if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "name" and _str_const(kw.value):
+            name = _str_const(kw.value)
+    key = key or name
+    if key is None:
+        return None
+    return key, (name or key, _kw_true(call, "primary_key"), _kw_true(call, "index"), _kw_true(call, "unique"))
+
+
+def _constraint_columns(call: ast.Call, names: dict[str, str]) -> list[str]:
+    """Column keys named in an ``Index``/constraint, as strings or as class attributes."""
+    cols: list[str] = []
+    for arg in call.args:
+        text = _str_const(arg)
+        if text is not None:
+            cols.append(names.get(text, text))
+            continue
+        dotted = _dotted(arg)
+        if dotted:
+            cols.append(dotted.rsplit(".", 1)[-1])
+    return cols
+
+
+def _read_table_items(
+    items: Iterable[ast.AST],
+    resolver: Resolver,
+    columns: dict[str, tuple[str, bool, bool, bool]],
+    indexes: list[tuple[str | None, list[str], bool]],
+) -> list[str] | None:
+    """Read the Index/constraint/Column items of ``__table_args__`` or ``Table(...)``."""
+    pk: list[str] | None = None
+    by_name = {col: key for key, (col, *_rest) in columns.items()}
+    for item in items:
+        if isinstance(item, ast.Starred):
+            continue
+        qualified = _call_name(item, resolver)
+        if not qualified or not isinstance(item, ast.Call):
+            continue
+        kind = qualified.rsplit(".", 1)[-1]
+        if kind == "Column":
+            read = _column_from_call(item, None)
+            if read:
+                columns[read[0]] = read[1]
+                by_name[read[1][0]] = read[0]
+        elif kind == "Index":
+            index_name = _str_const(item.args[0]) if item.args else None
+            cols = _constraint_columns(ast.Call(func=item.func, args=item.args[1:], keywords=[]), by_name)
+            if cols:
+                indexes.append((index_name, cols, _kw_true(item, "unique")))
+        elif kind in ("UniqueConstraint", "PrimaryKeyConstraint"):
+            cols = _constraint_columns(item, by_name)
+            cname = next((_str_const(k.value) for k in item.keywords if k.arg == "name"), None)
+            if kind == "PrimaryKeyConstraint":
+                pk = cols
+            elif cols:
+                indexes.append((cname, cols, True))
+    return pk
+
+
+def _flatten_args(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, (ast.Tuple, ast.List)):
+        out: list[ast.AST] = []
+        for elt in node.elts:
+            out.extend(_flatten_args(elt) if isinstance(elt, (ast.Tuple, ast.List)) else [elt])
+        return out
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _flatten_args(node.left) + _flatten_args(node.right)
+    return [node]
+
+
+def _read_table_call(call: ast.Call, qualname: str, resolver: Resolver, location: str) -> _TableDecl | None:
+    tablename = _str_const(call.args[0]) if call.args else None
+    if tablename is None:
+        return None
+    columns: dict[str, tuple[str, bool, bool, bool]] = {}
+    indexes: list[tuple[str | None, list[str], bool]] = []
+    pk = _read_table_items(call.args[1:], resolver, columns, indexes)
+    return _TableDecl(qualname, tablename, columns, indexes, pk, location)
+
+
+def _read_class(node: ast.ClassDef, module: str, resolver: Resolver, path: str) -> tuple[_ClassDecl, _TableDecl | None]:
+    tablename: str | None = None
+    columns: dict[str, tuple[str, bool, bool, bool]] = {}
+    indexes: list[tuple[str | None, list[str], bool]] = []
+    table_args: ast.AST | None = None
+    table_var: str | None = None
+    inline_table: _TableDecl | None = None
+    qualname = f"{module}.{node.name}"
+    for stmt in node.body:
+        target: str | None = None
+        value: ast.AST | None = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = _dotted(stmt.targets[0]), stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value = _dotted(stmt.target), stmt.value
+        if target is None or value is None:
+            continue
+        if target == "__tablename__":
+            tablename = _str_const(value)
+        elif target == "__table_args__":
+            table_args = value
+        elif target == "__table__":
+            called = _call_name(value, resolver)
+            if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
+                inline_table = _read_table_call(value, qualname + ".__table__", resolver, f"{path}:{stmt.lineno}")
+                table_var = qualname + ".__table__"
+            else:
+                dotted = _dotted(value)
+                table_var = resolver.qualify(dotted) if dotted else None
+        elif isinstance(value, ast.Call):
+            called = _call_name(value, resolver) or ""
+            if called.rsplit(".", 1)[-1] in ("Column", "mapped_column"):
+                read = _column_from_call(value, target)
+                if read:
+                    columns[read[0]] = read[1]
+    pk: list[str] | None = None
+    if table_args is not None:
+        pk = _read_table_items(_flatten_args(table_args), resolver, columns, indexes)
+    bases = [resolver.qualify(d) for d in (_dotted(b) for b in node.bases) if d]
+    decl = _ClassDecl(
+        qualname=qualname,
+        bases=bases,
+        tablename=tablename,
+        columns=columns,
+        indexes=indexes,
+        pk_constraint=pk,
+        table_var=table_var,
+        location=f"{path}:{node.lineno}",
+        has_table_def=tablename is not None or table_var is not None,
+    )
+    return decl, inline_table
+
+
+def read_models(source: bytes, path: Path, root: Path, display_path: str) -> FileModels:
+    """Extract model and Table declarations from one file. Raises SyntaxError on bad input."""
+    models = FileModels()
+    if not MODEL_HINT.search(source):
+        return models
+    tree = ast.parse(source, filename=display_path)
+    module = module_name(path, root)
+    local = [
+        n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    resolver = Resolver(module, import_aliases(tree, module, path.name == "__init__.py"), local)
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                decl, inline = _read_class(node, prefix, resolver, display_path)
+                models.classes.append(decl)
+                if inline:
+                    models.tables.append(inline)
+                visit(node.body, f"{prefix}.{node.name}")
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                value = node.value
+                called = _call_name(value, resolver) if value is not None else None
+                if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
+                    for tgt in targets:
+                        name = _dotted(tgt)
+                        if name and "." not in name:
+                            decl_t = _read_table_call(value, f"{prefix}.{name}", resolver, f"{display_path}:{node.lineno}")
+                            if decl_t:
+                                models.tables.append(decl_t)
+            elif isinstance(node, (ast.If, ast.Try)):
+                visit(node.body, prefix)
+                visit(getattr(node, "orelse", []), prefix)
+
+    visit(tree.body, module)
+    return models
+
+
+class Catalog:
+    """Every table the project declares, reachable by class or variable qualified name."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table] = {}
+        self.by_qualname: dict[str, Table] = {}
+        self._by_short: dict[str, list[str]] = {}
+
+    @classmethod
+    def build(
+        cls, files: Iterable[FileModels], declared: dict[str, DeclaredTable] | None = None
+    ) -> Catalog:
+        catalog = cls()
+        classes: dict[str, _ClassDecl] = {}
+        table_decls: dict[str, _TableDecl] = {}
+        for fm in files:
+            for decl in fm.classes:
+                classes[decl.qualname] = decl
+            for tdecl in fm.tables:
+                table_decls[tdecl.qualname] = tdecl
+        for tdecl in table_decls.values():
+            table = catalog._table(tdecl.tablename, tdecl.location)
+            catalog._merge(table, tdecl.columns, tdecl.indexes, tdecl.pk_constraint)
+            catalog._register(tdecl.qualname, table)
+        short_classes: dict[str, list[str]] = {}
+        for qualname in classes:
+            short_classes.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+
+        def find_class(name: str) -> _ClassDecl | None:
+            if name in classes:
+                return classes[name]
+            candidates = short_classes.get(name.rsplit(".", 1)[-1], [])
+            return classes[candidates[0]] if len(candidates) == 1 else None
+
+        def all_columns(decl: _ClassDecl, seen: set[str]) -> dict[str, tuple[str, bool, bool, bool]]:
+            merged: dict[str, tuple[str, bool, bool, bool]] = {}
+            for base in decl.bases:
+                parent = find_class(base)
+                if parent and parent.qualname not in seen and not parent.has_table_def:
+                    merged.update(all_columns(parent, seen | {parent.qualname}))
+            merged.update(decl.columns)
+            return merged
+
+        def table_of(decl: _ClassDecl, seen: set[str]) -> Table | None:
+            if decl.qualname in catalog.by_qualname:
+                return catalog.by_qualname[decl.qualname]
+            table: Table | None = None
+            if decl.table_var:
+                table = catalog.by_qualname.get(decl.table_var)
+                if table is None:
+                    cands = catalog._by_short.get(decl.table_var.rsplit(".", 1)[-1], [])
+                    table = catalog.by_qualname[cands[0]] if len(cands) == 1 else None
+            elif decl.tablename:
+                table = catalog._table(decl.tablename, decl.location)
+                columns = all_columns(decl, {decl.qualname})
+                indexes = list(decl.indexes)
+                pk = decl.pk_constraint
+                catalog._merge(table, columns, indexes, pk)
+                if not table.primary_key:
+                    for base in decl.bases:  # joined inheritance shares the parent's key
+                        parent = find_class(base)
+                        parent_table = table_of(parent, seen | {decl.qualname}) if parent and parent.qualname not in seen else None
+                        if parent_table and parent_table.primary_key:
+                            table.primary_key = parent_table.primary_key
+                            break
+            else:
+                for base in decl.bases:  # single-table inheritance maps to the parent's table
+                    parent = find_class(base)
+                    if parent and parent.qualname not in seen:
+                        table = table_of(parent, seen | {decl.qualname})
+                        if table:
+                            break
+            if table is not None:
+                catalog._register(decl.qualname, table)
+                if decl.qualname.rsplit(".", 1)[-1] not in table.classes:
+                    table.classes.append(decl.qualname.rsplit(".", 1)[-1])
+            return table
+
+        for decl in classes.values():
+            table_of(decl, {decl.qualname})
+        for name, spec in (declared or {}).items():
+            table = catalog._table(name.rsplit(".", 1)[-1], "configuration")
+            table.primary_key = spec.primary_key
+            table.indexes.extend(Index(iname, cols) for iname, cols in spec.indexes)
+            catalog._register(name, table)
+        return catalog
+
+    def _table(self, name: str, location: str) -> Table:
+        table = self.tables.get(name)
+        if table is None:
+            table = self.tables[name] = Table(name=name, primary_key=())
+        if location not in table.locations:
+            table.locations.append(location)
+        return table
+
+    def _merge(
+        self,
+        table: Table,
+        columns: dict[str, tuple[str, bool, bool, bool]],
+        indexes: list[tuple[str | None, list[str], bool]],
+        pk: list[str] | None,
+    ) -> None:
+        for key, (colname, _pk, index, unique) in columns.items():
+            table.columns.setdefault(key, colname)
+            if index or unique:
+                name = f"ix_{table.name}_{colname}" if index else f"{table.name}_{colname}_key"
+                if not any(ix.columns == (key,) for ix in table.indexes):
+                    table.indexes.append(Index(name, (key,), unique))
+        for iname, cols, unique in indexes:
+            keys = tuple(cols)
+            if not any(ix.columns == keys for ix in table.indexes):
+                table.indexes.append(Index(iname or f"{table.name}_{'_'.join(keys)}_idx", keys, unique))
+        declared_pk = tuple(pk) if pk else tuple(k for k, v in columns.items() if v[1])
+        if declared_pk and not table.primary_key:
+            table.primary_key = declared_pk
+
+    def _register(self, qualname: str, table: Table) -> None:
+        self.by_qualname[qualname] = table
+        self._by_short.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+
+    def lookup(self, qualname: str) -> Table | None:
+        """The table for a class or Table variable, by qualified name, else by a unique short name."""
+        table = self.by_qualname.get(qualname)
+        if table is not None:
+            return table
+        short = qualname.rsplit(".", 1)[-1]
+        candidates = self._by_short.get(short, [])
+        if len(candidates) == 1:
+            return self.by_qualname[candidates[0]]
+        if candidates:
+            # Prefer a candidate in the package the name was imported from.
+            package = qualname.rsplit(".", 1)[0]
+            near = [c for c in candidates if c.startswith(package + ".") or c.rsplit(".", 1)[0] == package]
+            if len({id(self.by_qualname[c]) for c in near}) == 1:
+                return self.by_qualname[near[0]]
+            if len({id(self.by_qualname[c]) for c in candidates}) == 1:
+                return self.by_qualname[candidates[0]]
+        return None

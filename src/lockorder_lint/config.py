@@ -1,0 +1,199 @@
+"""Configuration from ``[tool.lockorder-lint]``: validated strictly, so a typo never silently disables a rule."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lockorder_lint.resources import preset_path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+SECTION = "lockorder-lint"
+KNOWN_DIALECTS = ("postgresql", "mysql")
+DEFAULT_SESSION_NAMES = (
+    "session",
+    "*_session",
+    "sess",
+    "conn",
+    "connection",
+    "self.session",
+    "db.session",
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class DeclaredTable:
+    """A table declared by hand because its model is defined outside the project."""
+
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that changes what the rules report. Hashable, so it can key the cache."""
+
+    hot_tables: tuple[str, ...] | None = None
+    lock_helpers: tuple[str, ...] = ()
+    select: tuple[str, ...] = ("LCK",)
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    dialects: tuple[str, ...] = ("postgresql",)
+    session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
+    tables: tuple[tuple[str, DeclaredTable], ...] = ()
+    preset: str | None = None
+    source: str = field(default="", compare=False)
+
+    def is_hot(self, table: str) -> bool:
+        return self.hot_tables is None or table in self.hot_tables
+
+    def code_enabled(self, code: str) -> bool:
+        selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
+        ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
+        return selected >= 0 and selected > ignored
+
+    @property
+    def mysql(self) -> bool:
+        return "mysql" in self.dialects
+
+    def declared_tables(self) -> dict[str, DeclaredTable]:
+        return dict(self.tables)
+
+
+def _str_list(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def _declared_tables(value: Any, where: str) -> tuple[tuple[str, DeclaredTable], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: `tables` must be a table of table names")
+    result = []
+    for name, spec in value.items():
+        key = f"tables.{name}"
+        if isinstance(spec, list):
+            result.append((name, DeclaredTable(_str_list(spec, key, where))))
+            continue
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: `{key}` must be a list of primary-key columns or a table")
+        unknown = set(spec) - {"primary-key", "indexes"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key `{key}.{sorted(unknown)[0]}`")
+        if "primary-key" not in spec:
+            raise ConfigError(f"{where}: `{key}` needs `primary-key`")
+        pk = _str_list(spec["primary-key"], f"{key}.primary-key", where)
+        indexes_raw = spec.get("indexes", {})
+        if not isinstance(indexes_raw, Mapping):
+            raise ConfigError(f"{where}: `{key}.indexes` must map index names to column lists")
+        indexes = tuple(
+            (iname, _str_list(cols, f"{key}.indexes.{iname}", where))
+            for iname, cols in indexes_raw.items()
+        )
+        result.append((name, DeclaredTable(pk, indexes)))
+    return tuple(result)
+
+
+def _per_file_ignores(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: `per-file-ignores` must map glob patterns to lists of codes")
+    return tuple(
+        (pattern, _str_list(codes, f"per-file-ignores.{pattern}", where))
+        for pattern, codes in value.items()
+    )
+
+
+def _codes(value: Any, key: str, where: str) -> tuple[str, ...]:
+    codes = _str_list(value, key, where)
+    for code in codes:
+        if not code.startswith("LCK"):
+            raise ConfigError(f"{where}: `{key}` holds {code!r}, which is not an LCK code or prefix")
+    return codes
+
+
+def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> Config:
+    """Validate one ``[tool.lockorder-lint]`` table and lay it over ``config``."""
+    changes: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "hot-tables":
+            changes["hot_tables"] = _str_list(value, key, where)
+        elif key == "lock-helpers":
+            changes["lock_helpers"] = _str_list(value, key, where)
+        elif key in ("select", "ignore"):
+            changes[key] = _codes(value, key, where)
+        elif key == "exclude":
+            changes["exclude"] = _str_list(value, key, where)
+        elif key == "per-file-ignores":
+            changes["per_file_ignores"] = _per_file_ignores(value, where)
+        elif key == "dialects":
+            dialects = _str_list(value, key, where)
+            for dialect in dialects:
+                if dialect not in KNOWN_DIALECTS:
+                    raise ConfigError(
+                        f"{where}: `dialects` holds {dialect!r}; known: {', '.join(KNOWN_DIALECTS)}"
+                    )
+            changes["dialects"] = dialects
+        elif key == "session-names":
+            changes["session_names"] = _str_list(value, key, where)
+        elif key == "tables":
+            changes["tables"] = _declared_tables(value, where)
+        elif key == "preset":
+            continue  # applied first, by load_config
+        else:
+            raise ConfigError(f"{where}: unknown key `{key}` in [tool.{SECTION}]")
+    return replace(config, **changes)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _apply_preset(config: Config, name: Any, where: str) -> Config:
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: `preset` must be a string")
+    path = preset_path(name)
+    if path is None:
+        raise ConfigError(f"{where}: unknown preset {name!r}")
+    data = _read_toml(path)
+    config = apply_settings(config, data.get("tool", {}).get(SECTION, data), str(path))
+    return replace(config, preset=name)
+
+
+def load_config(path: Path | None, explicit: bool = False) -> Config:
+    """Read the settings from ``path`` (a pyproject.toml or a bare lockorder-lint TOML file)."""
+    if path is None or (not explicit and not path.is_file()):
+        return Config()
+    if explicit and not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    data = _read_toml(path)
+    if path.name == "pyproject.toml" or "tool" in data:
+        section = data.get("tool", {}).get(SECTION)
+        if section is None:
+            return Config(source=str(path))
+    else:
+        section = data
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{path}: [tool.{SECTION}] must be a table")
+    config = Config()
+    if "preset" in section:
+        config = _apply_preset(config, section["preset"], str(path))
+    config = apply_settings(config, section, str(path))
+    return replace(config, source=str(path))

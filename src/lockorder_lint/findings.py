@@ -1,0 +1,60 @@
+"""Findings are plain frozen data so that reporters, caches and baselines all share one shape."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One reported hazard. Lines and columns are 1-based, like every editor shows them."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    code: str
+    message: str
+    table: str | None = None
+    function: str | None = None
+    statement: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(**data)
+
+
+@dataclass(frozen=True, order=True)
+class Skipped:
+    """A statement the rules could not judge because its table is not in the catalog."""
+
+    path: str
+    line: int
+    column: int
+    kind: str
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Skipped:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be checked, with the reason; the run goes on without it."""
+
+    path: str
+    line: int
+    reason: str
+
+    def render(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: error: {self.reason}"

@@ -1,0 +1,85 @@
+"""Module names and import aliases, read with ``ast`` so that ``TI``, ``models.TaskInstance`` and
+``sa.update`` all resolve to the qualified names the catalog and the rules speak in."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def module_name(path: Path, root: Path) -> str:
+    """The dotted module name of ``path``: its package chain if it has one, else its path under root."""
+    path = path.resolve()
+    parts = [] if path.name == "__init__.py" else [path.stem]
+    parent = path.parent
+    while (parent / "__init__.py").is_file() and parent != parent.parent:
+        parts.append(parent.name)
+        parent = parent.parent
+    if len(parts) <= 1 and path.name != "__init__.py":
+        try:
+            rel = path.relative_to(root.resolve()).with_suffix("")
+            rel_parts = [p for p in rel.parts if p not in ("src", "lib")]
+            if rel_parts:
+                return ".".join(rel_parts)
+        except ValueError:
+            pass
+    return ".".join(reversed(parts)) or path.stem
+
+
+def _absolute(module: str | None, level: int, current: str, is_package: bool) -> str:
+    if level == 0:
+        return module or ""
+    base = current.split(".")
+    if not is_package:
+        base = base[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
+def import_aliases(tree: ast.AST, current: str, is_package: bool) -> dict[str, str]:
+    """Map every name an import binds, anywhere in the file, to the dotted name it stands for."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    aliases[head] = head
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(node.module, node.level, current, is_package)
+            for alias in node.names:
+                if alias.name == "*":
+                    continue
+                aliases[alias.asname or alias.name] = f"{source}.{alias.name}" if source else alias.name
+    return aliases
+
+
+class Resolver:
+    """Turns a dotted name as written in one file into the qualified name it refers to."""
+
+    def __init__(self, module: str, aliases: dict[str, str], local_names: Iterable[str] = ()) -> None:
+        self.module = module
+        self.aliases = aliases
+        self.local_names = set(local_names)
+
+    def qualify(self, dotted: str) -> str:
+        head, _, rest = dotted.partition(".")
+        if head in self.local_names:  # a module-level definition shadows an import of the name
+            base = f"{self.module}.{head}" if self.module else head
+        elif head in self.aliases:
+            base = self.aliases[head]
+        else:
+            base = head
+        return f"{base}.{rest}" if rest else base
+
+    def is_imported(self, dotted: str) -> bool:
+        return dotted.partition(".")[0] in self.aliases
+
+
+def is_sqlalchemy(qualified: str, *names: str) -> bool:
+    """True when ``qualified`` is SQLAlchemy's function or class with one of ``names``."""
+    return qualified.startswith("sqlalchemy.") and qualified.rsplit(".", 1)[-1] in names

@@ -1,0 +1,12 @@
+"""The rule registry: one module per rule, named after what it finds."""
+
+from __future__ import annotations
+
+from lockorder_lint.rules.base import Report, Rule, RuleContext
+from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
+from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
+
+ALL_RULES: tuple[Rule, ...] = (UnorderedBulkWrite(), UnorderedForUpdate())
+RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}
+
+__all__ = ["ALL_RULES", "RULES_BY_CODE", "Report", "Rule", "RuleContext"]

@@ -1,0 +1,65 @@
+"""What every rule is: a code, a name, the text triggers that make a file worth analysing, and a
+check over one function's statements that returns reports. Rules never parse, walk files or print."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lockorder_lint.catalog import Table
+from lockorder_lint.config import Config
+from lockorder_lint.statements import Span, Statement, Unit
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rule's verdict on one place; the engine turns it into a Finding."""
+
+    code: str
+    span: Span
+    message: str
+    table: str | None = None
+    statement: str = ""
+
+
+@dataclass
+class RuleContext:
+    """What a rule may consult besides the function: the configuration, and where to note
+    statements it could not judge."""
+
+    config: Config
+    unknown: list[Statement] = field(default_factory=list)
+
+    def hot(self, table: Table) -> bool:
+        return self.config.is_hot(table.name)
+
+
+class Rule:
+    code: str = ""
+    name: str = ""
+    summary: str = ""
+    # Regular expression (bytes) over the raw file: a file with no match cannot hold a finding.
+    triggers: bytes = b""
+
+    def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
+        raise NotImplementedError
+
+
+def key_text(table: Table) -> str:
+    """``id`` or ``(dag_id, run_id)``: the primary key as a message names it."""
+    pk = table.primary_key
+    return pk[0] if len(pk) == 1 else f"({', '.join(pk)})"
+
+
+def reached_through(statement: Statement) -> str:
+    """``dag_id, run_id, state (index ti_dag_run)``: how the WHERE clause reaches rows."""
+    table = statement.target
+    assert table is not None
+    columns = statement.columns_on_target()
+    if not columns:
+        return ""
+    index = table.index_for(
+        (p.column, p.op) for p in statement.predicates if p.table == table.name
+    )
+    suffix = f" (index {index.name})" if index else ""
+    return f"{', '.join(columns)}{suffix}"

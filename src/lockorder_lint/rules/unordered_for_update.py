@@ -1,0 +1,61 @@
+"""LCK002 unordered-for-update: a row-locking read over many rows with no primary-key order
+takes its locks in whatever order the plan visits rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
+from lockorder_lint.statements import Statement, Unit
+
+
+class UnorderedForUpdate(Rule):
+    code = "LCK002"
+    name = "unordered-for-update"
+    summary = "FOR UPDATE on a hot table without primary-key pinning, ORDER BY the key, SKIP LOCKED or NOWAIT"
+    triggers = rb"with_for_update"
+
+    def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
+        for statement in unit.statements:
+            lock = statement.lock
+            if lock is None or statement.kind == "get":
+                continue
+            table = statement.target
+            if table is None or not table.primary_key:
+                context.unknown.append(statement)
+                continue
+            if lock.of is not None and table.name not in lock.of:
+                continue  # locks only other tables; LCK004 speaks about joins
+            if not context.hot(table) or statement.pins_primary_key() or statement.limit_one:
+                continue
+            if lock.non_blocking:
+                continue
+            ordered = statement.ordered_by_primary_key()
+            if ordered and not context.config.mysql:
+                continue
+            if statement.opaque_where:
+                context.unknown.append(statement)
+                continue
+            yield Report(self.code, lock.span, self._message(statement, ordered), table.name, statement.statement_text)
+
+    @staticmethod
+    def _message(statement: Statement, ordered: bool) -> str:
+        table = statement.target
+        assert table is not None
+        lock = statement.lock
+        assert lock is not None
+        pk = key_text(table)
+        pk_cols = ", ".join(table.primary_key)
+        clause = "FOR SHARE" if lock.read else "FOR UPDATE"
+        via = f" (via {lock.via})" if lock.via not in ("with_for_update",) else ""
+        through = reached_through(statement)
+        reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
+        if ordered:
+            return (
+                f"{clause}{via} on {table.name} is ordered by {pk}, but MySQL/MariaDB lock {reach} as InnoDB "
+                f"scans them, before ORDER BY sorts; add skip_locked=True or nowait=True, or pin the rows by {pk}"
+            )
+        return (
+            f"{clause}{via} on {table.name} locks {reach} in whatever order the plan visits them; "
+            f"lock in {pk} order (ORDER BY {pk_cols}), or pass skip_locked=True / nowait=True, or pin the rows by {pk}"
+        )

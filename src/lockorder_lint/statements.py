@@ -1,0 +1,784 @@
+"""The statement model: what a SQLAlchemy statement built inside one function locks, and how.
+
+An evaluator walks a function's libcst tree in source order, follows statement builders through
+method chains and local reassignments, and records every statement the function executes (or
+otherwise hands on) as a frozen :class:`Statement`. Rules read those; they never walk code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import libcst as cst
+from libcst.metadata import CodeRange
+
+from lockorder_lint.catalog import Catalog, Table
+from lockorder_lint.names import Resolver, is_sqlalchemy
+
+EQ, IN, OTHER, JOIN = "eq", "in", "other", "join"
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range, 1-based lines and columns, in the coordinates of the whole file."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """One column the WHERE clause reaches rows through, and how (eq, in, other, join)."""
+
+    table: str
+    column: str
+    op: str
+
+
+@dataclass(frozen=True)
+class LockClause:
+    """A ``FOR UPDATE``-style row lock and its options."""
+
+    span: Span
+    read: bool = False
+    skip_locked: bool = False
+    nowait: bool = False
+    of: tuple[str, ...] | None = None
+    via: str = "with_for_update"
+
+    @property
+    def non_blocking(self) -> bool:
+        return self.skip_locked or self.nowait
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One state of a statement builder. Each builder call yields a new state."""
+
+    kind: str  # select, update, delete, insert, query, get
+    span: Span
+    target: Table | None = field(default=None, compare=False, hash=False)
+    target_text: str = ""
+    joins: tuple[str, ...] = ()
+    extra_entities: tuple[str, ...] = ()
+    predicates: tuple[Predicate, ...] = ()
+    opaque_where: bool = False
+    order_by: tuple[tuple[str, str, bool], ...] = ()  # table, column, descending
+    limit_one: bool = False
+    lock: LockClause | None = None
+    write: Span | None = None
+    write_kind: str | None = None
+    statement_text: str = field(default="", compare=False)
+    id: int = field(default_factory=lambda: next(_ids), compare=False)
+    parent: int | None = field(default=None, compare=False)
+
+    def derive(self, **changes: object) -> Statement:
+        return replace(self, id=next(_ids), parent=self.id, **changes)  # type: ignore[arg-type]
+
+    @property
+    def table_name(self) -> str | None:
+        return self.target.name if self.target else None
+
+    def columns_on_target(self) -> list[str]:
+        """Columns of the target table the WHERE clause uses, in order of first appearance."""
+        seen: list[str] = []
+        for pred in self.predicates:
+            if self.target and pred.table == self.target.name and pred.column not in seen:
+                seen.append(pred.column)
+        return seen
+
+    def pins_primary_key(self) -> bool:
+        """True when every primary-key column is ``==`` or ``in_`` in a top-level conjunct."""
+        if not self.target or not self.target.primary_key:
+            return False
+        pinned = {
+            p.column for p in self.predicates if p.table == self.target.name and p.op in (EQ, IN)
+        }
+        return all(col in pinned for col in self.target.primary_key)
+
+    def ordered_by_primary_key(self) -> bool:
+        """True when ORDER BY starts with the whole primary key, ascending, in declared order."""
+        if not self.target or not self.target.primary_key:
+            return False
+        pk = self.target.primary_key
+        leading = self.order_by[: len(pk)]
+        return len(leading) == len(pk) and all(
+            table == self.target.name and col == want and not desc
+            for (table, col, desc), want in zip(leading, pk)
+        )
+
+
+@dataclass
+class Unit:
+    """The statements one function (or method) executes, in source order."""
+
+    qualname: str
+    node: cst.FunctionDef
+    statements: list[Statement]
+    unknown: list[Statement]
+
+
+_PASSTHROUGH = frozenset(
+    """values execution_options options returning params correlate correlate_except distinct
+    group_by having offset prefix_with suffix_with with_hint ordered_values inline add_columns
+    with_only_columns enable_eagerloads populate_existing set_label_style autoflush
+    execution_options reduce_columns with_statement_hint join_from outerjoin_from
+    union_all_with with_entities add_entity enable_assertions with_parent filter_by_kw
+    limit_by label""".split()
+)
+_TERMINAL = frozenset(
+    """all one one_or_none scalar scalars count exists subquery cte scalar_subquery alias
+    yield_per unique mappings iterator partitions fetchall fetchone""".split()
+)
+_ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr.value}" if inner else None
+    return None
+
+
+def _kw(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def _truthy(node: cst.BaseExpression | None) -> bool:
+    """A keyword argument that is plainly on: ``True`` or a non-false literal."""
+    if node is None:
+        return False
+    if isinstance(node, cst.Name):
+        return node.value not in ("False", "None")
+    if isinstance(node, cst.Integer):
+        return node.value not in ("0",)
+    return True
+
+
+def _positional(call: cst.Call) -> list[cst.Arg]:
+    return [a for a in call.args if a.keyword is None and not a.star]
+
+
+class FunctionEvaluator:
+    """Follow SQLAlchemy statement builders through one function body."""
+
+    def __init__(
+        self,
+        *,
+        resolver: Resolver,
+        catalog: Catalog,
+        lock_helpers: frozenset[str],
+        position: Callable[[cst.CSTNode], CodeRange],
+        line_offset: int,
+        code_for: Callable[[cst.CSTNode], str],
+        class_qualname: str | None,
+    ) -> None:
+        self.resolver = resolver
+        self.catalog = catalog
+        self.lock_helpers = lock_helpers
+        self._position = position
+        self.line_offset = line_offset
+        self._code_for = code_for
+        self.class_qualname = class_qualname
+        self.env: dict[str, tuple[Statement, ...]] = {}
+        self.lists: dict[str, list[cst.BaseExpression]] = {}
+        self.consumed: list[Statement] = []
+        self.covered: set[int] = set()
+        self.parents: dict[int, int | None] = {}
+        self.current_statement: cst.CSTNode | None = None
+        self.nested: list[cst.FunctionDef] = []
+
+    # -- positions and names ------------------------------------------------------------------
+
+    def span(self, start: cst.CSTNode, end: cst.CSTNode | None = None) -> Span:
+        first = self._position(start)
+        last = self._position(end) if end is not None else first
+        return Span(
+            first.start.line + self.line_offset,
+            first.start.column + 1,
+            last.end.line + self.line_offset,
+            last.end.column + 1,
+        )
+
+    def qualify(self, node: cst.BaseExpression) -> str | None:
+        """The qualified name of a dotted expression, if its head is imported or module-level."""
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if head == "cls" and self.class_qualname:
+            return f"{self.class_qualname}.{rest}" if rest else self.class_qualname
+        if head in self.resolver.aliases or head in self.resolver.local_names:
+            return self.resolver.qualify(dotted)
+        return None
+
+    def entity(self, node: cst.BaseExpression) -> tuple[Table | None, str | None]:
+        """Resolve a model, ``Model.__table__``, a Table variable, or a column of one of them."""
+        if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+            name = self.qualify(node.func)
+            if name and is_sqlalchemy(name, "aliased") and node.args:
+                return self.entity(node.args[0].value)
+            return None, None
+        qualified = self.qualify(node)
+        if qualified is None:
+            return None, None
+        table = self.catalog.lookup(qualified)
+        if table is not None:
+            return table, None
+        if qualified.endswith(".__table__"):
+            return self.catalog.lookup(qualified[: -len(".__table__")]), None
+        base, _, attr = qualified.rpartition(".")
+        for suffix in (".c", ".columns", ".__table__.c"):
+            if base.endswith(suffix):
+                owner = base[: -len(suffix)]
+                table = self.catalog.lookup(owner)
+                if table is not None:
+                    return table, attr
+        if base:
+            table = self.catalog.lookup(base)
+            if table is not None and not attr.startswith("_"):
+                return table, attr
+        return None, None
+
+    # -- consumption ---------------------------------------------------------------------------
+
+    def consume(self, states: Iterable[Statement]) -> None:
+        for state in states:
+            self.consumed.append(state)
+            current: int | None = state.id
+            while current is not None and current not in self.covered:
+                self.covered.add(current)
+                current = self.parents.get(current)
+
+    def new(self, state: Statement) -> Statement:
+        self.parents[state.id] = state.parent
+        if not state.statement_text and self.current_statement is not None:
+            state = replace(state, statement_text=" ".join(self._code_for(self.current_statement).split()))
+            self.parents[state.id] = state.parent
+        return state
+
+    def finish(self) -> list[Statement]:
+        """Statements recorded in source order; built-but-never-used ones count as used at the end."""
+        for states in self.env.values():
+            self.consume(s for s in states if s.id not in self.covered)
+        seen: set[tuple[Span, Span | None, Span | None]] = set()
+        ordered: list[Statement] = []
+        for state in self.consumed:
+            key = (state.span, state.lock.span if state.lock else None, state.write)
+            if key not in seen:
+                seen.add(key)
+                ordered.append(state)
+        return ordered
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def run(self, function: cst.FunctionDef) -> list[Statement]:
+        self.block(function.body)
+        return self.finish()
+
+    def block(self, body: cst.BaseSuite | Sequence[cst.CSTNode]) -> None:
+        if isinstance(body, cst.IndentedBlock):
+            items: Sequence[cst.CSTNode] = body.body
+        elif isinstance(body, cst.SimpleStatementSuite):
+            items = [body]
+        elif isinstance(body, cst.BaseSuite):
+            items = []
+        else:
+            items = body
+        for stmt in items:
+            self.statement(stmt)
+
+    def _branches(self, branches: list[Callable[[], None]], may_skip: bool) -> None:
+        start = dict(self.env)
+        results: list[dict[str, tuple[Statement, ...]]] = [start] if may_skip else []
+        for branch in branches:
+            self.env = dict(start)
+            branch()
+            results.append(self.env)
+        merged: dict[str, tuple[Statement, ...]] = {}
+        for env in results:
+            for name, states in env.items():
+                existing = merged.get(name, ())
+                merged[name] = existing + tuple(s for s in states if s not in existing)
+        self.env = {k: v[:8] for k, v in merged.items()}
+
+    def statement(self, stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in stmt.body:
+                self.current_statement = small
+                self.small(small)
+            self.current_statement = None
+        elif isinstance(stmt, cst.FunctionDef):
+            self.nested.append(stmt)
+        elif isinstance(stmt, cst.ClassDef):
+            return
+        elif isinstance(stmt, cst.If):
+            self.current_statement = stmt.test
+            self.consume(self.eval(stmt.test))
+            orelse = stmt.orelse
+            branches: list[Callable[[], None]] = [lambda: self.block(stmt.body)]
+            if orelse is not None:
+                branches.append(lambda: self.statement(orelse) if isinstance(orelse, cst.If) else self.block(orelse.body))
+            self._branches(branches, may_skip=orelse is None)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            head = stmt.iter if isinstance(stmt, cst.For) else stmt.test
+            self.current_statement = head
+            self.consume(self.eval(head))
+            if isinstance(stmt, cst.For):
+                self.unbind(stmt.target)
+            self._branches([lambda: self.block(stmt.body)], may_skip=True)
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body)
+        elif isinstance(stmt, (cst.Try, cst.TryStar)):
+            self.block(stmt.body)
+            handlers = [lambda h=h: self.block(h.body) for h in stmt.handlers]
+            if stmt.orelse is not None:
+                handlers.append(lambda: self.block(stmt.orelse.body))  # type: ignore[union-attr]
+            self._branches(handlers, may_skip=True)
+            if stmt.finalbody is not None:
+                self.block(stmt.finalbody.body)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                self.current_statement = item
+                states = self.eval(item.item)
+                if item.asname is not None:
+                    self.bind(item.asname.name, states)
+                else:
+                    self.consume(states)
+            self.block(stmt.body)
+        elif isinstance(stmt, cst.Match):
+            self.consume(self.eval(stmt.subject))
+            self._branches([lambda c=c: self.block(c.body) for c in stmt.cases], may_skip=True)
+        else:
+            for child in stmt.children:
+                if isinstance(child, cst.BaseSuite):
+                    self.block(child)
+
+    def bind(self, target: cst.BaseExpression | cst.BaseAssignTargetExpression, states: tuple[Statement, ...]) -> None:
+        if isinstance(target, cst.Name):
+            self.lists.pop(target.value, None)
+            if states:
+                self.env[target.value] = states
+            else:
+                self.env.pop(target.value, None)
+        else:
+            self.consume(states)
+            self.unbind(target)
+
+    def unbind(self, target: cst.CSTNode) -> None:
+        if isinstance(target, cst.Name):
+            self.env.pop(target.value, None)
+            self.lists.pop(target.value, None)
+        for child in target.children:
+            if isinstance(child, (cst.Name, cst.Tuple, cst.List, cst.Element, cst.StarredElement)):
+                self.unbind(child)
+
+    def small(self, node: cst.BaseSmallStatement) -> None:
+        if isinstance(node, cst.Assign):
+            value = node.value
+            states = self.eval(value)
+            for target in node.targets:
+                self.bind(target.target, states)
+            if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                if isinstance(value, (cst.List, cst.Tuple)):
+                    self.lists[node.targets[0].target.value] = [
+                        e.value for e in value.elements if isinstance(e, cst.Element)
+                    ]
+        elif isinstance(node, cst.AnnAssign):
+            states = self.eval(node.value) if node.value is not None else ()
+            self.bind(node.target, states)
+        elif isinstance(node, cst.AugAssign):
+            self.consume(self.eval(node.value))
+            self.unbind(node.target)
+        else:
+            self.consume(self.eval(node))
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    def eval(self, node: cst.CSTNode) -> tuple[Statement, ...]:
+        """The builder states ``node`` evaluates to; anything else it contains is consumed."""
+        if isinstance(node, cst.Call):
+            return self.call(node)
+        if isinstance(node, cst.Name):
+            return self.env.get(node.value, ())
+        if isinstance(node, cst.Await):
+            return self.eval(node.expression)
+        if isinstance(node, cst.IfExp):
+            self.consume(self.eval(node.test))
+            return self.eval(node.body) + self.eval(node.orelse)
+        if isinstance(node, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            return ()
+        for child in node.children:
+            self.consume(self.eval(child))
+        return ()
+
+    def _consume_args(self, call: cst.Call) -> None:
+        for arg in call.args:
+            self.consume(self.eval(arg.value))
+
+    def call(self, node: cst.Call) -> tuple[Statement, ...]:
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method in ("append", "extend") and isinstance(func.value, cst.Name) and func.value.value in self.lists:
+                bucket = self.lists[func.value.value]
+                for arg in _positional(node):
+                    if method == "append":
+                        bucket.append(arg.value)
+                    elif isinstance(arg.value, (cst.List, cst.Tuple)):
+                        bucket.extend(e.value for e in arg.value.elements if isinstance(e, cst.Element))
+                return ()
+            receiver = self.eval(func.value)
+            if receiver:
+                return self.method(receiver, method, node)
+            origin = self.attribute_origin(func, method, node)
+            if origin is not None:
+                return origin
+        qualified = self.qualify(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        if qualified:
+            if is_sqlalchemy(qualified, "select", "update", "delete", "insert"):
+                return self.origin(qualified.rsplit(".", 1)[-1], node)
+            if qualified in self.lock_helpers or qualified.rsplit(".", 1)[-1] in {
+                h.rsplit(".", 1)[-1] for h in self.lock_helpers if "." not in h
+            }:
+                return self.lock_helper(qualified, node)
+        self._consume_args(node)
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            self.consume(self.eval(func))
+        return ()
+
+    def origin(self, kind: str, node: cst.Call) -> tuple[Statement, ...]:
+        """``select(...)``, ``update(M)``, ``delete(M)``, ``insert(M)``."""
+        args = _positional(node)
+        span = self.span(node)
+        if kind == "select":
+            return (self.select_like("select", node, span),)
+        target_node = args[0].value if args else None
+        table, _col = self.entity(target_node) if target_node is not None else (None, None)
+        state = Statement(
+            kind=kind,
+            span=span,
+            target=table,
+            target_text=self.text(target_node) if target_node is not None else "",
+        )
+        if kind in ("update", "delete"):
+            state = replace(state, write=span, write_kind=kind.upper())
+            if len(args) > 1:  # legacy ``update(table, whereclause)``
+                state = self.add_where(state, [args[1].value])
+        return (self.new(state),)
+
+    def select_like(self, kind: str, node: cst.Call, span: Span) -> Statement:
+        entities: list[Table] = []
+        texts: list[str] = []
+        for arg in node.args:
+            if arg.keyword is not None:
+                continue
+            values = [arg.value]
+            if isinstance(arg.value, (cst.List, cst.Tuple)):  # legacy select([...])
+                values = [e.value for e in arg.value.elements if isinstance(e, cst.Element)]
+            for value in values:
+                inner = value
+                if isinstance(value, cst.Attribute) and value.attr.value in ("columns", "c") :
+                    inner = value.value
+                table, _col = self.entity(inner)
+                if table is not None:
+                    if table not in entities:
+                        entities.append(table)
+                else:
+                    texts.append(self.text(value))
+        target = entities[0] if entities else None
+        return self.new(
+            Statement(
+                kind=kind,
+                span=span,
+                target=target,
+                target_text=target.name if target else ", ".join(texts),
+                extra_entities=tuple(t.name for t in entities[1:]),
+            )
+        )
+
+    def attribute_origin(self, func: cst.Attribute, method: str, node: cst.Call) -> tuple[Statement, ...] | None:
+        """Origins spelled as a method call: ``session.query(M)``, ``M.__table__.update()``,
+        ``table.delete()``, ``session.get(M, pk, with_for_update=True)``."""
+        span = self.span(node)
+        if method == "query" and _positional(node):
+            return (self.select_like("query", node, span),)
+        if method == "get" and _positional(node) and _kw(node, "with_for_update") is not None:
+            args = _positional(node)
+            table, col = self.entity(args[0].value)
+            if table is None or col is not None:
+                self._consume_args(node)
+                return ()
+            lock_arg = _kw(node, "with_for_update")
+            lock = None
+            if lock_arg is not None and not (isinstance(lock_arg, cst.Name) and lock_arg.value in ("False", "None")):
+                lock = self.lock_from_options(lock_arg, self.span(func.attr, node), via="session.get")
+            preds = tuple(Predicate(table.name, col_name, EQ) for col_name in table.primary_key)
+            state = self.new(Statement(kind="get", span=span, target=table, target_text=table.name, predicates=preds, lock=lock))
+            self.consume((state,))
+            return ()
+        if method in _ORIGIN_METHODS:
+            table, col = self.entity(func.value)
+            if table is None or col is not None:
+                return None
+            state = Statement(kind=method, span=span, target=table, target_text=self.text(func.value))
+            if method in ("update", "delete"):
+                state = replace(state, write=span, write_kind=method.upper())
+            args = _positional(node)
+            if args and method != "insert":
+                state = self.add_where(state, [args[0].value])
+            where = _kw(node, "whereclause")
+            if where is not None:
+                state = self.add_where(state, [where])
+            return (self.new(state),)
+        return None
+
+    def lock_helper(self, qualified: str, node: cst.Call) -> tuple[Statement, ...]:
+        args = _positional(node)
+        states = self.eval(args[0].value) if args else ()
+        for arg in node.args[1:]:
+            self.consume(self.eval(arg.value))
+        lock = self.lock_from_call(node, self.span(node), via=qualified.rsplit(".", 1)[-1])
+        if not states:
+            unknown = Statement(
+                kind="select",
+                span=self.span(node),
+                target_text=self.text(args[0].value) if args else "",
+                lock=lock,
+            )
+            self.consume((self.new(unknown),))
+            return ()
+        return tuple(self.new(s.derive(lock=lock)) for s in states)
+
+    def lock_from_call(self, call: cst.Call, span: Span, via: str) -> LockClause:
+        of_node = _kw(call, "of")
+        return LockClause(
+            span=span,
+            read=_truthy(_kw(call, "read")),
+            skip_locked=_truthy(_kw(call, "skip_locked")),
+            nowait=_truthy(_kw(call, "nowait")),
+            of=self.of_tables(of_node) if of_node is not None else None,
+            via=via,
+        )
+
+    def lock_from_options(self, node: cst.BaseExpression, span: Span, via: str) -> LockClause:
+        """``with_for_update=True`` or the dict form ``{"of": M, "skip_locked": True}``."""
+        if isinstance(node, cst.Dict):
+            options: dict[str, cst.BaseExpression] = {}
+            for element in node.elements:
+                if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+                    options[element.key.evaluated_value if isinstance(element.key.evaluated_value, str) else ""] = element.value
+            of_node = options.get("of")
+            return LockClause(
+                span=span,
+                read=_truthy(options.get("read")),
+                skip_locked=_truthy(options.get("skip_locked")),
+                nowait=_truthy(options.get("nowait")),
+                of=self.of_tables(of_node) if of_node is not None else None,
+                via=via,
+            )
+        return LockClause(span=span, via=via)
+
+    def of_tables(self, node: cst.BaseExpression) -> tuple[str, ...]:
+        values = [node]
+        if isinstance(node, (cst.List, cst.Tuple)):
+            values = [e.value for e in node.elements if isinstance(e, cst.Element)]
+        names = []
+        for value in values:
+            table, _col = self.entity(value)
+            names.append(table.name if table else self.text(value))
+        return tuple(names)
+
+    def method(self, receiver: tuple[Statement, ...], method: str, node: cst.Call) -> tuple[Statement, ...]:
+        if method in ("where", "filter"):
+            values = self.condition_nodes(node)
+            return tuple(self.new(self.add_where(s.derive(), values)) for s in receiver)
+        if method == "filter_by":
+            out = []
+            for s in receiver:
+                preds = list(s.predicates)
+                for arg in node.args:
+                    if arg.keyword is not None and s.target is not None:
+                        preds.append(Predicate(s.target.name, arg.keyword.value, EQ))
+                    self.consume(self.eval(arg.value))
+                out.append(self.new(s.derive(predicates=tuple(preds))))
+            return tuple(out)
+        if method == "order_by":
+            args = _positional(node)
+            if len(args) == 1 and isinstance(args[0].value, cst.Name) and args[0].value.value == "None":
+                return tuple(self.new(s.derive(order_by=())) for s in receiver)
+            terms = tuple(t for a in args for t in self.order_terms(a.value))
+            return tuple(self.new(s.derive(order_by=s.order_by + terms)) for s in receiver)
+        if method == "limit":
+            args = _positional(node)
+            one = bool(args) and isinstance(args[0].value, cst.Integer) and args[0].value.value == "1"
+            return tuple(self.new(s.derive(limit_one=one)) for s in receiver)
+        if method == "with_for_update":
+            lock = self.lock_from_call(node, self.span(node.func.attr, node), via="with_for_update")  # type: ignore[attr-defined]
+            return tuple(self.new(s.derive(lock=lock)) for s in receiver)
+        if method in ("join", "outerjoin", "select_from", "join_from", "outerjoin_from"):
+            joined: list[str] = []
+            for arg in _positional(node):
+                table, col = self.entity(arg.value)
+                if table is not None and col is None:
+                    joined.append(table.name)
+            return tuple(self.new(s.derive(joins=s.joins + tuple(j for j in joined if j not in s.joins))) for s in receiver)
+        if method in ("update", "delete") and all(s.kind == "query" for s in receiver):
+            span = self.span(node.func.attr, node)  # type: ignore[attr-defined]
+            for arg in node.args:
+                self.consume(self.eval(arg.value))
+            self.consume(self.new(s.derive(write=span, write_kind=method.upper())) for s in receiver)
+            return ()
+        if method == "first" and all(s.kind == "query" for s in receiver):
+            self.consume(self.new(s.derive(limit_one=True)) for s in receiver)
+            return ()
+        if method in _PASSTHROUGH:
+            self._consume_args(node)
+            return receiver
+        self._consume_args(node)
+        self.consume(receiver)
+        return ()
+
+    def order_terms(self, node: cst.BaseExpression) -> list[tuple[str, str, bool]]:
+        desc = False
+        target = node
+        if isinstance(node, cst.Call):
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("asc", "desc", "nulls_first", "nulls_last", "nullsfirst", "nullslast"):
+                desc = node.func.attr.value == "desc"
+                target = node.func.value
+                if isinstance(target, cst.Call) and isinstance(target.func, cst.Attribute) and target.func.attr.value in ("asc", "desc"):
+                    desc = target.func.attr.value == "desc"
+                    target = target.func.value
+            elif node.args:
+                name = self.qualify(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+                if name and is_sqlalchemy(name, "asc", "desc"):
+                    desc = name.endswith("desc")
+                    target = node.args[0].value
+        table, col = self.entity(target)
+        if table is not None and col is not None:
+            return [(table.name, col, desc)]
+        self.consume(self.eval(node))
+        return [("", self.text(node), desc)]
+
+    # -- WHERE clauses -------------------------------------------------------------------------
+
+    def condition_nodes(self, call: cst.Call) -> list[cst.BaseExpression | None]:
+        """The condition expressions of a ``where``/``filter`` call; ``None`` marks one we cannot see."""
+        values: list[cst.BaseExpression | None] = []
+        for arg in call.args:
+            if arg.star == "*":
+                if isinstance(arg.value, cst.Name) and arg.value.value in self.lists:
+                    values.extend(self.lists[arg.value.value])
+                elif isinstance(arg.value, (cst.List, cst.Tuple)):
+                    values.extend(e.value for e in arg.value.elements if isinstance(e, cst.Element))
+                else:
+                    values.append(None)
+            elif arg.keyword is None:
+                values.append(arg.value)
+        return values
+
+    def add_where(self, state: Statement, values: Sequence[cst.BaseExpression | None]) -> Statement:
+        preds = list(state.predicates)
+        opaque = state.opaque_where
+        for value in values:
+            if value is None:
+                opaque = True
+                continue
+            if self.conjuncts(value, preds):
+                opaque = True
+        return replace(state, predicates=tuple(preds), opaque_where=opaque)
+
+    def _sa_call(self, node: cst.BaseExpression, *names: str) -> bool:
+        if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+            name = self.qualify(node.func)
+            return bool(name and is_sqlalchemy(name, *names))
+        return False
+
+    def conjuncts(self, node: cst.BaseExpression, preds: list[Predicate]) -> bool:
+        """Add the predicates of one top-level condition; True if part of it cannot be read."""
+        if isinstance(node, cst.Call) and self._sa_call(node, "and_"):
+            opaque = False
+            for arg in node.args:
+                if arg.star == "*":
+                    if isinstance(arg.value, cst.Name) and arg.value.value in self.lists:
+                        for item in self.lists[arg.value.value]:
+                            opaque |= self.conjuncts(item, preds)
+                    else:
+                        opaque = True
+                else:
+                    opaque |= self.conjuncts(arg.value, preds)
+            return opaque
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitAnd):
+            return self.conjuncts(node.left, preds) | self.conjuncts(node.right, preds)
+        if isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
+            target = node.comparisons[0]
+            left = self.column_of(node.left)
+            right = self.column_of(target.comparator)
+            if isinstance(target.operator, cst.Equal):
+                if left and right:
+                    preds.append(Predicate(*left, JOIN))
+                    preds.append(Predicate(*right, JOIN))
+                    return False
+                if left or right:
+                    col = left or right
+                    assert col is not None
+                    other = target.comparator if left else node.left
+                    self.consume(self.eval(other))
+                    preds.append(Predicate(*col, EQ))
+                    return False
+                self.consume(self.eval(node))
+                return True
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "in_":
+            subject = node.func.value
+            cols: list[tuple[str, str]] = []
+            if self._sa_call(subject, "tuple_"):
+                assert isinstance(subject, cst.Call)
+                cols = [c for c in (self.column_of(a.value) for a in subject.args) if c]
+            else:
+                col = self.column_of(subject)
+                cols = [col] if col else []
+            if cols:
+                self._consume_args(node)
+                preds.extend(Predicate(*c, IN) for c in cols)
+                return False
+        if self._sa_call(node, "text", "literal_column"):
+            return True
+        found = self.columns_in(node)
+        self.consume(self.eval(node))
+        if not found:
+            return True
+        preds.extend(Predicate(t, c, OTHER) for t, c in found)
+        return False
+
+    def column_of(self, node: cst.BaseExpression) -> tuple[str, str] | None:
+        table, col = self.entity(node)
+        if table is not None and col is not None:
+            return table.name, col
+        return None
+
+    def columns_in(self, node: cst.CSTNode) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        if isinstance(node, (cst.Attribute, cst.Name)):
+            col = self.column_of(node)
+            if col:
+                return [col]
+            if isinstance(node, cst.Name):
+                return []
+        for child in node.children:
+            for col in self.columns_in(child):
+                if col not in found:
+                    found.append(col)
+        return found
+
+    def text(self, node: cst.CSTNode) -> str:
+        return " ".join(self._code_for(node).split())

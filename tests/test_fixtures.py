@@ -1,0 +1,79 @@
+"""Every fixture file carries its expected findings as ``# expect: CODE`` comments on the
+reported lines; this test checks each file for exactly those codes on exactly those lines."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint.config import Config, apply_settings
+from lockorder_lint.engine import Project
+from lockorder_lint.runner import check_path, make_project
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>LCK\d{3}(?:\s*,\s*LCK\d{3})*)")
+FIXTURE_CONFIG = re.compile(r"^# fixture-config: (?P<toml>.*)$", re.MULTILINE)
+
+
+def fixture_files() -> list[Path]:
+    return sorted(
+        p for p in FIXTURES.rglob("*.py") if p.name not in ("__init__.py", "models.py") and "__pycache__" not in p.parts
+    )
+
+
+def expected_findings(text: str) -> set[tuple[int, str]]:
+    expected = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        match = EXPECT.search(line)
+        if match:
+            for code in re.split(r"\s*,\s*", match.group("codes")):
+                expected.add((lineno, code))
+    return expected
+
+
+def fixture_config(text: str) -> Config:
+    settings: dict[str, object] = {}
+    for match in FIXTURE_CONFIG.finditer(text):
+        settings.update(tomllib.loads(match.group("toml")))
+    return apply_settings(Config(), settings, "fixture")
+
+
+_BASE_PROJECT: dict[str, Project] = {}
+
+
+def project_for(config: Config) -> Project:
+    base = _BASE_PROJECT.get("base")
+    if base is None:
+        base = _BASE_PROJECT["base"] = make_project(FIXTURES, Config())
+    return Project(root=FIXTURES, config=config, catalog=base.catalog)
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_fixture_findings_are_exactly_the_marked_ones(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    project = project_for(fixture_config(text))
+    result = check_path(path, str(path), project)
+    assert result.errors == []
+    actual = {(f.line, f.code) for f in result.findings}
+    assert actual == expected_findings(text), "\n".join(
+        f"{f.line}:{f.column} {f.code} {f.message}" for f in result.findings
+    )
+
+
+def test_every_rule_has_positive_and_negative_fixtures() -> None:
+    from lockorder_lint.rules import ALL_RULES
+
+    for rule in ALL_RULES:
+        files = sorted((FIXTURES / "rules").glob(f"{rule.code}_*.py"))
+        assert files, f"no fixtures for {rule.code}"
+        marked = [f for f in files if any(code == rule.code for _, code in expected_findings(f.read_text()))]
+        assert marked, f"no positive fixture for {rule.code}"
+        assert any(f.name.endswith("_ok.py") for f in files), f"no negative fixture for {rule.code}"
