@@ -25,7 +25,9 @@ FIXTURE_CONFIG = re.compile(r"^# fixture-config: (?P<toml>.*)$", re.MULTILINE)
 
 def fixture_files() -> list[Path]:
     return sorted(
-        p for p in FIXTURES.rglob("*.py") if p.name not in ("__init__.py", "models.py") and "__pycache__" not in p.parts
+        p
+        for p in FIXTURES.rglob("*.py")
+        if p.name not in ("__init__.py", "models.py") and "__pycache__" not in p.parts
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockorder_lint.config import DeclaredTable
-from lockorder_lint.names import Resolver, import_aliases, is_sqlalchemy, module_name
+from lockorder_lint.names import Resolver, import_aliases, module_name
 
 # A file that matches none of these cannot declare a table.
 MODEL_HINT = re.compile(rb"__tablename__|Table\(|__table__\s*=")
@@ -44,15 +44,15 @@ class Table:
         more than ``IN`` or a range, and on a tie a unique index wins, as a planner would pick.
         """
         ops: dict[str, str] = {}
-        for column, op in predicates:
+        for column, how in predicates:
             if ops.get(column) != "eq":
-                ops[column] = op
+                ops[column] = how
         best: Index | None = None
         best_score = (0, False)
         for index in self.indexes:
             score = 0
             for col in index.columns:
-                op = ops.get(col)
+                op: str | None = ops.get(col)
                 if op is None or op == "join":
                     break
                 score += 2 if op == "eq" else 1
@@ -137,7 +137,12 @@ def _column_from_call(call: ast.Call, key: str | None) -> tuple[str, tuple[str, 
     key = key or name
     if key is None:
         return None
-    return key, (name or key, _kw_true(call, "primary_key"), _kw_true(call, "index"), _kw_true(call, "unique"))
+    return key, (
+        name or key,
+        _kw_true(call, "primary_key"),
+        _kw_true(call, "index"),
+        _kw_true(call, "unique"),
+    )
 
 
 def _constraint_columns(call: ast.Call, names: dict[str, str]) -> list[str]:
@@ -211,7 +216,9 @@ def _read_table_call(call: ast.Call, qualname: str, resolver: Resolver, location
     return _TableDecl(qualname, tablename, columns, indexes, pk, location)
 
 
-def _read_class(node: ast.ClassDef, module: str, resolver: Resolver, path: str) -> tuple[_ClassDecl, _TableDecl | None]:
+def _read_class(
+    node: ast.ClassDef, module: str, resolver: Resolver, path: str
+) -> tuple[_ClassDecl, _TableDecl | None]:
     tablename: str | None = None
     columns: dict[str, tuple[str, bool, bool, bool]] = {}
     indexes: list[tuple[str | None, list[str], bool]] = []
@@ -235,7 +242,9 @@ def _read_class(node: ast.ClassDef, module: str, resolver: Resolver, path: str) 
         elif target == "__table__":
             called = _call_name(value, resolver)
             if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
-                inline_table = _read_table_call(value, qualname + ".__table__", resolver, f"{path}:{stmt.lineno}")
+                inline_table = _read_table_call(
+                    value, qualname + ".__table__", resolver, f"{path}:{stmt.lineno}"
+                )
                 table_var = qualname + ".__table__"
             else:
                 dotted = _dotted(value)
@@ -292,7 +301,9 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
                     for tgt in targets:
                         name = _dotted(tgt)
                         if name and "." not in name:
-                            decl_t = _read_table_call(value, f"{prefix}.{name}", resolver, f"{display_path}:{node.lineno}")
+                            decl_t = _read_table_call(
+                                value, f"{prefix}.{name}", resolver, f"{display_path}:{node.lineno}"
+                            )
                             if decl_t:
                                 models.tables.append(decl_t)
             elif isinstance(node, (ast.If, ast.Try)):
@@ -312,9 +323,7 @@ class Catalog:
         self._by_short: dict[str, list[str]] = {}
 
     @classmethod
-    def build(
-        cls, files: Iterable[FileModels], declared: dict[str, DeclaredTable] | None = None
-    ) -> Catalog:
+    def build(cls, files: Iterable[FileModels], declared: dict[str, DeclaredTable] | None = None) -> Catalog:
         catalog = cls()
         classes: dict[str, _ClassDecl] = {}
         table_decls: dict[str, _TableDecl] = {}
@@ -364,7 +373,11 @@ class Catalog:
                 if not table.primary_key:
                     for base in decl.bases:  # joined inheritance shares the parent's key
                         parent = find_class(base)
-                        parent_table = table_of(parent, seen | {decl.qualname}) if parent and parent.qualname not in seen else None
+                        parent_table = (
+                            table_of(parent, seen | {decl.qualname})
+                            if parent and parent.qualname not in seen
+                            else None
+                        )
                         if parent_table and parent_table.primary_key:
                             table.primary_key = parent_table.primary_key
                             break

@@ -39,10 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to report")
     parser.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to skip")
-    parser.add_argument("--config", type=Path, help="configuration file (default: pyproject.toml at the project root)")
+    parser.add_argument(
+        "--config", type=Path, help="configuration file (default: pyproject.toml at the project root)"
+    )
     parser.add_argument("--project-root", type=Path, help="root whose models form the catalog")
-    parser.add_argument("--show-unknown", action="store_true", help="list statements on tables the catalog does not know")
-    parser.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count; 1 = in-process)")
+    parser.add_argument(
+        "--show-unknown", action="store_true", help="list statements on tables the catalog does not know"
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count; 1 = in-process)"
+    )
     parser.add_argument("--version", action="version", version=f"lockorder-lint {__version__}")
     return parser
 
@@ -87,7 +93,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
                 "table": t.name,
                 "classes": t.classes,
                 "primary_key": list(t.primary_key),
-                "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes],
+                "indexes": [
+                    {"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes
+                ],
                 "defined_at": t.locations,
             }
             for t in tables
@@ -112,7 +120,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     code = str(args.paths[0]).upper()
     rule = RULES_BY_CODE.get(code) or next((r for r in ALL_RULES if r.name == code.lower()), None)
     if rule is None:
-        print(f"lockorder-lint explain: unknown rule {code}; known: {', '.join(RULES_BY_CODE)}", file=sys.stderr)
+        print(
+            f"lockorder-lint explain: unknown rule {code}; known: {', '.join(RULES_BY_CODE)}", file=sys.stderr
+        )
         return EXIT_ERROR
     page = page_path(rule.code)
     if page is None:
@@ -124,7 +134,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_rules(args: argparse.Namespace) -> int:
     if args.format == "json":
-        print(json.dumps([{"code": r.code, "name": r.name, "summary": r.summary} for r in ALL_RULES], indent=2))
+        print(
+            json.dumps([{"code": r.code, "name": r.name, "summary": r.summary} for r in ALL_RULES], indent=2)
+        )
     else:
         for rule in ALL_RULES:
             print(f"{rule.code}  {rule.name:<28} {rule.summary}")

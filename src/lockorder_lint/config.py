@@ -1,4 +1,4 @@
-"""Configuration from ``[tool.lockorder-lint]``: validated strictly, so a typo never silently disables a rule."""
+"""Configuration from ``[tool.lockorder-lint]``, validated strictly: a typo never silently disables a rule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lockorder_lint.resources import preset_path
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 SECTION = "lockorder-lint"
 KNOWN_DIALECTS = ("postgresql", "mysql")
@@ -99,8 +99,7 @@ def _declared_tables(value: Any, where: str) -> tuple[tuple[str, DeclaredTable],
         if not isinstance(indexes_raw, Mapping):
             raise ConfigError(f"{where}: `{key}.indexes` must map index names to column lists")
         indexes = tuple(
-            (iname, _str_list(cols, f"{key}.indexes.{iname}", where))
-            for iname, cols in indexes_raw.items()
+            (iname, _str_list(cols, f"{key}.indexes.{iname}", where)) for iname, cols in indexes_raw.items()
         )
         result.append((name, DeclaredTable(pk, indexes)))
     return tuple(result)
@@ -110,8 +109,7 @@ def _per_file_ignores(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: `per-file-ignores` must map glob patterns to lists of codes")
     return tuple(
-        (pattern, _str_list(codes, f"per-file-ignores.{pattern}", where))
-        for pattern, codes in value.items()
+        (pattern, _str_list(codes, f"per-file-ignores.{pattern}", where)) for pattern, codes in value.items()
     )
 
 
@@ -159,7 +157,8 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.catalog import Catalog, FileModels, read_models
 from lockorder_lint.config import Config
 from lockorder_lint.findings import FileError, Finding, Skipped
-from lockorder_lint.names import Resolver, import_aliases, module_name
+from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
 from lockorder_lint.noqa import suppressed
 from lockorder_lint.rules import ALL_RULES, Rule
 from lockorder_lint.units import Candidate, candidate_functions, module_level_names, snippet_for
@@ -106,7 +106,10 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         result.errors.append(FileError(display, 0, f"cannot parse: {exc}"))
         return result
     module = module_name(path, project.root)
-    resolver = Resolver(module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree))
+    resolver = Resolver(
+        module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
+    )
+    assignment_aliases(tree, resolver)
     candidates = candidate_functions(tree, module, hits)
     if not candidates:
         return result
@@ -135,7 +138,9 @@ def describe_failure(exc: BaseException) -> str:
     return f"internal error: {name}: {exc}"
 
 
-def analyse_candidate(lines: Sequence[str], candidate: Candidate, resolver: Resolver, project: Project) -> list[Unit]:
+def analyse_candidate(
+    lines: Sequence[str], candidate: Candidate, resolver: Resolver, project: Project
+) -> list[Unit]:
     """Parse one candidate function with libcst and follow its statements (and nested functions')."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
@@ -146,7 +151,7 @@ def analyse_candidate(lines: Sequence[str], candidate: Candidate, resolver: Reso
     module = cst.parse_module(snippet)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
-    first = module.body[0]
+    first: cst.CSTNode = module.body[0]
     if isinstance(first, cst.If) and isinstance(first.body, cst.IndentedBlock):
         first = first.body.body[0]
     if not isinstance(first, cst.FunctionDef):
@@ -170,7 +175,9 @@ def analyse_candidate(lines: Sequence[str], candidate: Candidate, resolver: Reso
     return units
 
 
-def _apply_rules(units: list[Unit], project: Project, display: str, lines: Sequence[str], result: FileResult) -> None:
+def _apply_rules(
+    units: list[Unit], project: Project, display: str, lines: Sequence[str], result: FileResult
+) -> None:
     from lockorder_lint.rules.base import RuleContext
 
     context = RuleContext(project.config)
@@ -201,11 +208,17 @@ def _apply_rules(units: list[Unit], project: Project, display: str, lines: Seque
         _note_unknown(statement, display, seen, result)
 
 
-def _note_unknown(statement: Statement, display: str, seen: set[tuple[int, int, str]], result: FileResult) -> None:
+def _note_unknown(
+    statement: Statement, display: str, seen: set[tuple[int, int, str]], result: FileResult
+) -> None:
     span = statement.write or (statement.lock.span if statement.lock else statement.span)
     kind = statement.write_kind or ("FOR SHARE" if statement.lock and statement.lock.read else "FOR UPDATE")
     if statement.target is not None:
-        target = f"{statement.target.name} (WHERE clause built elsewhere)" if statement.target.primary_key else f"{statement.target.name} (no primary key declared)"
+        target = (
+            f"{statement.target.name} (WHERE clause built elsewhere)"
+            if statement.target.primary_key
+            else f"{statement.target.name} (no primary key declared)"
+        )
     else:
         target = statement.target_text or "?"
     key = (span.line, span.column, kind)
@@ -219,7 +232,7 @@ def _rule_applies(rule: Rule, display: str, project: Project) -> bool:
     import fnmatch
 
     for pattern, codes in project.config.per_file_ignores:
-        if fnmatch.fnmatch(display, pattern) or fnmatch.fnmatch(Path(display).name, pattern):
-            if any(rule.code.startswith(code) for code in codes):
-                return False
+        matches = fnmatch.fnmatch(display, pattern) or fnmatch.fnmatch(Path(display).name, pattern)
+        if matches and any(rule.code.startswith(code) for code in codes):
+            return False
     return True

@@ -10,9 +10,23 @@ from pathlib import Path
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 SKIPPED_DIRS = frozenset(
     {
-        ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "build", "dist",
-        "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".lockorder_cache",
-        "site-packages", ".eggs",
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "build",
+        "dist",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".lockorder_cache",
+        "site-packages",
+        ".eggs",
     }
 )
 
@@ -64,7 +78,9 @@ def iter_python_files(paths: Iterable[Path], root: Path, exclude: Iterable[str])
                     and not is_excluded(base / d, root, exclude)
                 )
                 found.extend(
-                    base / f for f in filenames if f.endswith((".py", ".pyi")) and not is_excluded(base / f, root, exclude)
+                    base / f
+                    for f in filenames
+                    if f.endswith((".py", ".pyi")) and not is_excluded(base / f, root, exclude)
                 )
             yield from sorted(found)
         elif not is_excluded(path, root, exclude):

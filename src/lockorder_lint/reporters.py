@@ -29,7 +29,9 @@ def summary(findings: int, files: int, unknown: int, errors: int) -> str:
     noun = "finding" if findings == 1 else "findings"
     parts = [f"{findings} {noun} in {files} file{'s' if files != 1 else ''} checked"]
     if unknown:
-        parts.append(f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)")
+        parts.append(
+            f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)"
+        )
     if errors:
         parts.append(f"{errors} file error{'s' if errors != 1 else ''}")
     return "; ".join(parts) + "\n"

@@ -96,9 +96,7 @@ class Statement:
         """True when every primary-key column is ``==`` or ``in_`` in a top-level conjunct."""
         if not self.target or not self.target.primary_key:
             return False
-        pinned = {
-            p.column for p in self.predicates if p.table == self.target.name and p.op in (EQ, IN)
-        }
+        pinned = {p.column for p in self.predicates if p.table == self.target.name and p.op in (EQ, IN)}
         return all(col in pinned for col in self.target.primary_key)
 
     def ordered_by_primary_key(self) -> bool:
@@ -109,7 +107,7 @@ class Statement:
         leading = self.order_by[: len(pk)]
         return len(leading) == len(pk) and all(
             table == self.target.name and col == want and not desc
-            for (table, col, desc), want in zip(leading, pk)
+            for (table, col, desc), want in zip(leading, pk, strict=True)
         )
 
 
@@ -123,18 +121,18 @@ class Unit:
     unknown: list[Statement]
 
 
+# Builder methods that do not change which rows are reached or how they are locked. Any other
+# method on a statement (``all``, ``scalars``, ``subquery``...) hands the statement on: it is used.
 _PASSTHROUGH = frozenset(
-    """values execution_options options returning params correlate correlate_except distinct
-    group_by having offset prefix_with suffix_with with_hint ordered_values inline add_columns
-    with_only_columns enable_eagerloads populate_existing set_label_style autoflush
-    execution_options reduce_columns with_statement_hint join_from outerjoin_from
-    union_all_with with_entities add_entity enable_assertions with_parent filter_by_kw
-    limit_by label""".split()
-)
-_TERMINAL = frozenset(
-    """all one one_or_none scalar scalars count exists subquery cte scalar_subquery alias
-    yield_per unique mappings iterator partitions fetchall fetchone""".split()
-)
+    {
+        "values", "execution_options", "options", "returning", "params", "correlate",
+        "correlate_except", "distinct", "group_by", "having", "offset", "prefix_with",
+        "suffix_with", "with_hint", "ordered_values", "inline", "add_columns",
+        "with_only_columns", "enable_eagerloads", "populate_existing", "set_label_style",
+        "autoflush", "reduce_columns", "with_statement_hint", "with_entities", "add_entity",
+        "with_parent",
+    }
+)  # fmt: skip
 _ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
 
 
@@ -286,24 +284,22 @@ class FunctionEvaluator:
         self.block(function.body)
         return self.finish()
 
-    def block(self, body: cst.BaseSuite | Sequence[cst.CSTNode]) -> None:
-        if isinstance(body, cst.IndentedBlock):
-            items: Sequence[cst.CSTNode] = body.body
-        elif isinstance(body, cst.SimpleStatementSuite):
-            items = [body]
-        elif isinstance(body, cst.BaseSuite):
-            items = []
-        else:
-            items = body
+    def block(self, body: cst.BaseSuite) -> None:
+        items: Sequence[cst.CSTNode] = body.body if isinstance(body, cst.IndentedBlock) else [body]
         for stmt in items:
             self.statement(stmt)
 
-    def _branches(self, branches: list[Callable[[], None]], may_skip: bool) -> None:
+    def _branches(self, branches: Sequence[cst.CSTNode], may_skip: bool) -> None:
+        """Evaluate alternative blocks from the same state; afterwards a name may hold any of
+        the statements it held at the end of any branch (or before, if all can be skipped)."""
         start = dict(self.env)
         results: list[dict[str, tuple[Statement, ...]]] = [start] if may_skip else []
         for branch in branches:
             self.env = dict(start)
-            branch()
+            if isinstance(branch, cst.BaseSuite):
+                self.block(branch)
+            else:
+                self.statement(branch)  # an ``elif``
             results.append(self.env)
         merged: dict[str, tuple[Statement, ...]] = {}
         for env in results:
@@ -326,9 +322,9 @@ class FunctionEvaluator:
             self.current_statement = stmt.test
             self.consume(self.eval(stmt.test))
             orelse = stmt.orelse
-            branches: list[Callable[[], None]] = [lambda: self.block(stmt.body)]
+            branches: list[cst.CSTNode] = [stmt.body]
             if orelse is not None:
-                branches.append(lambda: self.statement(orelse) if isinstance(orelse, cst.If) else self.block(orelse.body))
+                branches.append(orelse if isinstance(orelse, cst.If) else orelse.body)
             self._branches(branches, may_skip=orelse is None)
         elif isinstance(stmt, (cst.For, cst.While)):
             head = stmt.iter if isinstance(stmt, cst.For) else stmt.test
@@ -336,14 +332,14 @@ class FunctionEvaluator:
             self.consume(self.eval(head))
             if isinstance(stmt, cst.For):
                 self.unbind(stmt.target)
-            self._branches([lambda: self.block(stmt.body)], may_skip=True)
+            self._branches([stmt.body], may_skip=True)
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body)
         elif isinstance(stmt, (cst.Try, cst.TryStar)):
             self.block(stmt.body)
-            handlers = [lambda h=h: self.block(h.body) for h in stmt.handlers]
+            handlers: list[cst.CSTNode] = [h.body for h in stmt.handlers]
             if stmt.orelse is not None:
-                handlers.append(lambda: self.block(stmt.orelse.body))  # type: ignore[union-attr]
+                handlers.append(stmt.orelse.body)
             self._branches(handlers, may_skip=True)
             if stmt.finalbody is not None:
                 self.block(stmt.finalbody.body)
@@ -358,13 +354,15 @@ class FunctionEvaluator:
             self.block(stmt.body)
         elif isinstance(stmt, cst.Match):
             self.consume(self.eval(stmt.subject))
-            self._branches([lambda c=c: self.block(c.body) for c in stmt.cases], may_skip=True)
+            self._branches([c.body for c in stmt.cases], may_skip=True)
         else:
             for child in stmt.children:
                 if isinstance(child, cst.BaseSuite):
                     self.block(child)
 
-    def bind(self, target: cst.BaseExpression | cst.BaseAssignTargetExpression, states: tuple[Statement, ...]) -> None:
+    def bind(
+        self, target: cst.BaseExpression | cst.BaseAssignTargetExpression, states: tuple[Statement, ...]
+    ) -> None:
         if isinstance(target, cst.Name):
             self.lists.pop(target.value, None)
             if states:
@@ -387,13 +385,15 @@ class FunctionEvaluator:
         if isinstance(node, cst.Assign):
             value = node.value
             states = self.eval(value)
-            for target in node.targets:
-                self.bind(target.target, states)
-            if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-                if isinstance(value, (cst.List, cst.Tuple)):
-                    self.lists[node.targets[0].target.value] = [
-                        e.value for e in value.elements if isinstance(e, cst.Element)
-                    ]
+            for assign_target in node.targets:
+                self.bind(assign_target.target, states)
+            first = node.targets[0].target
+            if (
+                len(node.targets) == 1
+                and isinstance(first, cst.Name)
+                and isinstance(value, (cst.List, cst.Tuple))
+            ):
+                self.lists[first.value] = [e.value for e in value.elements if isinstance(e, cst.Element)]
         elif isinstance(node, cst.AnnAssign):
             states = self.eval(node.value) if node.value is not None else ()
             self.bind(node.target, states)
@@ -430,7 +430,11 @@ class FunctionEvaluator:
         func = node.func
         if isinstance(func, cst.Attribute):
             method = func.attr.value
-            if method in ("append", "extend") and isinstance(func.value, cst.Name) and func.value.value in self.lists:
+            if (
+                method in ("append", "extend")
+                and isinstance(func.value, cst.Name)
+                and func.value.value in self.lists
+            ):
                 bucket = self.lists[func.value.value]
                 for arg in _positional(node):
                     if method == "append":
@@ -488,7 +492,7 @@ class FunctionEvaluator:
                 values = [e.value for e in arg.value.elements if isinstance(e, cst.Element)]
             for value in values:
                 inner = value
-                if isinstance(value, cst.Attribute) and value.attr.value in ("columns", "c") :
+                if isinstance(value, cst.Attribute) and value.attr.value in ("columns", "c"):
                     inner = value.value
                 table, _col = self.entity(inner)
                 if table is not None:
@@ -507,7 +511,9 @@ class FunctionEvaluator:
             )
         )
 
-    def attribute_origin(self, func: cst.Attribute, method: str, node: cst.Call) -> tuple[Statement, ...] | None:
+    def attribute_origin(
+        self, func: cst.Attribute, method: str, node: cst.Call
+    ) -> tuple[Statement, ...] | None:
         """Origins spelled as a method call: ``session.query(M)``, ``M.__table__.update()``,
         ``table.delete()``, ``session.get(M, pk, with_for_update=True)``."""
         span = self.span(node)
@@ -521,10 +527,16 @@ class FunctionEvaluator:
                 return ()
             lock_arg = _kw(node, "with_for_update")
             lock = None
-            if lock_arg is not None and not (isinstance(lock_arg, cst.Name) and lock_arg.value in ("False", "None")):
+            if lock_arg is not None and not (
+                isinstance(lock_arg, cst.Name) and lock_arg.value in ("False", "None")
+            ):
                 lock = self.lock_from_options(lock_arg, self.span(func.attr, node), via="session.get")
             preds = tuple(Predicate(table.name, col_name, EQ) for col_name in table.primary_key)
-            state = self.new(Statement(kind="get", span=span, target=table, target_text=table.name, predicates=preds, lock=lock))
+            state = self.new(
+                Statement(
+                    kind="get", span=span, target=table, target_text=table.name, predicates=preds, lock=lock
+                )
+            )
             self.consume((state,))
             return ()
         if method in _ORIGIN_METHODS:
@@ -577,7 +589,9 @@ class FunctionEvaluator:
             options: dict[str, cst.BaseExpression] = {}
             for element in node.elements:
                 if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
-                    options[element.key.evaluated_value if isinstance(element.key.evaluated_value, str) else ""] = element.value
+                    options[
+                        element.key.evaluated_value if isinstance(element.key.evaluated_value, str) else ""
+                    ] = element.value
             of_node = options.get("of")
             return LockClause(
                 span=span,
@@ -632,7 +646,10 @@ class FunctionEvaluator:
                 table, col = self.entity(arg.value)
                 if table is not None and col is None:
                     joined.append(table.name)
-            return tuple(self.new(s.derive(joins=s.joins + tuple(j for j in joined if j not in s.joins))) for s in receiver)
+            return tuple(
+                self.new(s.derive(joins=s.joins + tuple(j for j in joined if j not in s.joins)))
+                for s in receiver
+            )
         if method in ("update", "delete") and all(s.kind == "query" for s in receiver):
             span = self.span(node.func.attr, node)  # type: ignore[attr-defined]
             for arg in node.args:
@@ -653,10 +670,21 @@ class FunctionEvaluator:
         desc = False
         target = node
         if isinstance(node, cst.Call):
-            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("asc", "desc", "nulls_first", "nulls_last", "nullsfirst", "nullslast"):
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in (
+                "asc",
+                "desc",
+                "nulls_first",
+                "nulls_last",
+                "nullsfirst",
+                "nullslast",
+            ):
                 desc = node.func.attr.value == "desc"
                 target = node.func.value
-                if isinstance(target, cst.Call) and isinstance(target.func, cst.Attribute) and target.func.attr.value in ("asc", "desc"):
+                if (
+                    isinstance(target, cst.Call)
+                    and isinstance(target.func, cst.Attribute)
+                    and target.func.attr.value in ("asc", "desc")
+                ):
                     desc = target.func.attr.value == "desc"
                     target = target.func.value
             elif node.args:
@@ -738,7 +766,11 @@ class FunctionEvaluator:
                     return False
                 self.consume(self.eval(node))
                 return True
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "in_":
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == "in_"
+        ):
             subject = node.func.value
             cols: list[tuple[str, str]] = []
             if self._sa_call(subject, "tuple_"):

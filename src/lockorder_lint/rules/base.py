@@ -58,8 +58,6 @@ def reached_through(statement: Statement) -> str:
     columns = statement.columns_on_target()
     if not columns:
         return ""
-    index = table.index_for(
-        (p.column, p.op) for p in statement.predicates if p.table == table.name
-    )
+    index = table.index_for((p.column, p.op) for p in statement.predicates if p.table == table.name)
     suffix = f" (index {index.name})" if index else ""
     return f"{', '.join(columns)}{suffix}"

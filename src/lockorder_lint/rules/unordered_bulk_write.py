@@ -30,7 +30,13 @@ class UnorderedBulkWrite(Rule):
                 continue
             if any(self._locks_first(earlier, statement, context) for earlier in unit.statements[:index]):
                 continue
-            yield Report(self.code, statement.write, self._message(statement, context), table.name, statement.statement_text)
+            yield Report(
+                self.code,
+                statement.write,
+                self._message(statement, context),
+                table.name,
+                statement.statement_text,
+            )
 
     @staticmethod
     def _locks_first(earlier: Statement, write: Statement, context: RuleContext) -> bool:
@@ -49,12 +55,17 @@ class UnorderedBulkWrite(Rule):
         pk_cols = ", ".join(table.primary_key)
         through = reached_through(statement)
         kind = statement.write_kind or "UPDATE"
-        reach = f"reaches its rows through {through}" if through else "has no WHERE clause and reaches every row"
+        reach = (
+            f"reaches its rows through {through}" if through else "has no WHERE clause and reaches every row"
+        )
         message = (
             f"bulk {kind} of {table.name} {reach}, not the primary key {pk}; "
-            f"lock them in {pk} order first (SELECT {pk_cols} ... ORDER BY {pk_cols} FOR UPDATE SKIP LOCKED, "
-            f"then {kind} ... WHERE {pk} IN (...))"
+            f"lock them in {pk} order first (SELECT {pk_cols} ... ORDER BY {pk_cols} "
+            f"FOR UPDATE SKIP LOCKED, then {kind} ... WHERE {pk} IN (...))"
         )
         if context.config.mysql:
-            message += "; on MySQL/MariaDB keep SKIP LOCKED: InnoDB locks rows as it scans, before ORDER BY sorts them"
+            message += (
+                "; on MySQL/MariaDB keep SKIP LOCKED: InnoDB locks rows as it scans, "
+                "before ORDER BY sorts them"
+            )
         return message

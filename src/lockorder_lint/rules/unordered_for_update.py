@@ -36,7 +36,9 @@ class UnorderedForUpdate(Rule):
             if statement.opaque_where:
                 context.unknown.append(statement)
                 continue
-            yield Report(self.code, lock.span, self._message(statement, ordered), table.name, statement.statement_text)
+            yield Report(
+                self.code, lock.span, self._message(statement, ordered), table.name, statement.statement_text
+            )
 
     @staticmethod
     def _message(statement: Statement, ordered: bool) -> str:
@@ -52,10 +54,12 @@ class UnorderedForUpdate(Rule):
         reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             return (
-                f"{clause}{via} on {table.name} is ordered by {pk}, but MySQL/MariaDB lock {reach} as InnoDB "
-                f"scans them, before ORDER BY sorts; add skip_locked=True or nowait=True, or pin the rows by {pk}"
+                f"{clause}{via} on {table.name} is ordered by {pk}, but MySQL/MariaDB lock {reach} "
+                f"as InnoDB scans them, before ORDER BY sorts; add skip_locked=True or nowait=True, "
+                f"or pin the rows by {pk}"
             )
         return (
             f"{clause}{via} on {table.name} locks {reach} in whatever order the plan visits them; "
-            f"lock in {pk} order (ORDER BY {pk_cols}), or pass skip_locked=True / nowait=True, or pin the rows by {pk}"
+            f"lock in {pk} order (ORDER BY {pk_cols}), or pass skip_locked=True / nowait=True, "
+            f"or pin the rows by {pk}"
         )
