@@ -170,7 +170,7 @@ def analyse_candidate(
             class_qualname=candidate.class_qualname,
         )
         statements = evaluator.run(node)
-        units.append(Unit(qualname, node, statements, []))
+        units.append(Unit(qualname, node, statements, evaluator))
         pending.extend((nested, f"{qualname}.{nested.name.value}") for nested in evaluator.nested)
     return units
 

@@ -113,12 +113,29 @@ class Statement:
 
 @dataclass
 class Unit:
-    """The statements one function (or method) executes, in source order."""
+    """One function (or method) as the rules see it: its libcst node, the statements it
+    executes in source order, and how to turn its nodes into file positions and names."""
 
     qualname: str
     node: cst.FunctionDef
     statements: list[Statement]
-    unknown: list[Statement]
+    evaluator: FunctionEvaluator
+
+    def span(self, start: cst.CSTNode, end: cst.CSTNode | None = None) -> Span:
+        """The file span from ``start`` to the end of ``end`` (or of ``start``)."""
+        return self.evaluator.span(start, end)
+
+    def qualify(self, node: cst.BaseExpression) -> str | None:
+        """The qualified name of a dotted expression whose head is imported or module-level."""
+        return self.evaluator.qualify(node)
+
+    def text(self, node: cst.CSTNode) -> str:
+        """The node's source, whitespace-normalised."""
+        return self.evaluator.text(node)
+
+    @property
+    def is_async(self) -> bool:
+        return self.node.asynchronous is not None
 
 
 # Builder methods that do not change which rows are reached or how they are locked. Any other
