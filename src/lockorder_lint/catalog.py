@@ -320,6 +320,7 @@ class Catalog:
     def __init__(self) -> None:
         self.tables: dict[str, Table] = {}
         self.by_qualname: dict[str, Table] = {}
+        self.table_variables: set[str] = set()
         self._by_short: dict[str, list[str]] = {}
 
     @classmethod
@@ -336,6 +337,7 @@ class Catalog:
             table = catalog._table(tdecl.tablename, tdecl.location)
             catalog._merge(table, tdecl.columns, tdecl.indexes, tdecl.pk_constraint)
             catalog._register(tdecl.qualname, table)
+            catalog.table_variables.add(tdecl.qualname)
         short_classes: dict[str, list[str]] = {}
         for qualname in classes:
             short_classes.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
@@ -435,6 +437,16 @@ class Catalog:
     def _register(self, qualname: str, table: Table) -> None:
         self.by_qualname[qualname] = table
         self._by_short.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+
+    def is_table_variable(self, qualname: str) -> bool:
+        """Whether ``qualname`` names a ``Table(...)`` object rather than a mapped class."""
+        if qualname in self.table_variables:
+            return True
+        if qualname in self.by_qualname:
+            return False
+        short = qualname.rsplit(".", 1)[-1]
+        candidates = self._by_short.get(short, [])
+        return bool(candidates) and all(c in self.table_variables for c in candidates)
 
     def lookup(self, qualname: str) -> Table | None:
         """The table for a class or Table variable, by qualified name, else by a unique short name."""

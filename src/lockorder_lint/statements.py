@@ -99,6 +99,13 @@ class Statement:
         pinned = {p.column for p in self.predicates if p.table == self.target.name and p.op in (EQ, IN)}
         return all(col in pinned for col in self.target.primary_key)
 
+    def pins_single_row(self) -> bool:
+        """True when ``==`` on every column of a declared unique key: at most one row, one lock."""
+        if not self.target:
+            return False
+        equal = {p.column for p in self.predicates if p.table == self.target.name and p.op == EQ}
+        return any(index.unique and set(index.columns) <= equal for index in self.target.indexes)
+
     def ordered_by_primary_key(self) -> bool:
         """True when ORDER BY starts with the whole primary key, ascending, in declared order."""
         if not self.target or not self.target.primary_key:
@@ -558,7 +565,7 @@ class FunctionEvaluator:
             return ()
         if method in _ORIGIN_METHODS:
             table, col = self.entity(func.value)
-            if table is None or col is not None:
+            if table is None or col is not None or not self.is_table_object(func.value):
                 return None
             state = Statement(kind=method, span=span, target=table, target_text=self.text(func.value))
             if method in ("update", "delete"):
@@ -808,6 +815,14 @@ class FunctionEvaluator:
             return True
         preds.extend(Predicate(t, c, OTHER) for t, c in found)
         return False
+
+    def is_table_object(self, node: cst.BaseExpression) -> bool:
+        """``Model.__table__`` or a ``Table(...)`` variable: unlike a mapped class, these have
+        SQLAlchemy's ``update()``/``delete()`` methods (a model's are the project's own)."""
+        qualified = self.qualify(node)
+        if qualified is None:
+            return False
+        return qualified.endswith(".__table__") or self.catalog.is_table_variable(qualified)
 
     def column_of(self, node: cst.BaseExpression) -> tuple[str, str] | None:
         table, col = self.entity(node)

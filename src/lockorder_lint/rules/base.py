@@ -58,6 +58,10 @@ def reached_through(statement: Statement) -> str:
     columns = statement.columns_on_target()
     if not columns:
         return ""
+    pinning = {p.column for p in statement.predicates if p.table == table.name and p.op in ("eq", "in")}
+    columns = [
+        f"{col} (not pinned)" if col in table.primary_key and col not in pinning else col for col in columns
+    ]
     index = table.index_for((p.column, p.op) for p in statement.predicates if p.table == table.name)
     suffix = f" (index {index.name})" if index else ""
     return f"{', '.join(columns)}{suffix}"

@@ -23,7 +23,7 @@ class UnorderedBulkWrite(Rule):
             if table is None or not table.primary_key:
                 context.unknown.append(statement)
                 continue
-            if not context.hot(table) or statement.pins_primary_key():
+            if not context.hot(table) or statement.pins_primary_key() or statement.pins_single_row():
                 continue
             if statement.opaque_where:
                 context.unknown.append(statement)

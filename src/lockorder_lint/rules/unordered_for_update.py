@@ -26,7 +26,8 @@ class UnorderedForUpdate(Rule):
                 continue
             if lock.of is not None and table.name not in lock.of:
                 continue  # locks only other tables; LCK004 speaks about joins
-            if not context.hot(table) or statement.pins_primary_key() or statement.limit_one:
+            pinned = statement.pins_primary_key() or statement.pins_single_row()
+            if not context.hot(table) or pinned or statement.limit_one:
                 continue
             if lock.non_blocking:
                 continue
