@@ -10,12 +10,31 @@ from dataclasses import replace
 from pathlib import Path
 
 from lockorder_lint import __version__
+from lockorder_lint.baseline import (
+    BaselineKey,
+    compare,
+    keys_of,
+    project_paths,
+    read_baseline,
+    write_baseline,
+)
 from lockorder_lint.config import Config, ConfigError, load_config
-from lockorder_lint.files import find_project_root
-from lockorder_lint.reporters import render_json, render_text, render_unknown, summary
+from lockorder_lint.engine import Project, check_source, decode, read_source
+from lockorder_lint.files import find_project_root, iter_python_files
+from lockorder_lint.findings import Finding
+from lockorder_lint.noqa import UnusedNoqa, unused_noqa
+from lockorder_lint.progress import progress_for
+from lockorder_lint.reporters import (
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+    render_unknown,
+    summary,
+)
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
-from lockorder_lint.runner import default_jobs, make_project, run
+from lockorder_lint.runner import default_jobs, display_path, make_project, run
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 COMMANDS = ("check", "tables", "explain", "rules")
@@ -36,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Commands: check (default) PATHS | tables PATHS | explain CODE | rules",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="files or directories (default: .)")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument(
+        "--format", choices=("text", "json", "sarif", "github"), default="text", help="output format"
+    )
     parser.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to report")
     parser.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to skip")
     parser.add_argument(
@@ -48,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count; 1 = in-process)"
+    )
+    parser.add_argument(
+        "--write-baseline", type=Path, metavar="FILE", help="record today's findings in FILE and exit 0"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="report only findings not recorded in FILE"
+    )
+    parser.add_argument(
+        "--warn-unused-noqa",
+        action="store_true",
+        help="report `# noqa: LCKnnn` comments that suppress nothing",
     )
     parser.add_argument("--version", action="version", version=f"lockorder-lint {__version__}")
     return parser
@@ -69,18 +101,72 @@ def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
     project = make_project(root, config)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    result = run(paths, project, jobs=max(1, jobs))
-    out = render_json(result.findings) if args.format == "json" else render_text(result.findings)
-    sys.stdout.write(out)
+    progress = progress_for(sys.stderr)
+    try:
+        result = run(paths, project, jobs=max(1, jobs), progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    findings = result.findings
+    stale: list[BaselineKey] = []
+    if args.write_baseline is not None:
+        count = write_baseline(args.write_baseline, findings, root)
+        print(f"lockorder-lint: wrote {count} findings to baseline {args.write_baseline}", file=sys.stderr)
+        findings = []
+    elif args.baseline is not None:
+        checked = project_paths((display for _, display in _checked_files(paths, project)), root)
+        outcome = compare(keys_of(findings, root), read_baseline(args.baseline), checked)
+        findings = [findings[i] for i in outcome.new]
+        stale = outcome.stale
+    unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
+    sys.stdout.write(_render(args.format, findings, root))
     for error in result.errors:
         print(error.render(), file=sys.stderr)
+    for entry in stale:
+        print(f"{args.baseline}: stale baseline entry: {entry.describe()}", file=sys.stderr)
+    for noqa in unused:
+        print(noqa.render(), file=sys.stderr)
     if args.show_unknown:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
-        sys.stderr.write(summary(len(result.findings), result.files, len(result.unknown), len(result.errors)))
+        sys.stderr.write(summary(len(findings), result.files, len(result.unknown), len(result.errors)))
     if result.errors:
         return EXIT_ERROR
-    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+    return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
+
+
+def _render(fmt: str, findings: list[Finding], root: Path) -> str:
+    if fmt == "json":
+        return render_json(findings)
+    if fmt == "sarif":
+        return render_sarif(findings, root)
+    if fmt == "github":
+        return render_github(findings)
+    return render_text(findings)
+
+
+def _checked_files(paths: list[Path], project: Project) -> list[tuple[Path, str]]:
+    existing = [p for p in paths if p.exists()]
+    return [(p, display_path(p)) for p in iter_python_files(existing, project.root, project.config.exclude)]
+
+
+def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
+    """Re-check, in this process, only the files that hold a ``# noqa: LCKnnn``."""
+    unused: list[UnusedNoqa] = []
+    for path, display in _checked_files(paths, project):
+        data, _error = read_source(path, display)
+        if data is None or b"noqa" not in data.lower():
+            continue
+        try:
+            text = decode(data)
+        except (UnicodeDecodeError, LookupError, SyntaxError):
+            continue
+
+        def findings_of(source: bytes, path: Path = path, display: str = display) -> list[tuple[int, str]]:
+            return [(f.line, f.code) for f in check_source(source, path, display, project).findings]
+
+        unused.extend(unused_noqa(display, data, text, findings_of))
+    return unused
 
 
 def cmd_tables(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import bisect
 import io
 import re
 import tokenize
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,14 +143,20 @@ def analyse_candidate(
 ) -> list[Unit]:
     """Parse one candidate function with libcst and follow its statements (and nested functions')."""
     import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
+    from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
     from lockorder_lint.statements import FunctionEvaluator, Unit
 
     snippet, offset = snippet_for(list(lines), candidate)
     module = cst.parse_module(snippet)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+    resolved: list[Mapping[cst.CSTNode, CodeRange]] = []
+
+    def position(node: cst.CSTNode) -> CodeRange:
+        if not resolved:  # only functions with something to report pay for positions
+            resolved.append(wrapper.resolve(PositionProvider))
+        return resolved[0][node]
+
     first: cst.CSTNode = module.body[0]
     if isinstance(first, cst.If) and isinstance(first.body, cst.IndentedBlock):
         first = first.body.body[0]
@@ -164,7 +170,7 @@ def analyse_candidate(
             resolver=resolver,
             catalog=project.catalog,
             lock_helpers=project.lock_helpers,
-            position=positions.__getitem__,
+            position=position,
             line_offset=offset,
             code_for=module.code_for_node,
             class_qualname=candidate.class_qualname,

@@ -38,10 +38,24 @@ def _absolute(module: str | None, level: int, current: str, is_package: bool) ->
     return ".".join([*base, module] if module else base)
 
 
+def _statements(tree: ast.AST) -> Iterable[ast.stmt]:
+    """Every statement, at any depth; imports are statements, so expressions need no visit."""
+    pending: list[ast.stmt] = list(getattr(tree, "body", []))
+    while pending:
+        node = pending.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody"):
+            pending.extend(getattr(node, name, ()))
+        for handler in getattr(node, "handlers", ()):
+            pending.extend(handler.body)
+        for case in getattr(node, "cases", ()):
+            pending.extend(case.body)
+
+
 def import_aliases(tree: ast.AST, current: str, is_package: bool) -> dict[str, str]:
     """Map every name an import binds, anywhere in the file, to the dotted name it stands for."""
     aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:

@@ -21,14 +21,43 @@ EQ, IN, OTHER, JOIN = "eq", "in", "other", "join"
 _ids = itertools.count(1)
 
 
-@dataclass(frozen=True)
 class Span:
-    """A source range, 1-based lines and columns, in the coordinates of the whole file."""
+    """A source range, 1-based lines and columns, in the coordinates of the whole file.
 
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+    Positions are computed lazily: libcst derives them by generating code for the whole
+    function, which costs as much as parsing it, and most statements are never reported.
+    """
+
+    __slots__ = ("_resolve", "_value")
+
+    def __init__(self, resolve: Callable[[], tuple[int, int, int, int]]) -> None:
+        self._resolve: Callable[[], tuple[int, int, int, int]] | None = resolve
+        self._value: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def fixed(cls, line: int, column: int, end_line: int, end_column: int) -> Span:
+        return cls(lambda: (line, column, end_line, end_column))
+
+    @property
+    def value(self) -> tuple[int, int, int, int]:
+        if self._value is None:
+            assert self._resolve is not None
+            self._value, self._resolve = self._resolve(), None
+        return self._value
+
+    line = property(lambda self: self.value[0])
+    column = property(lambda self: self.value[1])
+    end_line = property(lambda self: self.value[2])
+    end_column = property(lambda self: self.value[3])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Span) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Span{self.value}"
 
 
 @dataclass(frozen=True)
@@ -73,12 +102,17 @@ class Statement:
     lock: LockClause | None = None
     write: Span | None = None
     write_kind: str | None = None
-    statement_text: str = field(default="", compare=False)
+    source: Callable[[], str] | None = field(default=None, compare=False, repr=False)
     id: int = field(default_factory=lambda: next(_ids), compare=False)
     parent: int | None = field(default=None, compare=False)
 
     def derive(self, **changes: object) -> Statement:
         return replace(self, id=next(_ids), parent=self.id, **changes)  # type: ignore[arg-type]
+
+    @property
+    def statement_text(self) -> str:
+        """The whitespace-normalised source of the statement that built this one (for baselines)."""
+        return self.source() if self.source is not None else ""
 
     @property
     def table_name(self) -> str | None:
@@ -223,14 +257,17 @@ class FunctionEvaluator:
     # -- positions and names ------------------------------------------------------------------
 
     def span(self, start: cst.CSTNode, end: cst.CSTNode | None = None) -> Span:
-        first = self._position(start)
-        last = self._position(end) if end is not None else first
-        return Span(
-            first.start.line + self.line_offset,
-            first.start.column + 1,
-            last.end.line + self.line_offset,
-            last.end.column + 1,
-        )
+        def resolve() -> tuple[int, int, int, int]:
+            first = self._position(start)
+            last = self._position(end) if end is not None else first
+            return (
+                first.start.line + self.line_offset,
+                first.start.column + 1,
+                last.end.line + self.line_offset,
+                last.end.column + 1,
+            )
+
+        return Span(resolve)
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
         """The qualified name of a dotted expression, if its head is imported or module-level."""
@@ -284,8 +321,9 @@ class FunctionEvaluator:
 
     def new(self, state: Statement) -> Statement:
         self.parents[state.id] = state.parent
-        if not state.statement_text and self.current_statement is not None:
-            state = replace(state, statement_text=" ".join(self._code_for(self.current_statement).split()))
+        if state.source is None and self.current_statement is not None:
+            node = self.current_statement
+            state = replace(state, source=lambda: self.text(node))
             self.parents[state.id] = state.parent
         return state
 
@@ -293,10 +331,11 @@ class FunctionEvaluator:
         """Statements recorded in source order; built-but-never-used ones count as used at the end."""
         for states in self.env.values():
             self.consume(s for s in states if s.id not in self.covered)
-        seen: set[tuple[Span, Span | None, Span | None]] = set()
+        seen: set[tuple[int, int, int]] = set()
         ordered: list[Statement] = []
         for state in self.consumed:
-            key = (state.span, state.lock.span if state.lock else None, state.write)
+            # Spans are shared by every state derived from the same node: identity is enough.
+            key = (id(state.span), id(state.lock.span) if state.lock else 0, id(state.write))
             if key not in seen:
                 seen.add(key)
                 ordered.append(state)

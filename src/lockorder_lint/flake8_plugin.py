@@ -1,0 +1,87 @@
+"""flake8 plugin: ``flake8 --select LCK`` reports, per file, exactly what the CLI reports.
+
+flake8 checks files one at a time, but the rules need the whole project's model catalog. The
+catalog is built once per project root and kept in this module, and ``parse_options`` (which
+flake8 calls in the parent process, before it forks its workers) builds it for the paths on the
+command line, so a parallel run still builds it once."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from lockorder_lint import __version__
+from lockorder_lint.config import ConfigError, load_config
+from lockorder_lint.engine import Project, check_source
+from lockorder_lint.files import find_project_root
+from lockorder_lint.runner import display_path, make_project
+
+# (line, 0-based column, "LCKnnn message", checker type): what flake8 wants from a tree plugin.
+Flake8Error = tuple[int, int, str, type]
+
+_PROJECTS: dict[Path, Project | ConfigError] = {}
+
+
+def project_for(root: Path) -> Project | ConfigError:
+    """The project (configuration and catalog) of ``root``, built on first use and then reused."""
+    root = root.resolve()
+    cached = _PROJECTS.get(root)
+    if cached is None:
+        try:
+            cached = make_project(root, load_config(root / "pyproject.toml"))
+        except ConfigError as exc:
+            cached = exc
+        _PROJECTS[root] = cached
+    return cached
+
+
+def _is_stdin(filename: str) -> bool:
+    return filename in ("-", "stdin")
+
+
+class LockorderChecker:
+    """flake8 entry point for the ``LCK`` codes."""
+
+    name: ClassVar[str] = "lockorder-lint"
+    version: ClassVar[str] = __version__
+
+    def __init__(self, tree: ast.AST, filename: str, lines: Sequence[str]) -> None:
+        # ``tree`` is what makes flake8 run this once per file; the engine parses what it needs itself.
+        self.filename = filename
+        self.lines = lines
+
+    @classmethod
+    def parse_options(cls, options: argparse.Namespace) -> None:
+        """Build the catalog of each project named on the command line before flake8 forks."""
+        names = [n for n in getattr(options, "filenames", None) or ["."] if not _is_stdin(n)]
+        for root in {find_project_root([Path(n)]) for n in names if Path(n).exists()}:
+            project_for(root)
+
+    def _source(self) -> bytes:
+        """The bytes the CLI would read: the file on disk, or what flake8 read from stdin."""
+        path = Path(self.filename)
+        if not _is_stdin(self.filename) and path.is_file():
+            return path.read_bytes()
+        return "".join(self.lines).encode("utf-8")
+
+    def run(self) -> Iterator[Flake8Error]:
+        path = Path(self.filename) if not _is_stdin(self.filename) else Path.cwd() / "stdin.py"
+        project = project_for(find_project_root([path]))
+        if isinstance(project, ConfigError):
+            yield (1, 0, f"LCK000 lockorder-lint configuration error: {project}", type(self))
+            return
+        result = check_source(self._source(), path, display_path(path), project)
+        for error in result.errors:
+            # flake8 reports syntax errors itself (E999); this is a function the engine could not follow.
+            yield (
+                max(error.line, 1),
+                0,
+                f"LCK000 lockorder-lint could not check: {error.reason}",
+                type(self),
+            )
+        for finding in result.findings:
+            # flake8 adds 1 to the column it is given; the CLI's columns are already 1-based.
+            yield (finding.line, finding.column - 1, f"{finding.code} {finding.message}", type(self))
