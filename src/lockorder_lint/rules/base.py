@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from lockorder_lint.catalog import Table
 from lockorder_lint.config import Config
-from lockorder_lint.statements import Span, Statement, Unit
+
+if TYPE_CHECKING:  # libcst is imported only when a file needs analysing
+    from lockorder_lint.catalog import Table
+    from lockorder_lint.statements import Span, Statement, Unit
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ takes its locks in whatever order the plan visits rows."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
-from lockorder_lint.statements import Statement, Unit
+
+if TYPE_CHECKING:
+    from lockorder_lint.statements import Statement, Unit
 
 
 class UnorderedForUpdate(Rule):
