@@ -1,0 +1,75 @@
+"""Every rule has a page with the fixed headings, and each page's bad example triggers the rule
+while its good example is clean: the documentation is executed, so it cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint.config import Config
+from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
+from lockorder_lint.runner import check_path, make_project
+
+PAGES = Path(__file__).resolve().parent.parent / "rules"
+HEADINGS = [
+    "## What it finds",
+    "## Why it deadlocks",
+    "## Bad example",
+    "## Good example",
+    "## How to fix",
+    "## Options",
+    "## References",
+]
+
+
+def page_files() -> list[Path]:
+    return sorted(PAGES.glob("LCK*.md"))
+
+
+def example(text: str, heading: str) -> str:
+    """The one ```python block under ``## heading``."""
+    section = re.search(rf"^## {heading}\s*$(?P<body>.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, f"no section {heading!r}"
+    blocks = re.findall(r"^```python\n(.*?)^```", section.group("body"), re.M | re.S)
+    assert len(blocks) == 1, f"{heading!r} must hold exactly one python block, found {len(blocks)}"
+    return str(blocks[0])
+
+
+def findings_for(source: str, tmp_path: Path) -> list[tuple[int, str]]:
+    """Check ``source`` as the only file of a fresh project, so its inline models form the catalog."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    module = tmp_path / "example.py"
+    module.write_text(source, encoding="utf-8")
+    project = make_project(tmp_path, Config())
+    result = check_path(module, "example.py", project)
+    assert result.errors == []
+    return [(f.line, f.code) for f in result.findings]
+
+
+def test_every_registered_rule_has_a_page() -> None:
+    missing = [rule.code for rule in ALL_RULES if not (PAGES / f"{rule.code}.md").is_file()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
+def test_page_has_the_fixed_headings_in_order(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    rule = RULES_BY_CODE.get(page.stem)
+    assert rule is not None, f"{page.name} documents a rule that is not registered"
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    # Headings only; a '#' inside a code block is a Python comment, never at column 0 in examples.
+    assert headings == [f"# {rule.code} {rule.name}", *HEADINGS]
+
+
+@pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
+def test_bad_example_triggers_the_rule(page: Path, tmp_path: Path) -> None:
+    found = findings_for(example(page.read_text(encoding="utf-8"), "Bad example"), tmp_path)
+    assert page.stem in {code for _, code in found}, found
+
+
+@pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
+def test_good_example_is_clean(page: Path, tmp_path: Path) -> None:
+    assert findings_for(example(page.read_text(encoding="utf-8"), "Good example"), tmp_path) == []
