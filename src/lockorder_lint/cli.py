@@ -18,6 +18,7 @@ from lockorder_lint.baseline import (
     read_baseline,
     write_baseline,
 )
+from lockorder_lint.cache import CACHE_DIR_NAME, Cache
 from lockorder_lint.config import Config, ConfigError, load_config
 from lockorder_lint.engine import Project, check_source, decode, read_source
 from lockorder_lint.files import find_project_root, iter_python_files
@@ -70,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count; 1 = in-process)"
     )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="cache directory (default: .lockorder_cache at the project root)",
+    )
     parser.add_argument(
         "--write-baseline", type=Path, metavar="FILE", help="record today's findings in FILE and exit 0"
     )
@@ -99,11 +107,12 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
-    project = make_project(root, config)
+    cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
+    project = make_project(root, config, cache)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     progress = progress_for(sys.stderr)
     try:
-        result = run(paths, project, jobs=max(1, jobs), progress=progress)
+        result = run(paths, project, jobs=max(1, jobs), progress=progress, cache=cache)
     finally:
         if progress is not None:
             progress.close()

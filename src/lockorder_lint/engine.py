@@ -11,7 +11,7 @@ import bisect
 import io
 import re
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +36,7 @@ class Project:
     config: Config
     catalog: Catalog
     rules: tuple[Rule, ...] = field(default=ALL_RULES)
+    fingerprint: str = ""  # identifies catalog + configuration, for the result cache
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -66,18 +67,16 @@ def read_source(path: Path, display: str) -> tuple[bytes | None, FileError | Non
         return None, FileError(display, 0, f"cannot read: {exc.strerror or exc}")
 
 
-def build_catalog(files: Iterable[tuple[Path, str]], root: Path, config: Config) -> Catalog:
-    """Read model declarations from every project file; files that fail to parse add nothing."""
-    models: list[FileModels] = []
-    for path, display in files:
-        data, error = read_source(path, display)
-        if data is None or error is not None:
-            continue
-        try:
-            models.append(read_models(data, path, root, display))
-        except (SyntaxError, ValueError, RecursionError):
-            continue
-    return Catalog.build(models, config.declared_tables())
+def file_models(path: Path, display: str, root: Path) -> FileModels:
+    """One file's model declarations; a file that cannot be read or parsed declares nothing
+    (if it is also checked, the check reports why)."""
+    data, error = read_source(path, display)
+    if data is None or error is not None:
+        return FileModels()
+    try:
+        return read_models(data, path, root, display)
+    except (SyntaxError, ValueError, RecursionError):
+        return FileModels()
 
 
 def _hit_lines(data: bytes, pattern: re.Pattern[bytes]) -> set[int]:

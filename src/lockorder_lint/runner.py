@@ -3,14 +3,18 @@ asked), and gather the results in a stable order."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lockorder_lint.cache import Cache, config_fingerprint, content_digest
+from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
-from lockorder_lint.engine import FileResult, Project, build_catalog, check_source, read_source
+from lockorder_lint.engine import FileResult, Project, check_source, file_models, read_source
 from lockorder_lint.files import iter_python_files, project_python_files
 from lockorder_lint.findings import FileError, Finding, Skipped
 
@@ -22,6 +26,7 @@ class RunResult:
     errors: list[FileError] = field(default_factory=list)
     files: int = 0
     analysed: int = 0
+    cached: int = 0
 
 
 def display_path(path: Path) -> str:
@@ -32,9 +37,23 @@ def display_path(path: Path) -> str:
         return path.as_posix()
 
 
-def make_project(root: Path, config: Config) -> Project:
-    files = [(p, display_path(p)) for p in project_python_files(root, config.exclude)]
-    return Project(root=root, config=config, catalog=build_catalog(files, root, config))
+def make_project(root: Path, config: Config, cache: Cache | None = None) -> Project:
+    """Learn the catalog from every project file, reusing cached declarations of unchanged files."""
+    models = []
+    for path in project_python_files(root, config.exclude):
+        display = display_path(path)
+        cached = cache.get_models(path, display) if cache is not None else None
+        if cached is None:
+            cached = file_models(path, display, root)
+            if cache is not None:
+                cache.put_models(path, display, cached)
+        models.append(cached)
+    project = Project(root=root, config=config, catalog=Catalog.build(models, config.declared_tables()))
+    if cache is not None:
+        digest = hashlib.sha256(pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL))
+        digest.update(config_fingerprint(config).encode())
+        project.fingerprint = digest.hexdigest()[:16]
+    return project
 
 
 _WORKER_PROJECT: Project | None = None
@@ -45,9 +64,9 @@ def _init_worker(project: Project) -> None:
     _WORKER_PROJECT = project
 
 
-def _check_path(item: tuple[Path, str]) -> FileResult:
+def _check_item(item: tuple[Path, str, bytes]) -> FileResult:
     assert _WORKER_PROJECT is not None
-    return check_path(item[0], item[1], _WORKER_PROJECT)
+    return check_source(item[2], item[0], item[1], _WORKER_PROJECT)
 
 
 def check_path(path: Path, display: str, project: Project) -> FileResult:
@@ -66,36 +85,65 @@ def run(
     project: Project,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    cache: Cache | None = None,
 ) -> RunResult:
-    """Check ``paths`` against ``project``; output order does not depend on ``jobs``."""
+    """Check ``paths`` against ``project``; output order does not depend on ``jobs`` or the cache."""
     result = RunResult()
-    items: list[tuple[Path, str]] = []
     for path in paths:
         if not path.exists():
             result.errors.append(FileError(display_path(path), 0, "no such file or directory"))
-    items = [
+    files = [
         (p, display_path(p))
         for p in iter_python_files([p for p in paths if p.exists()], project.root, project.config.exclude)
     ]
-    result.files = len(items)
-    if jobs > 1 and len(items) > 1:
+    result.files = len(files)
+    outcomes: list[FileResult | None] = [None] * len(files)
+    pending: list[tuple[int, str, tuple[Path, str, bytes]]] = []
+    for index, (path, display) in enumerate(files):
+        data, error = read_source(path, display)
+        if data is None:
+            outcomes[index] = FileResult(errors=[error] if error else [])
+            continue
+        key = f"{project.fingerprint}:{display}:{content_digest(data)}"
+        cached = cache.get_result(key) if cache is not None else None
+        if cached is not None:
+            outcomes[index] = cached
+            result.cached += 1
+        else:
+            pending.append((index, key, (path, display, data)))
+    done = result.cached
+    if progress and done:
+        progress(done, len(files))
+    if jobs > 1 and len(pending) > 1:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(project,)) as pool:
-            outcomes = pool.map(_check_path, items, chunksize=max(1, len(items) // (jobs * 8)))
-            file_results = []
-            for done, outcome in enumerate(outcomes, 1):
-                file_results.append(outcome)
+            chunk = max(1, len(pending) // (jobs * 8))
+            computed = pool.map(_check_item, [item for _, _, item in pending], chunksize=chunk)
+            for (index, _key, _item), outcome in zip(pending, computed, strict=True):
+                outcomes[index] = outcome
+                done += 1
                 if progress:
-                    progress(done, len(items))
+                    progress(done, len(files))
     else:
-        file_results = []
-        for done, (path, display) in enumerate(items, 1):
-            file_results.append(check_path(path, display, project))
+        for index, _key, (path, display, data) in pending:
+            outcomes[index] = check_source(data, path, display, project)
+            done += 1
             if progress:
-                progress(done, len(items))
-    for file_result in file_results:
-        result.findings.extend(file_result.findings)
-        result.unknown.extend(file_result.unknown)
-        result.errors.extend(file_result.errors)
-        result.analysed += file_result.analysed
+                progress(done, len(files))
+    for index, key, _item in pending:
+        fresh = outcomes[index]
+        if cache is not None and fresh is not None and not _has_internal_error(fresh):
+            cache.put_result(key, fresh)
+    for final in outcomes:
+        assert final is not None
+        result.findings.extend(final.findings)
+        result.unknown.extend(final.unknown)
+        result.errors.extend(final.errors)
+        result.analysed += final.analysed
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
+    if cache is not None:
+        cache.save()
     return result
+
+
+def _has_internal_error(outcome: FileResult) -> bool:
+    return any(e.reason.startswith("internal error") for e in outcome.errors)

@@ -1,0 +1,90 @@
+"""Whole runs: the cache, the process pool, and file errors never change what is reported."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint import runner
+from lockorder_lint.cache import Cache
+from lockorder_lint.config import Config
+from lockorder_lint.runner import make_project, run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the fixtures as its own project."""
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURES, root / "fixtures", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    return root
+
+
+def _run(root: Path, jobs: int = 1, cache: Cache | None = None) -> runner.RunResult:
+    project = make_project(root, Config(), cache)
+    return run([root], project, jobs=jobs, cache=cache)
+
+
+def test_parallel_run_reports_exactly_what_a_serial_run_does(tree: Path) -> None:
+    serial = _run(tree, jobs=1)
+    parallel = _run(tree, jobs=2)
+    assert serial.findings, "the fixtures hold findings"
+    assert parallel.findings == serial.findings
+    assert parallel.unknown == serial.unknown
+
+
+def test_warm_run_parses_nothing_and_reports_the_same(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache(tree / ".lockorder_cache")
+    cold = _run(tree, cache=cache)
+    assert cold.cached == 0
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a warm run must not analyse any file")
+
+    monkeypatch.setattr(runner, "check_source", no_parsing)
+    monkeypatch.setattr(runner, "file_models", no_parsing)
+    warm = _run(tree, cache=Cache(tree / ".lockorder_cache"))
+    assert warm.cached == warm.files == cold.files
+    assert warm.findings == cold.findings
+    assert warm.unknown == cold.unknown
+    assert (tree / ".lockorder_cache" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_cache_follows_changes_to_the_file_and_to_the_models(tree: Path) -> None:
+    cache_dir = tree / ".lockorder_cache"
+    target = tree / "fixtures" / "airflow" / "scheduler_3_2_1.py"
+    before = _run(tree, cache=Cache(cache_dir))
+    assert any(f.path.endswith("scheduler_3_2_1.py") for f in before.findings)
+
+    target.write_text(
+        target.read_text().replace("update(TI)  # expect: LCK001", "update(TI)  # noqa: LCK001")
+    )
+    after_edit = _run(tree, cache=Cache(cache_dir))
+    assert not any(f.path.endswith("scheduler_3_2_1.py") for f in after_edit.findings)
+    assert after_edit.cached == after_edit.files - 1
+
+    models = tree / "fixtures" / "rules" / "models.py"
+    models.write_text(models.read_text().replace('__tablename__ = "job"', '__tablename__ = "job_renamed"'))
+    after_models = _run(tree, cache=Cache(cache_dir))
+    assert after_models.cached == 0, "a catalog change invalidates every result"
+    assert any(f.table == "job_renamed" for f in after_models.findings)
+
+
+def test_unreadable_cache_is_ignored(tree: Path) -> None:
+    cache_dir = tree / ".lockorder_cache"
+    expected = _run(tree, cache=Cache(cache_dir)).findings
+    for pickled in cache_dir.glob("*.pickle"):
+        pickled.write_bytes(b"not a pickle")
+    assert _run(tree, cache=Cache(cache_dir)).findings == expected
+
+
+def test_a_broken_file_is_reported_and_the_others_still_checked(tree: Path) -> None:
+    (tree / "fixtures" / "broken.py").write_text("def f(:\n    update(x)\n")
+    result = _run(tree, jobs=2)
+    assert [(e.path.endswith("broken.py"), e.line) for e in result.errors] == [(True, 1)]
+    assert "cannot parse" in result.errors[0].reason
+    assert any(f.path.endswith("scheduler_3_2_1.py") for f in result.findings)
