@@ -1,0 +1,136 @@
+"""The flake8 plugin, run by real flake8: the same findings as the CLI (codes, lines, columns,
+messages), the project's configuration applied, and the catalog built once per run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint import flake8_plugin
+from lockorder_lint.flake8_plugin import LockorderChecker
+from tests.test_cli import LCK001_AT, make_sample
+
+REPO = Path(__file__).resolve().parent.parent
+FLAKE8 = [sys.executable, "-m", "flake8", "--isolated", "--select", "LCK"]
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def fixtures_project(tmp_path: Path) -> Path:
+    """The regression fixtures as a project of their own, so the catalog is theirs alone."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        REPO / "tests" / "fixtures", project / "fixtures", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (project / "pyproject.toml").write_text('[project]\nname = "fixtures"\n', encoding="utf-8")
+    return project
+
+
+def test_flake8_reports_exactly_what_the_cli_reports_on_the_fixtures(fixtures_project: Path) -> None:
+    cli = run([sys.executable, "-m", "lockorder_lint", "-j", "1", "fixtures"], fixtures_project)
+    flake8 = run([*FLAKE8, "fixtures"], fixtures_project)
+    assert cli.returncode == 1, cli.stderr
+    assert flake8.returncode == 1, flake8.stderr
+    assert flake8.stderr == ""
+    cli_lines = cli.stdout.splitlines()
+    assert len(cli_lines) > 30
+    # Same default line format: path:line:col: CODE message.
+    assert sorted(flake8.stdout.splitlines()) == sorted(cli_lines)
+
+
+def test_flake8_applies_the_project_configuration(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s", 'ignore = ["LCK002"]\n')
+    result = run([*FLAKE8, "app"], sample)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"app/jobs.py:{LCK001_AT[0]}:{LCK001_AT[1]}: LCK001 bulk UPDATE of account")
+    quiet = make_sample(tmp_path / "q", 'hot-tables = ["something_else"]\n')
+    result = run([*FLAKE8, "app"], quiet)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_flake8_noqa_and_select(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s")
+    jobs = sample / "app" / "jobs.py"
+    lines = jobs.read_text(encoding="utf-8").splitlines()
+    lines[LCK001_AT[0] - 1] += "  # noqa: LCK001"
+    jobs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run([*FLAKE8, "app"], sample)
+    assert [line.split(": ")[1].split()[0] for line in result.stdout.splitlines()] == ["LCK002"]
+    result = run([sys.executable, "-m", "flake8", "--isolated", "--select", "LCK001", "app"], sample)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_flake8_config_error_is_reported_not_crashed(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s", 'hot-table = ["account"]\n')
+    result = run([*FLAKE8, "app/jobs.py"], sample)
+    assert result.returncode == 1
+    assert result.stdout.startswith("app/jobs.py:1:1: LCK000 lockorder-lint configuration error: ")
+    assert "unknown key `hot-table`" in result.stdout
+
+
+# Runs flake8 with make_project wrapped so that every catalog build, in any process, appends a line.
+COUNTING_DRIVER = """
+import sys
+
+import lockorder_lint.flake8_plugin as plugin
+from flake8.main.cli import main
+
+log_path = sys.argv.pop(1)
+original = plugin.make_project
+
+
+def counting(*args, **kwargs):
+    with open(log_path, "a") as log:
+        log.write("built\\n")
+    return original(*args, **kwargs)
+
+
+plugin.make_project = counting
+sys.exit(main())
+"""
+
+
+def test_catalog_is_built_once_per_flake8_run_even_with_workers(
+    tmp_path: Path, fixtures_project: Path
+) -> None:
+    driver = tmp_path / "driver.py"
+    driver.write_text(COUNTING_DRIVER, encoding="utf-8")
+    log = tmp_path / "builds.log"
+    result = run(
+        [sys.executable, str(driver), str(log), "--isolated", "--select", "LCK", "-j", "2", "fixtures"],
+        fixtures_project,
+    )
+    assert result.returncode == 1, result.stderr
+    assert len(result.stdout.splitlines()) > 30
+    assert log.read_text(encoding="utf-8") == "built\n"
+
+
+def test_checkers_of_one_project_share_the_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "more.py").write_text((sample / "app" / "jobs.py").read_text(), encoding="utf-8")
+    monkeypatch.setattr(flake8_plugin, "_PROJECTS", {})
+    builds: list[Path] = []
+    original = flake8_plugin.make_project
+
+    def counting(root: Path, *args: object) -> object:
+        builds.append(root)
+        return original(root, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flake8_plugin, "make_project", counting)
+    found = []
+    for name in ("jobs.py", "more.py"):
+        path = sample / "app" / name
+        checker = LockorderChecker(None, str(path), path.read_text().splitlines(keepends=True))  # type: ignore[arg-type]
+        found.append([(line, col, text.split()[0]) for line, col, text, _ in checker.run()])
+    assert builds == [sample.resolve()]
+    expected = [(LCK001_AT[0], LCK001_AT[1] - 1, "LCK001"), (12, 78, "LCK002")]
+    assert found == [expected, expected]
