@@ -3,7 +3,11 @@ while its good example is clean: the documentation is executed, so it cannot dri
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -73,3 +77,50 @@ def test_bad_example_triggers_the_rule(page: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
 def test_good_example_is_clean(page: Path, tmp_path: Path) -> None:
     assert findings_for(example(page.read_text(encoding="utf-8"), "Good example"), tmp_path) == []
+
+
+def test_pages_and_presets_ship_in_the_wheel(tmp_path: Path) -> None:
+    """Build the wheel, install it alone into a directory, and read the pages through it."""
+    dist, target = tmp_path / "dist", tmp_path / "target"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            ".",
+        ],
+        cwd=PAGES.parent,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("lockorder_lint-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for page in page_files():
+        assert f"lockorder_lint/pages/{page.name}" in names
+    assert "lockorder_lint/pages/presets/airflow.toml" in names
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import lockorder_lint, sys\n"
+        "from lockorder_lint.resources import preset_path\n"
+        "from lockorder_lint.cli import main\n"
+        "assert lockorder_lint.__file__.startswith(sys.argv[1]), lockorder_lint.__file__\n"
+        "assert preset_path('airflow') is not None\n"
+        "raise SystemExit(main(['explain', 'LCK001']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe, str(target)], env=env, capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == (PAGES / "LCK001.md").read_text(encoding="utf-8")
