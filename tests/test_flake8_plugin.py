@@ -12,7 +12,7 @@ import pytest
 
 from lockorder_lint import flake8_plugin
 from lockorder_lint.flake8_plugin import LockorderChecker
-from tests.test_cli import LCK001_AT, make_sample
+from tests.test_cli import CLEAN, LCK001_AT, make_sample
 
 REPO = Path(__file__).resolve().parent.parent
 FLAKE8 = [sys.executable, "-m", "flake8", "--isolated", "--select", "LCK"]
@@ -134,3 +134,28 @@ def test_checkers_of_one_project_share_the_catalog(tmp_path: Path, monkeypatch: 
     assert builds == [sample.resolve()]
     expected = [(LCK001_AT[0], LCK001_AT[1] - 1, "LCK001"), (12, 78, "LCK002")]
     assert found == [expected, expected]
+
+
+def test_flake8_checks_what_it_reads_from_stdin(tmp_path: Path) -> None:
+    """Editors pipe the unsaved buffer and name it with --stdin-display-name."""
+    sample = make_sample(tmp_path / "s")
+    fixed = subprocess.run(
+        [*FLAKE8, "--stdin-display-name", "app/jobs.py", "-"],
+        cwd=sample,
+        input=CLEAN,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (fixed.returncode, fixed.stdout) == (0, ""), fixed.stderr
+    broken = subprocess.run(
+        [*FLAKE8, "--stdin-display-name", "app/other.py", "-"],
+        cwd=sample,
+        input=(sample / "app" / "jobs.py").read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert broken.returncode == 1
+    assert [line.split(": ")[1].split()[0] for line in broken.stdout.splitlines()] == ["LCK001", "LCK002"]
+    assert broken.stdout.startswith(f"app/other.py:{LCK001_AT[0]}:{LCK001_AT[1]}: LCK001 ")

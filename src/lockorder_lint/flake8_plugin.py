@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
+import tokenize
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -61,11 +63,20 @@ class LockorderChecker:
             project_for(root)
 
     def _source(self) -> bytes:
-        """The bytes the CLI would read: the file on disk, or what flake8 read from stdin."""
+        """The bytes flake8 is checking. They are the file on disk unless flake8 read them from
+        stdin (an editor's unsaved buffer, given a real path by ``--stdin-display-name``)."""
+        text = "".join(self.lines)
         path = Path(self.filename)
         if not _is_stdin(self.filename) and path.is_file():
-            return path.read_bytes()
-        return "".join(self.lines).encode("utf-8")
+            data = path.read_bytes()
+            try:
+                encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+                on_disk: str | None = data.decode(encoding)
+            except (UnicodeDecodeError, LookupError, SyntaxError):
+                on_disk = None
+            if on_disk is not None and on_disk.lstrip("\ufeff") == text.lstrip("\ufeff"):
+                return data  # keeps a PEP 263 coding cookie meaningful
+        return text.encode("utf-8")
 
     def run(self) -> Iterator[Flake8Error]:
         path = Path(self.filename) if not _is_stdin(self.filename) else Path.cwd() / "stdin.py"
