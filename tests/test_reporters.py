@@ -126,3 +126,23 @@ def test_github_escaping() -> None:
         "::error file=dir%2Cwith%3Aodd%25/x.py,line=3,col=1,endLine=4,endColumn=2,title=LCK002::"
         "50%25 of rows%0D%0Alocked: a, b\n"
     )
+
+
+def test_sarif_reports_unparseable_files_as_tool_notifications(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sarif_validator: jsonschema.protocols.Validator
+) -> None:
+    sample = make_sample(tmp_path / "sample")
+    (sample / "app" / "broken.py").write_text("def f(session):\n    session.delete(\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--format", "sarif", "app", cwd=sample)
+    assert code == 2
+    assert "app/broken.py:2: error: cannot parse" in err
+    log = json.loads(out)
+    sarif_validator.validate(log)
+    (invocation,) = log["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    (notification,) = invocation["toolExecutionNotifications"]
+    assert notification["message"]["text"].startswith("cannot parse")
+    physical = notification["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"] == {"uri": "app/broken.py", "uriBaseId": "PROJECTROOT"}
+    assert physical["region"] == {"startLine": 2}
+    assert len(log["runs"][0]["results"]) == 2

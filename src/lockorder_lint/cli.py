@@ -22,7 +22,7 @@ from lockorder_lint.cache import CACHE_DIR_NAME, Cache
 from lockorder_lint.config import Config, ConfigError, load_config
 from lockorder_lint.engine import Project, check_source, decode, read_source
 from lockorder_lint.files import find_project_root, iter_python_files
-from lockorder_lint.findings import Finding
+from lockorder_lint.findings import FileError, Finding
 from lockorder_lint.noqa import UnusedNoqa, unused_noqa
 from lockorder_lint.progress import progress_for
 from lockorder_lint.reporters import (
@@ -128,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         findings = [findings[i] for i in outcome.new]
         stale = outcome.stale
     unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
-    sys.stdout.write(_render(args.format, findings, root))
+    sys.stdout.write(_render(args.format, findings, root, result.errors))
     for error in result.errors:
         print(error.render(), file=sys.stderr)
     for entry in stale:
@@ -144,11 +144,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
 
 
-def _render(fmt: str, findings: list[Finding], root: Path) -> str:
+def _render(fmt: str, findings: list[Finding], root: Path, errors: list[FileError]) -> str:
     if fmt == "json":
         return render_json(findings)
     if fmt == "sarif":
-        return render_sarif(findings, root)
+        return render_sarif(findings, root, errors)
     if fmt == "github":
         return render_github(findings)
     return render_text(findings)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lockorder_lint import __version__
-from lockorder_lint.findings import Finding, Skipped
+from lockorder_lint.findings import FileError, Finding, Skipped
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, Rule
 
@@ -97,7 +97,27 @@ def _sarif_result(finding: Finding, root: Path, rule_index: dict[str, int]) -> d
     return result
 
 
-def render_sarif(findings: Sequence[Finding], root: Path) -> str:
+def _sarif_invocation(errors: Sequence[FileError], root: Path) -> dict[str, Any]:
+    """Files that could not be checked become tool notifications, so a dashboard sees the gap."""
+    notifications = []
+    for error in errors:
+        location: dict[str, Any] = {"uri": _relative_uri(error.path, root)}
+        if not location["uri"].startswith("file:"):
+            location["uriBaseId"] = ROOT_BASE_ID
+        physical: dict[str, Any] = {"artifactLocation": location}
+        if error.line:
+            physical["region"] = {"startLine": error.line}
+        notifications.append(
+            {
+                "level": "error",
+                "message": {"text": error.reason},
+                "locations": [{"physicalLocation": physical}],
+            }
+        )
+    return {"executionSuccessful": not errors, "toolExecutionNotifications": notifications}
+
+
+def render_sarif(findings: Sequence[Finding], root: Path, errors: Sequence[FileError] = ()) -> str:
     """One SARIF 2.1.0 log with one run; columns count code points, as the checker does."""
     rule_index = {rule.code: i for i, rule in enumerate(ALL_RULES)}
     log = {
@@ -115,6 +135,7 @@ def render_sarif(findings: Sequence[Finding], root: Path) -> str:
                     }
                 },
                 "originalUriBaseIds": {ROOT_BASE_ID: {"uri": root.resolve().as_uri() + "/"}},
+                "invocations": [_sarif_invocation(errors, root)],
                 "columnKind": "unicodeCodePoints",
                 "results": [_sarif_result(f, root, rule_index) for f in findings],
             }
