@@ -159,3 +159,17 @@ def test_flake8_checks_what_it_reads_from_stdin(tmp_path: Path) -> None:
     assert broken.returncode == 1
     assert [line.split(": ")[1].split()[0] for line in broken.stdout.splitlines()] == ["LCK001", "LCK002"]
     assert broken.stdout.startswith(f"app/other.py:{LCK001_AT[0]}:{LCK001_AT[1]}: LCK001 ")
+
+
+def test_flake8_uses_one_root_for_the_run_like_the_cli(tmp_path: Path) -> None:
+    """Without a project marker, the root is the paths' common parent, for flake8 as for the CLI,
+    so models in a sibling package are known."""
+    sample = make_sample(tmp_path / "s")
+    (sample / "pyproject.toml").unlink()
+    (sample / "app" / "sub").mkdir()
+    (sample / "app" / "jobs.py").rename(sample / "app" / "sub" / "jobs.py")
+    cli = run([sys.executable, "-m", "lockorder_lint", "-j", "1", "app"], sample)
+    flake8 = run([*FLAKE8, "app"], sample)
+    assert cli.returncode == 1, cli.stderr
+    assert len(cli.stdout.splitlines()) == 2
+    assert sorted(flake8.stdout.splitlines()) == sorted(cli.stdout.splitlines())

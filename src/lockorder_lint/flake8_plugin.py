@@ -40,6 +40,17 @@ def project_for(root: Path) -> Project | ConfigError:
     return cached
 
 
+# The root the CLI would use for this run's paths; set by ``parse_options``.
+_RUN_ROOT: Path | None = None
+
+
+def root_for(path: Path) -> Path:
+    """The run's root for files under it (as the CLI has one root per run), else the file's own."""
+    if _RUN_ROOT is not None and path.resolve().is_relative_to(_RUN_ROOT):
+        return _RUN_ROOT
+    return find_project_root([path])
+
+
 def _is_stdin(filename: str) -> bool:
     return filename in ("-", "stdin")
 
@@ -57,10 +68,14 @@ class LockorderChecker:
 
     @classmethod
     def parse_options(cls, options: argparse.Namespace) -> None:
-        """Build the catalog of each project named on the command line before flake8 forks."""
+        """Find the run's project root the way the CLI does (from all the paths on the command
+        line) and build its catalog, before flake8 forks its workers."""
+        global _RUN_ROOT
         names = [n for n in getattr(options, "filenames", None) or ["."] if not _is_stdin(n)]
-        for root in {find_project_root([Path(n)]) for n in names if Path(n).exists()}:
-            project_for(root)
+        existing = [Path(n) for n in names if Path(n).exists()]
+        _RUN_ROOT = find_project_root(existing).resolve() if existing else None
+        if _RUN_ROOT is not None:
+            project_for(_RUN_ROOT)
 
     def _source(self) -> bytes:
         """The bytes flake8 is checking. They are the file on disk unless flake8 read them from
@@ -80,7 +95,7 @@ class LockorderChecker:
 
     def run(self) -> Iterator[Flake8Error]:
         path = Path(self.filename) if not _is_stdin(self.filename) else Path.cwd() / "stdin.py"
-        project = project_for(find_project_root([path]))
+        project = project_for(root_for(path))
         if isinstance(project, ConfigError):
             yield (1, 0, f"LCK000 lockorder-lint configuration error: {project}", type(self))
             return
