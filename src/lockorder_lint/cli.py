@@ -20,10 +20,11 @@ from lockorder_lint.baseline import (
 )
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
 from lockorder_lint.config import Config, ConfigError, load_config
-from lockorder_lint.engine import Project, check_source, decode, read_source
+from lockorder_lint.engine import Project, check_source, read_source
 from lockorder_lint.files import find_project_root, iter_python_files
 from lockorder_lint.findings import FileError, Finding
 from lockorder_lint.noqa import UnusedNoqa, unused_noqa
+from lockorder_lint.parsing import decode
 from lockorder_lint.progress import progress_for
 from lockorder_lint.reporters import (
     render_github,

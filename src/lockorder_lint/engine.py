@@ -6,11 +6,8 @@ catalog), so results can be computed in worker processes and cached by content.
 
 from __future__ import annotations
 
-import ast
 import bisect
-import io
 import re
-import tokenize
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from lockorder_lint.config import Config
 from lockorder_lint.findings import FileError, Finding, Skipped
 from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
 from lockorder_lint.noqa import suppressed
+from lockorder_lint.parsing import decode, parse_ast
 from lockorder_lint.rules import ALL_RULES, Rule
 from lockorder_lint.units import Candidate, candidate_functions, module_level_names, snippet_for
 
@@ -40,9 +38,16 @@ class Project:
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
-        patterns = [r.triggers for r in self.rules if r.triggers]
-        patterns += [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in self.config.lock_helpers]
-        self.trigger = re.compile(b"|".join(patterns)) if patterns else None
+        helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in self.config.lock_helpers]
+        self.rule_triggers: dict[str, re.Pattern[bytes]] = {}
+        for rule in self.rules:
+            patterns = [rule.triggers] if rule.triggers else []
+            if rule.uses_lock_helpers:
+                patterns += helpers
+            if patterns:
+                self.rule_triggers[rule.code] = re.compile(b"|".join(patterns))
+        combined = [p.pattern for p in self.rule_triggers.values()]
+        self.trigger = re.compile(b"|".join(combined)) if combined else None
         self.lock_helpers = frozenset(self.config.lock_helpers)
 
 
@@ -52,12 +57,6 @@ class FileResult:
     unknown: list[Skipped] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     analysed: bool = False
-
-
-def decode(data: bytes) -> str:
-    """Decode Python source the way the interpreter does (PEP 263 cookie, BOM)."""
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    return data.decode(encoding)
 
 
 def read_source(path: Path, display: str) -> tuple[bytes | None, FileError | None]:
@@ -94,7 +93,7 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         return result
     try:
         text = decode(data)
-        tree = ast.parse(data, filename=display)
+        tree = parse_ast(data, display)
     except SyntaxError as exc:
         result.errors.append(FileError(display, exc.lineno or 0, f"cannot parse: {exc.msg}"))
         return result
@@ -109,18 +108,20 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
     )
     assignment_aliases(tree, resolver)
-    candidates = candidate_functions(tree, module, hits)
-    if not candidates:
-        return result
-    result.analysed = True
+    hits_by_rule = {code: _hit_lines(data, pattern) for code, pattern in project.rule_triggers.items()}
+    rules_by_code = {rule.code: rule for rule in project.rules}
     lines = text.splitlines(keepends=True)
-    for candidate in candidates:
+    for candidate in candidate_functions(tree, module, hits_by_rule):
+        rules = [rules_by_code[c] for c in sorted(candidate.rules) if rules_by_code[c].wants(candidate.node)]
+        if not rules:
+            continue
+        result.analysed = True
         try:
             units = analyse_candidate(lines, candidate, resolver, project)
         except Exception as exc:  # one bad function must not hide the rest of the file
             result.errors.append(FileError(display, candidate.start_line, describe_failure(exc)))
             continue
-        _apply_rules(units, project, display, lines, result)
+        _apply_rules(units, rules, project, display, lines, result)
     result.findings.sort()
     result.unknown.sort()
     return result
@@ -181,13 +182,18 @@ def analyse_candidate(
 
 
 def _apply_rules(
-    units: list[Unit], project: Project, display: str, lines: Sequence[str], result: FileResult
+    units: list[Unit],
+    rules: Sequence[Rule],
+    project: Project,
+    display: str,
+    lines: Sequence[str],
+    result: FileResult,
 ) -> None:
     from lockorder_lint.rules.base import RuleContext
 
     context = RuleContext(project.config)
     for unit in units:
-        for rule in project.rules:
+        for rule in rules:
             if not _rule_applies(rule, display, project):
                 continue
             for report in rule.check(unit, context):

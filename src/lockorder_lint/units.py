@@ -8,26 +8,34 @@ trigger is never given to libcst at all.
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A top-level function or method (with its nested functions) worth a full analysis."""
+    """A top-level function or method (with its nested functions) worth a full analysis,
+    and the rules whose triggers it holds."""
 
     qualname: str
     class_qualname: str | None
     start_line: int  # first decorator line
     end_line: int
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    rules: frozenset[str]
 
 
-def candidate_functions(tree: ast.Module, module: str, hit_lines: set[int]) -> list[Candidate]:
+def candidate_functions(tree: ast.Module, module: str, hits: dict[str, set[int]]) -> list[Candidate]:
     """The outermost functions whose lines hold at least one trigger, in source order."""
     found: list[Candidate] = []
-    ordered_hits = sorted(hit_lines)
+    all_hits = sorted(set().union(*hits.values())) if hits else []
 
     def has_hit(start: int, end: int) -> bool:
-        return any(start <= line <= end for line in ordered_hits)
+        index = bisect.bisect_left(all_hits, start)
+        return index < len(all_hits) and all_hits[index] <= end
+
+    def rules_hit(start: int, end: int) -> frozenset[str]:
+        return frozenset(code for code, lines in hits.items() if any(start <= n <= end for n in lines))
 
     def visit(body: list[ast.stmt], prefix: str, class_qualname: str | None) -> None:
         for node in body:
@@ -35,7 +43,11 @@ def candidate_functions(tree: ast.Module, module: str, hit_lines: set[int]) -> l
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 end = node.end_lineno or node.lineno
                 if has_hit(start, end):
-                    found.append(Candidate(f"{prefix}{node.name}", class_qualname, start, end))
+                    found.append(
+                        Candidate(
+                            f"{prefix}{node.name}", class_qualname, start, end, node, rules_hit(start, end)
+                        )
+                    )
             elif isinstance(node, ast.ClassDef):
                 end = node.end_lineno or node.lineno
                 if has_hit(node.lineno, end):

@@ -3,6 +3,7 @@ check over one function's statements that returns reports. Rules never parse, wa
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,8 +42,14 @@ class Rule:
     code: str = ""
     name: str = ""
     summary: str = ""
-    # Regular expression (bytes) over the raw file: a file with no match cannot hold a finding.
+    # Regular expression (bytes) over the raw file: a function with no match cannot hold a finding.
     triggers: bytes = b""
+    # Whether calls to the configured ``lock-helpers`` are triggers too.
+    uses_lock_helpers: bool = False
+
+    def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """A cheap look at a triggered function's ``ast``: False spares it the libcst analysis."""
+        return True
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         raise NotImplementedError

@@ -17,6 +17,7 @@ class UnorderedForUpdate(Rule):
     name = "unordered-for-update"
     summary = "FOR UPDATE on a hot table without primary-key pinning, ORDER BY the key, SKIP LOCKED or NOWAIT"
     triggers = rb"with_for_update"
+    uses_lock_helpers = True
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         for statement in unit.statements:
