@@ -1,16 +1,19 @@
-"""The model catalog: which tables the project maps, their primary keys and indexes.
+"""The model catalog: which tables the project maps, their primary keys, indexes and relationships.
 
 It is learned from the source with a cheap ``ast`` pass over the files that can define
 models, so that checking one file still knows models declared anywhere in the project.
+Relationships matter because an eager-joined one (``lazy="joined"``) puts another table in the
+FROM clause of every ORM load of the model, and with it into any ``FOR UPDATE`` without ``OF``.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from lockorder_lint.config import DeclaredTable
 from lockorder_lint.names import Resolver, import_aliases, module_name
@@ -26,6 +29,34 @@ class Index:
     unique: bool = False
 
 
+# ``lazy=`` values that are spelled as constants other than strings (legacy SQLAlchemy forms).
+_LAZY_CONSTANTS: dict[object, str] = {True: "select", False: "joined", None: "noload"}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A mapped relationship of a model, with the table it reaches and its default loading.
+
+    ``lazy`` is SQLAlchemy's loader strategy name (``select``, ``joined``, ``selectin``, ``raise``,
+    ``noload``...; ``unknown`` when it is not a literal). ``target`` is None when the class named
+    is not in the catalog.
+    """
+
+    owner: str  # class name that has the attribute
+    name: str
+    target_class: str
+    target: str | None
+    lazy: str = "select"
+    innerjoin: bool = False
+    location: str = ""
+    via: str = "relationship"  # relationship, backref, or with_polymorphic
+
+    @property
+    def joined(self) -> bool:
+        """Loaded by a JOIN in the same SELECT as its owner, unless a query says otherwise."""
+        return self.lazy == "joined"
+
+
 @dataclass
 class Table:
     """A database table as the project declares it. Column names are mapped attribute keys."""
@@ -36,6 +67,11 @@ class Table:
     columns: dict[str, str] = field(default_factory=dict)  # attribute key -> column name
     classes: list[str] = field(default_factory=list)
     locations: list[str] = field(default_factory=list)  # "path:line"
+    relationships: list[Relationship] = field(default_factory=list)
+
+    def relationship(self, name: str) -> Relationship | None:
+        """The relationship mapped under attribute ``name`` on a class of this table."""
+        return next((r for r in self.relationships if r.name == name), None)
 
     def index_for(self, predicates: Iterable[tuple[str, str]]) -> Index | None:
         """The declared index that most likely serves a WHERE clause, given (column, op) pairs.
@@ -63,6 +99,26 @@ class Table:
         return best
 
 
+class _RelationshipDecl(NamedTuple):
+    """A ``relationship(...)`` as written, before class names are resolved across files.
+
+    ``target`` is a qualified name, or the string as written (``by_string``) which SQLAlchemy
+    resolves in the class registry. A ``backref(...)`` declares a second relationship, on the
+    target class, back to ``owner``. A NamedTuple, not a dataclass: it pickles without attribute
+    names, whose interning differs between a fresh and an unpickled object and would change the
+    catalog fingerprint of an unchanged project.
+    """
+
+    owner: str  # qualified class name
+    name: str
+    target: str | None
+    by_string: bool
+    lazy: str
+    innerjoin: bool
+    location: str
+    backref: tuple[str, str, bool] | None = None  # (name, lazy, innerjoin)
+
+
 @dataclass
 class _ClassDecl:
     """What one class body says, before inheritance is resolved across files."""
@@ -76,6 +132,8 @@ class _ClassDecl:
     table_var: str | None  # ``__table__ = some_table`` or an inline Table(...)
     location: str
     has_table_def: bool = False
+    relationships: list[_RelationshipDecl] = field(default_factory=list)
+    polymorphic_eager: bool = False  # ``with_polymorphic`` / ``polymorphic_load="inline"``
 
 
 @dataclass
@@ -96,6 +154,18 @@ class FileModels:
 
     classes: list[_ClassDecl] = field(default_factory=list)
     tables: list[_TableDecl] = field(default_factory=list)
+    # ``Model.attr = relationship(...)`` after the class body (Airflow does this to break cycles).
+    relationships: list[_RelationshipDecl] = field(default_factory=list)
+
+
+def _shared_prefix(first: str, second: str) -> int:
+    """How many leading dotted parts two qualified names share."""
+    count = 0
+    for a, b in zip(first.split("."), second.split("."), strict=False):
+        if a != b:
+            break
+        count += 1
+    return count
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -206,6 +276,118 @@ def _flatten_args(node: ast.AST) -> list[ast.AST]:
     return [node]
 
 
+def _is_relationship(call: ast.AST, resolver: Resolver) -> bool:
+    called = _call_name(call, resolver)
+    return bool(called) and called.rsplit(".", 1)[-1] in ("relationship", "relation")  # type: ignore[union-attr]
+
+
+def _lazy_of(call: ast.Call) -> str:
+    for kw in call.keywords:
+        if kw.arg == "lazy":
+            if isinstance(kw.value, ast.Constant):
+                value = kw.value.value
+                if isinstance(value, str):
+                    return value
+                return _LAZY_CONSTANTS.get(value, "unknown")
+            return "unknown"
+    return "select"
+
+
+def _innerjoin_of(call: ast.Call) -> bool:
+    return any(
+        kw.arg == "innerjoin" and isinstance(kw.value, ast.Constant) and kw.value.value in (True, "unnested")
+        for kw in call.keywords
+    )
+
+
+def _class_reference(node: ast.AST | None, resolver: Resolver) -> tuple[str | None, bool]:
+    """The class a relationship argument or ``Mapped[...]`` annotation names: (name, by_string)."""
+    if node is None:
+        return None, False
+    if isinstance(node, ast.Lambda):
+        return _class_reference(node.body, resolver)
+    text = _str_const(node)
+    if text is not None:
+        try:
+            parsed = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError:
+            return None, False
+        name, _ = _class_reference(parsed, resolver)
+        return name, True
+    if isinstance(node, ast.Subscript):  # Mapped[X], list[X], Optional[X], Mapped[list[X]]
+        inner = node.slice
+        if isinstance(inner, ast.Tuple):  # dict[K, V]: the value is the related class
+            inner = inner.elts[-1]
+        return _class_reference(inner, resolver)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # X | None
+        left = node.left
+        if isinstance(left, ast.Constant) and left.value is None:
+            return _class_reference(node.right, resolver)
+        return _class_reference(left, resolver)
+    dotted = _dotted(node)
+    if dotted:
+        return resolver.qualify(dotted), False
+    return None, False
+
+
+def _read_relationship(
+    call: ast.Call, owner: str, name: str, annotation: ast.AST | None, resolver: Resolver, location: str
+) -> _RelationshipDecl:
+    """Read ``relationship(Target, lazy=..., innerjoin=..., backref=...)``; with no target argument
+    the class comes from the ``Mapped[...]`` annotation."""
+    argument = call.args[0] if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "argument":
+            argument = kw.value
+    target, by_string = _class_reference(argument if argument is not None else annotation, resolver)
+    backref: tuple[str, str, bool] | None = None
+    for kw in call.keywords:
+        if kw.arg != "backref":
+            continue
+        text = _str_const(kw.value)
+        if text is not None:
+            backref = (text, "select", False)
+        elif isinstance(kw.value, ast.Call) and kw.value.args:
+            back_name = _str_const(kw.value.args[0])
+            if back_name is not None:
+                backref = (back_name, _lazy_of(kw.value), _innerjoin_of(kw.value))
+    return _RelationshipDecl(
+        owner=owner,
+        name=name,
+        target=target,
+        by_string=by_string,
+        lazy=_lazy_of(call),
+        innerjoin=_innerjoin_of(call),
+        location=location,
+        backref=backref,
+    )
+
+
+def _declared_relationship(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, resolver: Resolver
+) -> ast.Call | None:
+    """``@declared_attr def rel(cls): return relationship(...)`` (mixins declare them this way)."""
+    decorated = any("declared_attr" in (_dotted(d) or "") for d in func.decorator_list)
+    last = func.body[-1] if func.body else None
+    value = last.value if isinstance(last, ast.Return) else None
+    if decorated and isinstance(value, ast.Call) and _is_relationship(value, resolver):
+        return value
+    return None
+
+
+def _polymorphic_eager(value: ast.AST) -> bool:
+    """``__mapper_args__`` that make every load of the class LEFT OUTER JOIN its subclasses' tables."""
+    if not isinstance(value, ast.Dict):
+        return False
+    for key, item in zip(value.keys, value.values, strict=True):
+        option = _str_const(key) if key is not None else None
+        if option == "with_polymorphic" and not (isinstance(item, ast.Constant) and item.value is None):
+            return True
+        if option == "polymorphic_load" and _str_const(item) == "inline":
+            return True
+    return False
+
+
 def _read_table_call(call: ast.Call, qualname: str, resolver: Resolver, location: str) -> _TableDecl | None:
     tablename = _str_const(call.args[0]) if call.args else None
     if tablename is None:
@@ -226,16 +408,32 @@ def _read_class(
     table_var: str | None = None
     inline_table: _TableDecl | None = None
     qualname = f"{module}.{node.name}"
+    relationships: list[_RelationshipDecl] = []
+    polymorphic_eager = False
     for stmt in node.body:
         target: str | None = None
         value: ast.AST | None = None
+        annotation: ast.AST | None = None
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target, value = _dotted(stmt.targets[0]), stmt.value
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value = _dotted(stmt.target), stmt.value
+            target, value, annotation = _dotted(stmt.target), stmt.value, stmt.annotation
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            declared = _declared_relationship(stmt, resolver)
+            if declared is not None:
+                relationships.append(
+                    _read_relationship(declared, qualname, stmt.name, None, resolver, f"{path}:{stmt.lineno}")
+                )
         if target is None or value is None:
             continue
-        if target == "__tablename__":
+        if isinstance(value, ast.Call) and _is_relationship(value, resolver):
+            relationships.append(
+                _read_relationship(value, qualname, target, annotation, resolver, f"{path}:{stmt.lineno}")
+            )
+            continue
+        if target == "__mapper_args__":
+            polymorphic_eager = _polymorphic_eager(value)
+        elif target == "__tablename__":
             tablename = _str_const(value)
         elif target == "__table_args__":
             table_args = value
@@ -269,6 +467,8 @@ def _read_class(
         table_var=table_var,
         location=f"{path}:{node.lineno}",
         has_table_def=tablename is not None or table_var is not None,
+        relationships=relationships,
+        polymorphic_eager=polymorphic_eager,
     )
     return decl, inline_table
 
@@ -296,6 +496,20 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
+                if isinstance(value, ast.Call) and len(targets) == 1 and _is_relationship(value, resolver):
+                    owner, _, attr = (_dotted(targets[0]) or "").rpartition(".")
+                    if owner and "." not in owner:
+                        models.relationships.append(
+                            _read_relationship(
+                                value,
+                                resolver.qualify(owner),
+                                attr,
+                                None,
+                                resolver,
+                                f"{display_path}:{node.lineno}",
+                            )
+                        )
+                    continue
                 called = _call_name(value, resolver) if value is not None else None
                 if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
                     for tgt in targets:
@@ -328,11 +542,13 @@ class Catalog:
         catalog = cls()
         classes: dict[str, _ClassDecl] = {}
         table_decls: dict[str, _TableDecl] = {}
+        late_relationships: list[_RelationshipDecl] = []
         for fm in files:
             for decl in fm.classes:
                 classes[decl.qualname] = decl
             for tdecl in fm.tables:
                 table_decls[tdecl.qualname] = tdecl
+            late_relationships.extend(getattr(fm, "relationships", ()))
         for tdecl in table_decls.values():
             table = catalog._table(tdecl.tablename, tdecl.location)
             catalog._merge(table, tdecl.columns, tdecl.indexes, tdecl.pk_constraint)
@@ -398,12 +614,112 @@ class Catalog:
 
         for decl in classes.values():
             table_of(decl, {decl.qualname})
+        catalog._link_relationships(classes, late_relationships, find_class)
         for name, spec in (declared or {}).items():
             table = catalog._table(name.rsplit(".", 1)[-1], "configuration")
             table.primary_key = spec.primary_key
             table.indexes.extend(Index(iname, cols) for iname, cols in spec.indexes)
             catalog._register(name, table)
         return catalog
+
+    def _link_relationships(
+        self,
+        classes: dict[str, _ClassDecl],
+        late: list[_RelationshipDecl],
+        find_class: Callable[[str], _ClassDecl | None],
+    ) -> None:
+        """Give every table the relationships of the classes mapped to it (inherited ones and
+        backrefs included), each with the table it reaches."""
+        own: dict[str, list[_RelationshipDecl]] = {q: list(d.relationships) for q, d in classes.items()}
+        for rel in late:
+            owner = find_class(rel.owner)
+            if owner is not None:
+                own[owner.qualname].append(rel)
+
+        def resolve(rel: _RelationshipDecl) -> _ClassDecl | None:
+            if rel.target is None:
+                return None
+            if rel.target in classes:
+                return classes[rel.target]
+            short = rel.target.rsplit(".", 1)[-1]
+            candidates = [q for q in classes if q.rsplit(".", 1)[-1] == short]
+            if len(candidates) > 1:  # the registry nearest the owner: same module, then package
+                candidates.sort(key=lambda q: -_shared_prefix(q, rel.owner))
+            return classes[candidates[0]] if candidates else None
+
+        def lineage(decl: _ClassDecl, seen: set[str]) -> list[_ClassDecl]:
+            """The class and its ancestors, nearest first."""
+            found = [decl]
+            for base in decl.bases:
+                parent = find_class(base)
+                if parent is not None and parent.qualname not in seen:
+                    seen.add(parent.qualname)
+                    found.extend(lineage(parent, seen))
+            return found
+
+        def add(table: Table, rel: Relationship) -> None:
+            if not any(
+                (r.name, r.target, r.lazy) == (rel.name, rel.target, rel.lazy) for r in table.relationships
+            ):
+                table.relationships.append(rel)
+
+        for decl in classes.values():
+            table = self.by_qualname.get(decl.qualname)
+            if table is None:
+                continue
+            short = decl.qualname.rsplit(".", 1)[-1]
+            ancestors = lineage(decl, {decl.qualname})
+            for ancestor in ancestors:
+                for rel in own.get(ancestor.qualname, ()):
+                    target_decl = resolve(rel)
+                    target_table = self.by_qualname.get(target_decl.qualname) if target_decl else None
+                    target_short = (rel.target or "?").rsplit(".", 1)[-1]
+                    add(
+                        table,
+                        Relationship(
+                            short,
+                            rel.name,
+                            target_short,
+                            target_table.name if target_table else None,
+                            rel.lazy,
+                            rel.innerjoin,
+                            rel.location,
+                        ),
+                    )
+                    if rel.backref is not None and target_table is not None and ancestor is decl:
+                        back_name, back_lazy, back_inner = rel.backref
+                        add(
+                            target_table,
+                            Relationship(
+                                target_short,
+                                back_name,
+                                short,
+                                table.name,
+                                back_lazy,
+                                back_inner,
+                                rel.location,
+                                "backref",
+                            ),
+                        )
+            if decl.has_table_def:
+                for ancestor in ancestors[1:]:
+                    parent_table = self.by_qualname.get(ancestor.qualname)
+                    if parent_table is None or parent_table is table:
+                        continue
+                    if ancestor.polymorphic_eager or decl.polymorphic_eager:
+                        add(
+                            parent_table,
+                            Relationship(
+                                ancestor.qualname.rsplit(".", 1)[-1],
+                                f"<{short}>",
+                                short,
+                                table.name,
+                                "joined",
+                                False,
+                                decl.location,
+                                "with_polymorphic",
+                            ),
+                        )
 
     def _table(self, name: str, location: str) -> Table:
         table = self.tables.get(name)

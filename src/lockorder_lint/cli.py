@@ -193,6 +193,19 @@ def cmd_tables(args: argparse.Namespace) -> int:
                     {"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes
                 ],
                 "defined_at": t.locations,
+                "relationships": [
+                    {
+                        "class": r.owner,
+                        "name": r.name,
+                        "target_class": r.target_class,
+                        "target_table": r.target,
+                        "lazy": r.lazy,
+                        "innerjoin": r.innerjoin,
+                        "declared_by": r.via,
+                        "defined_at": r.location,
+                    }
+                    for r in t.relationships
+                ],
             }
             for t in tables
         ]
@@ -205,6 +218,11 @@ def cmd_tables(args: argparse.Namespace) -> int:
         for index in t.indexes:
             unique = " unique" if index.unique else ""
             print(f"    index {index.name}{unique}: {', '.join(index.columns)}")
+        for rel in t.relationships:
+            reaches = rel.target or f"{rel.target_class} (not in the catalog)"
+            join = ", innerjoin" if rel.joined and rel.innerjoin else ""
+            origin = f", {rel.via}" if rel.via != "relationship" else ""
+            print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
     print(f"{len(tables)} tables", file=sys.stderr)
     return EXIT_CLEAN
 

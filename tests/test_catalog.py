@@ -1,0 +1,172 @@
+"""The model catalog as the rules rely on it: relationships in every spelling SQLAlchemy accepts,
+each resolved to the table it reaches, and declarations that cache and fingerprint stably."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint.catalog import Catalog, Relationship, read_models
+from lockorder_lint.config import Config
+from lockorder_lint.runner import make_project
+
+MODELS = '''\
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, backref, declared_attr, mapped_column, relationship
+
+from app import other
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DagRun(Base):
+    __tablename__ = "dag_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TaskInstance(Base):
+    __tablename__ = "task_instance"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("dag_run.id"))
+
+    dag_run = relationship("DagRun", lazy="joined", innerjoin=True)
+    run_again: Mapped[DagRun] = relationship(DagRun, lazy="joined", viewonly=True)
+    run_annotated: Mapped["DagRun"] = relationship(lazy="selectin", viewonly=True)
+    run_optional: Mapped["DagRun | None"] = relationship(lazy=False, viewonly=True)
+    run_lambda = relationship(lambda: DagRun, viewonly=True)
+    notes = relationship("Note", backref=backref("task_instance", lazy="joined"))
+    elsewhere = relationship("NotInThisProject", lazy="joined")
+    dynamic = relationship(other.Thing, lazy=some_setting)
+
+
+class Note(Base):
+    __tablename__ = "note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class RunOwned:
+    @declared_attr
+    def run(cls) -> Mapped[DagRun]:
+        return relationship(DagRun, lazy="joined")
+
+
+class Callback(RunOwned, Base):
+    __tablename__ = "callback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+
+    __mapper_args__ = {"polymorphic_on": kind, "with_polymorphic": "*"}
+
+
+class EmailCallback(Callback):
+    __tablename__ = "email_callback"
+
+    id: Mapped[int] = mapped_column(ForeignKey("callback.id"), primary_key=True)
+
+
+class InlineCallback(Callback):
+    """Single-table inheritance: no table of its own, nothing to join."""
+
+
+DagRun.latest_ti = relationship(TaskInstance, lazy="joined", viewonly=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    root = tmp_path_factory.mktemp("project")
+    (root / "app").mkdir()
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "models.py").write_text(MODELS)
+    return make_project(root, Config()).catalog
+
+
+def relationships(catalog: Catalog, table: str) -> dict[str, Relationship]:
+    return {r.name: r for r in catalog.tables[table].relationships}
+
+
+def test_relationship_spellings_resolve_to_the_table_they_reach(catalog: Catalog) -> None:
+    rels = relationships(catalog, "task_instance")
+    assert (rels["dag_run"].target, rels["dag_run"].lazy, rels["dag_run"].innerjoin) == (
+        "dag_run",
+        "joined",
+        True,
+    )
+    assert (rels["run_again"].target, rels["run_again"].lazy) == ("dag_run", "joined")
+    assert (rels["run_annotated"].target, rels["run_annotated"].lazy) == ("dag_run", "selectin")
+    assert (rels["run_optional"].target, rels["run_optional"].lazy) == ("dag_run", "joined")  # lazy=False
+    assert (rels["run_lambda"].target, rels["run_lambda"].lazy) == ("dag_run", "select")
+    assert rels["notes"].target == "note"
+    assert rels["dag_run"].joined and not rels["run_annotated"].joined
+
+
+def test_unknown_targets_and_lazy_values_are_kept_but_not_guessed(catalog: Catalog) -> None:
+    rels = relationships(catalog, "task_instance")
+    assert rels["elsewhere"].target is None
+    assert rels["elsewhere"].target_class == "NotInThisProject"
+    assert rels["dynamic"].lazy == "unknown"
+    assert not rels["dynamic"].joined
+
+
+def test_backref_declares_the_reverse_relationship_on_the_target(catalog: Catalog) -> None:
+    back = relationships(catalog, "note")["task_instance"]
+    assert (back.owner, back.target, back.lazy, back.via) == ("Note", "task_instance", "joined", "backref")
+
+
+def test_relationship_assigned_after_the_class(catalog: Catalog) -> None:
+    latest = relationships(catalog, "dag_run")["latest_ti"]
+    assert (latest.owner, latest.target, latest.lazy) == ("DagRun", "task_instance", "joined")
+
+
+def test_mixin_relationship_and_with_polymorphic(catalog: Catalog) -> None:
+    rels = relationships(catalog, "callback")
+    assert (rels["run"].target, rels["run"].lazy) == ("dag_run", "joined")
+    polymorphic = [r for r in rels.values() if r.via == "with_polymorphic"]
+    assert [(r.target, r.lazy) for r in polymorphic] == [("email_callback", "joined")]
+    # the joined-inheritance subclass inherits the mixin's relationship too
+    assert relationships(catalog, "email_callback")["run"].target == "dag_run"
+
+
+def test_declarations_pickle_to_the_same_bytes_after_a_round_trip(tmp_path: Path) -> None:
+    """The runner fingerprints the pickled declarations; a cached (unpickled) copy of an unchanged
+    file must fingerprint like a fresh one, or a warm run would miss the cache."""
+    path = tmp_path / "models.py"
+    path.write_text(MODELS.replace("run_pk", "owner").replace('"DagRun"', '"owner"'))
+    fresh = read_models(path.read_bytes(), path, tmp_path, "models.py")
+    assert fresh.classes and any(c.relationships for c in fresh.classes)
+    cached = pickle.loads(pickle.dumps(fresh, protocol=pickle.HIGHEST_PROTOCOL))
+    assert pickle.dumps([fresh], protocol=pickle.HIGHEST_PROTOCOL) == pickle.dumps(
+        [cached], protocol=pickle.HIGHEST_PROTOCOL
+    )
+
+
+def test_catalog_with_relationships_pickles(catalog: Catalog) -> None:
+    """Worker processes receive the catalog pickled."""
+    copy = pickle.loads(pickle.dumps(catalog))
+    assert relationships(copy, "task_instance") == relationships(catalog, "task_instance")
+
+
+def test_string_names_resolve_to_the_nearest_class_of_that_name(tmp_path: Path) -> None:
+    for package in ("one", "two"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "models.py").write_text(
+            "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\n"
+            "class Base(DeclarativeBase):\n    pass\n\n\n"
+            f"class Parent(Base):\n    __tablename__ = '{package}_parent'\n"
+            "    id: Mapped[int] = mapped_column(primary_key=True)\n\n\n"
+            f"class Child(Base):\n    __tablename__ = '{package}_child'\n"
+            "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+            "    parent = relationship('Parent', lazy='joined')\n"
+        )
+    catalog = make_project(tmp_path, Config()).catalog
+    assert relationships(catalog, "one_child")["parent"].target == "one_parent"
+    assert relationships(catalog, "two_child")["parent"].target == "two_parent"
