@@ -88,3 +88,26 @@ def test_a_broken_file_is_reported_and_the_others_still_checked(tree: Path) -> N
     assert [(e.path.endswith("broken.py"), e.line) for e in result.errors] == [(True, 1)]
     assert "cannot parse" in result.errors[0].reason
     assert any(f.path.endswith("scheduler_3_2_1.py") for f in result.findings)
+
+
+def test_per_file_ignores_match_paths_relative_to_the_project_root(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockorder_lint.config import apply_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # shown paths are then absolute, not root-relative
+    config = apply_settings(Config(), {"per-file-ignores": {"fixtures/rules/*": ["LCK001"]}}, "test")
+    result = run([tree], make_project(tree, config), jobs=1)
+    codes_in_rules = {f.code for f in result.findings if "/fixtures/rules/" in f.path}
+    assert "LCK001" not in codes_in_rules and "LCK002" in codes_in_rules
+    assert any(f.code == "LCK001" and "/fixtures/airflow/" in f.path for f in result.findings)
+
+
+def test_hidden_directories_are_not_walked(tree: Path) -> None:
+    hidden = tree / ".corpus" / "pkg"
+    hidden.mkdir(parents=True)
+    (hidden / "bad.py").write_text((tree / "fixtures" / "airflow" / "scheduler_3_2_1.py").read_text())
+    result = _run(tree)
+    assert not any(".corpus" in f.path for f in result.findings)

@@ -108,8 +108,14 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
     )
     assignment_aliases(tree, resolver)
-    hits_by_rule = {code: _hit_lines(data, pattern) for code, pattern in project.rule_triggers.items()}
-    rules_by_code = {rule.code: rule for rule in project.rules}
+    rules_by_code = {
+        rule.code: rule for rule in project.rules if not _ignored_here(rule, path, display, project)
+    }
+    hits_by_rule = {
+        code: _hit_lines(data, pattern)
+        for code, pattern in project.rule_triggers.items()
+        if code in rules_by_code
+    }
     lines = text.splitlines(keepends=True)
     for candidate in candidate_functions(tree, module, hits_by_rule):
         rules = [rules_by_code[c] for c in sorted(candidate.rules) if rules_by_code[c].wants(candidate.node)]
@@ -194,8 +200,6 @@ def _apply_rules(
     context = RuleContext(project.config)
     for unit in units:
         for rule in rules:
-            if not _rule_applies(rule, display, project):
-                continue
             for report in rule.check(unit, context):
                 line_text = lines[report.span.line - 1] if 0 < report.span.line <= len(lines) else ""
                 if suppressed(line_text, report.code):
@@ -239,11 +243,18 @@ def _note_unknown(
     result.unknown.append(Skipped(display, span.line, span.column, kind, target))
 
 
-def _rule_applies(rule: Rule, display: str, project: Project) -> bool:
+def _ignored_here(rule: Rule, path: Path, display: str, project: Project) -> bool:
+    """``per-file-ignores``: patterns match the path relative to the project root (or as shown)."""
     import fnmatch
 
+    try:
+        relative = path.resolve().relative_to(project.root).as_posix()
+    except ValueError:
+        relative = display
     for pattern, codes in project.config.per_file_ignores:
-        matches = fnmatch.fnmatch(display, pattern) or fnmatch.fnmatch(Path(display).name, pattern)
-        if matches and any(rule.code.startswith(code) for code in codes):
-            return False
-    return True
+        names = (relative, display, path.name)
+        if any(fnmatch.fnmatch(name, pattern) for name in names) and any(
+            rule.code.startswith(c) for c in codes
+        ):
+            return True
+    return False

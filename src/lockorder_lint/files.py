@@ -73,6 +73,7 @@ def iter_python_files(paths: Iterable[Path], root: Path, exclude: Iterable[str])
                     d
                     for d in dirnames
                     if d not in SKIPPED_DIRS
+                    and not d.startswith(".")
                     and not d.endswith(".egg-info")
                     and not _is_virtualenv(base / d)
                     and not is_excluded(base / d, root, exclude)
