@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report `# noqa: LCKnnn` comments that suppress nothing",
     )
+    parser.add_argument(
+        "--fix", action="store_true", help="insert session.rollback() first in handlers LCK003 reports"
+    )
+    parser.add_argument(
+        "--diff", action="store_true", help="print the --fix changes as a diff; write nothing"
+    )
     parser.add_argument("--version", action="version", version=f"lockorder-lint {__version__}")
     return parser
 
@@ -117,6 +123,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    if args.fix or args.diff:
+        from lockorder_lint.fixer import apply_fixes
+
+        fixes = apply_fixes(
+            result.findings, config, write=not args.diff, diff_out=sys.stdout if args.diff else None
+        )
+        for error in fixes.errors:
+            print(error.render(), file=sys.stderr)
+        if args.diff:
+            return EXIT_FINDINGS if fixes.files else EXIT_CLEAN
+        print(
+            f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
+            file=sys.stderr,
+        )
+        if fixes.files:
+            result = run(paths, project, jobs=max(1, jobs), cache=cache)
     findings = result.findings
     stale: list[BaselineKey] = []
     if args.write_baseline is not None:

@@ -1,0 +1,266 @@
+"""``--fix`` and ``--diff``: insert ``<session>.rollback()`` as the first statement of each except
+clause that LCK003 reported, so that the aborted session is usable again before its next use.
+
+The edit is made with libcst on the whole file, so comments and formatting stay as they were.
+Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
+analysed again and each reported use is matched to the handler it came from. A file is written
+only when it changed, after its new text parses, through a temporary file in the same directory
+and ``os.replace``, so that an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import os
+import tempfile
+import tokenize
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from lockorder_lint.config import Config
+from lockorder_lint.findings import FileError, Finding
+from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
+from lockorder_lint.sessions import aborted_session_uses, dotted_name, is_async_session
+from lockorder_lint.units import module_level_names
+
+FIXABLE_CODES = frozenset({"LCK003"})
+
+
+@dataclass(frozen=True)
+class FileFix:
+    """One file's text before and after the fix."""
+
+    path: Path
+    display: str
+    encoding: str
+    before: str
+    after: str
+    handlers: int
+
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=f"a/{self.display}",
+                tofile=f"b/{self.display}",
+            )
+        )
+
+
+@dataclass
+class FixReport:
+    """What a ``--fix`` / ``--diff`` run changed (or would change), and what it could not."""
+
+    files: list[FileFix] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+    @property
+    def handlers(self) -> int:
+        return sum(f.handlers for f in self.files)
+
+
+def _qualifier(tree: ast.Module, path: Path) -> Resolver:
+    module = module_name(path, path.parent)
+    resolver = Resolver(
+        module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
+    )
+    assignment_aliases(tree, resolver)
+    return resolver
+
+
+Plan = dict[cst.CSTNode, list[tuple[str, bool]]]
+
+
+def _rollback(session: str, awaited: bool) -> cst.BaseStatement:
+    return cst.parse_statement(f"{'await ' if awaited else ''}{session}.rollback()\n")
+
+
+class _RollbackInserter(cst.CSTTransformer):
+    """Puts ``[await] <session>.rollback()`` first in each planned handler, unless it is there;
+    wraps the body of each planned tenacity ``with attempt:`` in ``try`` / ``except Exception:``
+    rolling back and re-raising, so that the retry starts on a clean session."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__()
+        self.plan = plan
+        self.inserted = 0
+
+    def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
+        wanted = self.plan.get(original_node)
+        if not wanted or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        handler = cst.ExceptHandler(
+            type=cst.Name("Exception"),
+            body=cst.IndentedBlock(
+                body=[*(_rollback(s, a) for s, a in wanted), cst.SimpleStatementLine([cst.Raise()])]
+            ),
+        )
+        guarded = cst.Try(
+            body=updated_node.body.with_changes(header=cst.TrailingWhitespace()), handlers=[handler]
+        )
+        self.inserted += len(wanted)
+        return updated_node.with_changes(
+            body=cst.IndentedBlock(body=[guarded], header=updated_node.body.header)
+        )
+
+    def leave_ExceptHandler(
+        self, original_node: cst.ExceptHandler, updated_node: cst.ExceptHandler
+    ) -> cst.ExceptHandler:
+        wanted = self.plan.get(original_node)
+        if not wanted:
+            return updated_node
+        body = updated_node.body
+        if isinstance(body, cst.SimpleStatementSuite):
+            body = cst.IndentedBlock(
+                body=[cst.SimpleStatementLine(body=body.body)], header=body.trailing_whitespace
+            )
+        assert isinstance(body, cst.IndentedBlock)
+        statements = list(body.body)
+        present = {_rollback_of(s) for s in statements}
+        new: list[cst.BaseStatement] = []
+        for session, awaited in wanted:
+            if session in present:
+                continue
+            present.add(session)
+            new.append(_rollback(session, awaited))
+        if not new:
+            return updated_node
+        self.inserted += len(new)
+        if statements:
+            # Comments above the first statement describe the handler: keep them on top.
+            first = statements[0]
+            if (
+                isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+                and first.leading_lines
+            ):
+                new[0] = new[0].with_changes(leading_lines=first.leading_lines)
+                statements[0] = first.with_changes(leading_lines=())
+        return updated_node.with_changes(body=body.with_changes(body=[*new, *statements]))
+
+
+def _rollback_of(statement: cst.CSTNode) -> str | None:
+    """The session a ``[await] session.rollback()`` statement rolls back, if it is one."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    expr = statement.body[0]
+    if not isinstance(expr, cst.Expr):
+        return None
+    value = expr.value.expression if isinstance(expr.value, cst.Await) else expr.value
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value == "rollback"
+    ):
+        return dotted_name(value.func.value)
+    return None
+
+
+def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> tuple[str, int]:
+    """``source`` with a rollback inserted in every handler behind a reported use at ``targets``
+    (line, 1-based column); and how many rollbacks were inserted."""
+    tree = ast.parse(source)
+    resolver = _qualifier(tree, path)
+
+    def qualify(node: cst.BaseExpression) -> str | None:
+        dotted = dotted_name(node)
+        if dotted is None:
+            return None
+        head = dotted.partition(".")[0]
+        if head in resolver.aliases or head in resolver.local_names:
+            return resolver.qualify(dotted)
+        return None
+
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    positions = wrapper.resolve(PositionProvider)
+    plan: Plan = {}
+    functions = [n for n in positions if isinstance(n, cst.FunctionDef)]
+    for function in functions:
+        found, sessions = aborted_session_uses(function, qualify, config.session_names, config.dialects)
+        for aborted in found:
+            start = positions[aborted.use].start
+            handler = aborted.catch.node
+            if (start.line, start.column + 1) not in targets:
+                continue
+            entry = (aborted.session, is_async_session(aborted.session, sessions, function))
+            if entry not in plan.setdefault(handler, []):
+                plan[handler].append(entry)
+    if not plan:
+        return source, 0
+    inserter = _RollbackInserter(plan)
+    new_module = wrapper.module.visit(inserter)
+    return new_module.code, inserter.inserted
+
+
+def _encoding(data: bytes) -> str:
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return encoding
+
+
+def plan_fixes(findings: Iterable[Finding], config: Config) -> FixReport:
+    """The fixed text of every file with fixable findings; files that cannot be fixed become errors."""
+    report = FixReport()
+    targets: dict[str, set[tuple[int, int]]] = {}
+    for finding in findings:
+        if finding.code in FIXABLE_CODES:
+            targets.setdefault(finding.path, set()).add((finding.line, finding.column))
+    for display, spots in sorted(targets.items()):
+        path = Path(display)
+        try:
+            data = path.read_bytes()
+            encoding = _encoding(data)
+            before = data.decode(encoding)
+            after, count = fix_source(before, path, spots, config)
+        except (OSError, SyntaxError, UnicodeDecodeError, LookupError, cst.ParserSyntaxError) as exc:
+            report.errors.append(FileError(display, 0, f"cannot fix: {exc}"))
+            continue
+        if count and after != before:
+            try:
+                cst.parse_module(after)
+                ast.parse(after)
+            except (SyntaxError, cst.ParserSyntaxError) as exc:  # pragma: no cover - a bug if reached
+                report.errors.append(FileError(display, 0, f"fix not applied, it does not parse: {exc}"))
+                continue
+            report.files.append(FileFix(path, display, encoding, before, after, count))
+    return report
+
+
+def write_atomically(path: Path, text: str, encoding: str) -> None:
+    """Replace ``path``'s content in one step, keeping its permissions."""
+    mode = path.stat().st_mode & 0o7777
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".lockorder-tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text.encode(encoding))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def apply_fixes(
+    findings: Sequence[Finding], config: Config, *, write: bool, diff_out: TextIO | None = None
+) -> FixReport:
+    """Fix (``write``) or only show (``diff_out``) the rollbacks for the fixable findings."""
+    report = plan_fixes(findings, config)
+    for fix in report.files:
+        if diff_out is not None:
+            diff_out.write(fix.diff())
+        if write:
+            try:
+                write_atomically(fix.path, fix.after, fix.encoding)
+            except OSError as exc:
+                report.errors.append(
+                    FileError(fix.display, 0, f"cannot write the fix: {exc.strerror or exc}")
+                )
+    return report
