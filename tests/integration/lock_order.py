@@ -1,10 +1,11 @@
-"""The order in which a bulk UPDATE locks its rows, read from the database rather than assumed.
+"""The order in which a statement locks its rows, read from the database rather than assumed.
 
-PostgreSQL locks each row as its scan returns it; running the very same UPDATE with ``RETURNING`` in a
-transaction that is rolled back lists the rows in that order (for an index scan over equal keys, the
-rows' physical order). InnoDB locks index records as it scans them, so the order depends on the index
-the optimizer picks: the plan is read with ``EXPLAIN``, required to be the expected index (the pin),
-and the rows are listed by scanning that index.
+PostgreSQL's UPDATE locks each row as its scan returns it; running the very same UPDATE with
+``RETURNING`` in a transaction that is rolled back lists the rows in that order (for an index scan over
+equal keys, the rows' physical order). Its ``SELECT ... ORDER BY ... FOR UPDATE`` locks above the sort,
+so the rows it returns come in the order it locked them. InnoDB locks index records as it scans them,
+before any sort, so the order depends on the index the optimizer picks: the plan is read with
+``EXPLAIN``, required to be the expected index (the pin), and the rows are listed by scanning it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, select, text
+from sqlalchemy import ColumnElement, Select, Update, select, true
 from sqlalchemy.orm import Session
 
 from tests.fixtures.airflow.models import TaskInstance
@@ -49,7 +50,7 @@ def recorded_update(form: Callable[..., object], *args: Any) -> Update:
     return updates[0]
 
 
-def _explain(session: Session, statement: Update) -> str:
+def _explain(session: Session, statement: Update | Select[Any]) -> str:
     compiled = statement.compile(
         dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
     )
@@ -80,11 +81,29 @@ def bulk_update_lock_order(database: Database, statement: Update, pinned_index: 
         else:
             index = _mysql_index(plan)
             assert index == pinned_index, f"the UPDATE's plan no longer uses {pinned_index}:\n{plan}"
-            ids = tuple(
-                session.scalars(
-                    select(TaskInstance.id)
-                    .with_hint(TaskInstance, f"FORCE INDEX ({index})", "mysql")
-                    .where(statement.whereclause if statement.whereclause is not None else text("1 = 1"))
-                ).all()
-            )
+            ids = _innodb_scan_order(session, index, statement.whereclause)
     return LockOrder(ids, index, plan)
+
+
+def locking_read_order(database: Database, statement: Select[Any], pinned_index: str) -> LockOrder:
+    """The order in which the locking read ``statement`` (selecting ``TaskInstance.id``) locks its
+    rows; on MariaDB its plan must scan ``pinned_index``."""
+    with database.sessions("scheduler")() as session:
+        plan = _explain(session, statement)
+        if database.is_postgresql:
+            assert "LockRows" in plan, plan
+            ids = tuple(session.scalars(statement).all())
+            session.rollback()
+            return LockOrder(ids, _postgres_index(plan), plan)
+        index = _mysql_index(plan)
+        assert index == pinned_index, f"the SELECT's plan no longer uses {pinned_index}:\n{plan}"
+        return LockOrder(_innodb_scan_order(session, index, statement.whereclause), index, plan)
+
+
+def _innodb_scan_order(session: Session, index: str, where: ColumnElement[bool] | None) -> tuple[str, ...]:
+    scan = (
+        select(TaskInstance.id)
+        .with_hint(TaskInstance, f"FORCE INDEX ({index})", "mysql")
+        .where(where if where is not None else true())
+    )
+    return tuple(session.scalars(scan).all())

@@ -135,15 +135,16 @@ def _run_parties(
     return Attempt(api.error, scheduler.error, scheduler.result, time.monotonic() - started)
 
 
-def pk_locks_against_bulk_update(
+def pk_locks_against_scheduler_pass(
     database: Database,
     lock_order: Sequence[str],
     scheduler_pass: Callable[[Session], Any],
     after_commit: Callable[[], Any] | None = None,
 ) -> Attempt:
-    """The execution API locks, by primary key, the last row the scheduler's statement locks, then the
-    first one; the scheduler's statement runs in between. Returns what ``scheduler_pass`` and, after
-    the scheduler's commit, ``after_commit`` returned (as a pair)."""
+    """The execution API locks, by primary key, the last row of ``lock_order`` (the order in which the
+    scheduler's statement locks its rows), then the first one; the scheduler's pass runs in between.
+    The scheduler's result is the pair of what ``scheduler_pass`` and, after its commit,
+    ``after_commit`` returned."""
     first, last = lock_order[0], lock_order[-1]
     api_holds_last = threading.Event()
 

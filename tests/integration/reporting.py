@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -22,14 +22,14 @@ def record_attempts(
     database: Database,
     label: str,
     attempts: Sequence[Attempt],
-    deadlocked: Callable[[Attempt], bool] | None = None,
+    deadlocked: Sequence[bool] | None = None,
 ) -> None:
-    """Attach "<database>: <label>: d/n deadlocks, median and slowest attempt" to the test's report."""
-    deadlocks = sum(
-        1
-        for attempt in attempts
-        if (deadlocked(attempt) if deadlocked is not None else either_party_deadlocked(database, attempt))
-    )
+    """Attach "<database>: <label>: d/n deadlocks, median and slowest attempt" to the test's report.
+    ``deadlocked`` says, per attempt, whether it deadlocked when no party's error shows it (a handler
+    may have swallowed it)."""
+    if deadlocked is None:
+        deadlocked = [either_party_deadlocked(database, attempt) for attempt in attempts]
+    deadlocks = sum(deadlocked)
     times = [attempt.seconds * 1000 for attempt in attempts]
     request.node.user_properties.append(
         (

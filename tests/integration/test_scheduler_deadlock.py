@@ -15,7 +15,7 @@ from tests.fixtures.airflow.models import State
 from tests.integration.airflow_rows import SeededRun, read_task_instances, seed_run
 from tests.integration.databases import Database
 from tests.integration.lock_order import LockOrder, bulk_update_lock_order, recorded_update
-from tests.integration.orchestration import Attempt, pk_locks_against_bulk_update
+from tests.integration.orchestration import Attempt, pk_locks_against_scheduler_pass
 from tests.integration.reporting import record_attempts
 
 ATTEMPTS = 20
@@ -47,7 +47,7 @@ def test_3_2_1_bulk_update_deadlocks_with_primary_key_locks_on_every_attempt(
     for _ in range(ATTEMPTS):
         seeded, order = _seed_and_read_lock_order(database)
         attempts.append(
-            pk_locks_against_bulk_update(
+            pk_locks_against_scheduler_pass(
                 database,
                 order.ids,
                 functools.partial(
@@ -81,7 +81,7 @@ def test_ordered_batches_never_deadlock_and_lose_no_update(
     attempts: list[Attempt] = []
     for _ in range(ATTEMPTS):
         seeded, order = _seed_and_read_lock_order(database)
-        attempt = pk_locks_against_bulk_update(
+        attempt = pk_locks_against_scheduler_pass(
             database,
             order.ids,
             functools.partial(
