@@ -85,6 +85,47 @@ class LockClause:
         return self.skip_locked or self.nowait
 
 
+# SQLAlchemy loader option functions and the relationship loading strategy each one sets.
+LOADER_STRATEGIES = {
+    "joinedload": "joined",
+    "lazyload": "select",
+    "noload": "noload",
+    "raiseload": "raise",
+    "selectinload": "selectin",
+    "subqueryload": "subquery",
+    "immediateload": "immediate",
+    "defaultload": "default",
+    "contains_eager": "contains",
+}
+# Options about columns, not relationships: they never add or remove a join.
+_COLUMN_OPTIONS = frozenset(
+    {"load_only", "defer", "undefer", "undefer_group", "with_expression", "selectin_polymorphic"}
+)
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class LoaderOption:
+    """One step of a ``.options(...)`` loader chain: the strategy it sets for the relationship at
+    the end of ``path``, a chain of ``(table, attribute)`` steps from a loaded entity
+    (table ``""`` when the option names the attribute by string; attribute ``*`` for a wildcard)."""
+
+    strategy: str
+    path: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class JoinedTable:
+    """A table a statement puts in its FROM clause besides its target, and why."""
+
+    table: str
+    how: str  # join, entity, where, eager
+    via: str  # what the message shows: ``explicit join``, ``TaskInstance.dag_run, lazy="joined"``
+    outer: bool = False
+    # For an eager join: the loaded entity's relationship whose ``lazyload`` stops it (and its chain).
+    relationship: str = ""
+
+
 @dataclass(frozen=True)
 class Statement:
     """One state of a statement builder. Each builder call yields a new state."""
@@ -94,7 +135,14 @@ class Statement:
     target: Table | None = field(default=None, compare=False, hash=False)
     target_text: str = ""
     joins: tuple[str, ...] = ()
+    outer_joins: tuple[str, ...] = ()
     extra_entities: tuple[str, ...] = ()
+    # Tables selected as mapped classes (``select(M)``, ``session.get(M, pk)``): their eager
+    # relationships are loaded in the same SELECT. Column-only selects load no relationships.
+    orm_entities: tuple[str, ...] = ()
+    loader_options: tuple[LoaderOption, ...] = ()
+    opaque_options: bool = False  # some ``.options(...)`` argument could not be read
+    eagerloads: bool = True  # ``Query.enable_eagerloads(False)`` turns every eager join off
     predicates: tuple[Predicate, ...] = ()
     opaque_where: bool = False
     order_by: tuple[tuple[str, str, bool], ...] = ()  # table, column, descending
@@ -150,6 +198,84 @@ class Statement:
             table == self.target.name and col == want and not desc
             for (table, col, desc), want in zip(leading, pk, strict=True)
         )
+
+
+def _option_for(options: Sequence[LoaderOption], path: tuple[tuple[str, str], ...]) -> str | None:
+    """The strategy the query's options set for the relationship at ``path`` (the last one wins),
+    else the wildcard one set at that depth, else None (the relationship's own default)."""
+
+    def matches(step: tuple[str, str], want: tuple[str, str]) -> bool:
+        return step[1] == want[1] and step[0] in ("", want[0])
+
+    exact: str | None = None
+    wildcard: str | None = None
+    for option in options:
+        if option.strategy == "default" or len(option.path) != len(path):
+            continue
+        if not all(matches(step, want) for step, want in zip(option.path[:-1], path[:-1], strict=True)):
+            continue
+        last = option.path[-1]
+        if last[1] == WILDCARD:
+            wildcard = option.strategy
+        elif matches(last, path[-1]):
+            exact = option.strategy
+    return exact or wildcard
+
+
+def joined_tables(statement: Statement, catalog: Catalog) -> list[JoinedTable]:
+    """Every table besides the target that the statement's FROM clause holds: explicit joins,
+    further entities, tables a WHERE clause joins implicitly, and the eager-joined relationships
+    of the loaded entities (and of theirs, as SQLAlchemy chains them) unless the options or
+    ``enable_eagerloads(False)`` switch them off."""
+    target = statement.table_name
+    found: list[JoinedTable] = []
+    seen: set[str] = {target} if target else set()
+
+    def add(joined: JoinedTable) -> None:
+        if joined.table not in seen:
+            seen.add(joined.table)
+            found.append(joined)
+
+    for name in statement.joins:
+        outer = name in statement.outer_joins
+        add(JoinedTable(name, "join", "explicit outer join" if outer else "explicit join", outer))
+    for name in statement.extra_entities:
+        add(JoinedTable(name, "entity", "selected as a further entity"))
+    for pred in statement.predicates:
+        if pred.op == JOIN and pred.table:
+            add(JoinedTable(pred.table, "where", "joined by the WHERE clause"))
+    if not statement.eagerloads or statement.opaque_options:
+        return found
+
+    def walk(table: Table, path: tuple[tuple[str, str], ...], on_path: frozenset[str], root: str) -> None:
+        """Add the eager-joined relationships of ``table``, all of them before any of theirs,
+        so that a table reached both directly and through another is named by the direct one."""
+        deeper: list[tuple[Table, tuple[tuple[str, str], ...]]] = []
+        for rel in table.relationships:
+            if rel.target is None or rel.target in on_path:
+                continue
+            step = (*path, (table.name, rel.name))
+            strategy = _option_for(statement.loader_options, step) or rel.lazy
+            if strategy != "joined":
+                continue
+            how = "joinedload" if rel.lazy != "joined" else f'lazy="{rel.lazy}"'
+            if rel.via == "with_polymorphic":
+                via = f"{rel.owner} with_polymorphic loads subclass {rel.target_class}"
+            else:
+                via = f"{root}.{'.'.join(name for _t, name in step)}, {how}"
+            first = f"{root}.{path[0][1] if path else rel.name}" if rel.via != "with_polymorphic" else ""
+            add(JoinedTable(rel.target, "eager", via, outer=not rel.innerjoin, relationship=first))
+            nested = catalog.tables.get(rel.target)
+            if nested is not None:
+                deeper.append((nested, step))
+        for nested, step in deeper:
+            walk(nested, step, on_path | {nested.name}, root)
+
+    for name in statement.orm_entities:
+        entity = catalog.tables.get(name)
+        if entity is not None:
+            walk(entity, (), frozenset({name}), entity.classes[0] if entity.classes else name)
+    return found
 
 
 @dataclass
@@ -547,22 +673,16 @@ class FunctionEvaluator:
     def select_like(self, kind: str, node: cst.Call, span: Span) -> Statement:
         entities: list[Table] = []
         texts: list[str] = []
-        for arg in node.args:
-            if arg.keyword is not None:
-                continue
-            values = [arg.value]
-            if isinstance(arg.value, (cst.List, cst.Tuple)):  # legacy select([...])
-                values = [e.value for e in arg.value.elements if isinstance(e, cst.Element)]
-            for value in values:
-                inner = value
-                if isinstance(value, cst.Attribute) and value.attr.value in ("columns", "c"):
-                    inner = value.value
-                table, _col = self.entity(inner)
-                if table is not None:
-                    if table not in entities:
-                        entities.append(table)
-                else:
-                    texts.append(self.text(value))
+        for value in self._selected(node):
+            inner = value
+            if isinstance(value, cst.Attribute) and value.attr.value in ("columns", "c"):
+                inner = value.value
+            table, _col = self.entity(inner)
+            if table is not None:
+                if table not in entities:
+                    entities.append(table)
+            else:
+                texts.append(self.text(value))
         target = entities[0] if entities else None
         return self.new(
             Statement(
@@ -571,8 +691,147 @@ class FunctionEvaluator:
                 target=target,
                 target_text=target.name if target else ", ".join(texts),
                 extra_entities=tuple(t.name for t in entities[1:]),
+                orm_entities=self.orm_entities(node),
             )
         )
+
+    @staticmethod
+    def _selected(node: cst.Call) -> list[cst.BaseExpression]:
+        """The positional arguments of ``select(...)``/``query(...)``, legacy ``select([...])`` unpacked."""
+        values: list[cst.BaseExpression] = []
+        for arg in node.args:
+            if arg.keyword is not None:
+                continue
+            if isinstance(arg.value, (cst.List, cst.Tuple)):
+                values.extend(e.value for e in arg.value.elements if isinstance(e, cst.Element))
+            else:
+                values.append(arg.value)
+        return values
+
+    def orm_entities(self, node: cst.Call) -> tuple[str, ...]:
+        """Tables selected as mapped classes (``M``, ``aliased(M)``), not as columns or Table objects."""
+        found: list[str] = []
+        for value in self._selected(node):
+            table = self.mapped_class(value)
+            if table is not None and table.name not in found:
+                found.append(table.name)
+        return tuple(found)
+
+    def mapped_class(self, node: cst.BaseExpression) -> Table | None:
+        """The table of a mapped class expression; None for a column, a Table, ``M.__table__``."""
+        if isinstance(node, cst.Call):
+            name = self.qualify(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+            if name and is_sqlalchemy(name, "aliased") and node.args:
+                return self.mapped_class(node.args[0].value)
+            return None
+        qualified = self.qualify(node)
+        if qualified is None or qualified.endswith(".__table__") or self.catalog.is_table_variable(qualified):
+            return None
+        return self.catalog.lookup(qualified)
+
+    # -- loader options ------------------------------------------------------------------------
+
+    def loader_options(self, args: Sequence[cst.Arg]) -> tuple[tuple[LoaderOption, ...], bool]:
+        """The loader options among ``.options(...)`` arguments; True when one cannot be read."""
+        found: list[LoaderOption] = []
+        opaque = False
+        for arg in args:
+            values: list[cst.BaseExpression] = [arg.value]
+            if arg.star == "*":
+                if isinstance(arg.value, cst.Name) and arg.value.value in self.lists:
+                    values = list(self.lists[arg.value.value])
+                elif isinstance(arg.value, (cst.List, cst.Tuple)):
+                    values = [e.value for e in arg.value.elements if isinstance(e, cst.Element)]
+                else:
+                    opaque = True
+                    continue
+            elif isinstance(arg.value, (cst.List, cst.Tuple)):  # session.get(..., options=[...])
+                values = [e.value for e in arg.value.elements if isinstance(e, cst.Element)]
+            for value in values:
+                chain = self.loader_chain(value, ())
+                if chain is None:
+                    opaque = True
+                else:
+                    found.extend(chain[0])
+        return tuple(found), opaque
+
+    def loader_chain(
+        self, node: cst.BaseExpression, prefix: tuple[tuple[str, str], ...]
+    ) -> tuple[list[LoaderOption], tuple[tuple[str, str], ...]] | None:
+        """Read ``lazyload(M.rel)``, ``defaultload(M.a).lazyload(A.b)``, ``Load(M).noload("*")``,
+        ``selectinload(M.a).options(...)``: the options and the path the chain ends at."""
+        if not isinstance(node, cst.Call):
+            return None
+        func = node.func
+        qualified = self.qualify(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        if qualified and qualified.startswith("sqlalchemy."):
+            short = qualified.rsplit(".", 1)[-1]
+            if short == "Load":
+                return [], prefix
+            return self._loader_step(short, node, prefix, [])
+        if isinstance(func, cst.Attribute):
+            inner = self.loader_chain(func.value, prefix)
+            if inner is None:
+                return None
+            options, path = inner
+            if func.attr.value == "options":
+                for arg in node.args:
+                    sub = self.loader_chain(arg.value, path)
+                    if sub is None:
+                        return None
+                    options.extend(sub[0])
+                return options, path
+            return self._loader_step(func.attr.value, node, path, options)
+        return None
+
+    def _loader_step(
+        self, name: str, node: cst.Call, prefix: tuple[tuple[str, str], ...], options: list[LoaderOption]
+    ) -> tuple[list[LoaderOption], tuple[tuple[str, str], ...]] | None:
+        if name in _COLUMN_OPTIONS:
+            return options, prefix
+        strategy = LOADER_STRATEGIES.get(name)
+        if strategy is None:
+            return None
+        path = prefix
+        for arg in _positional(node):  # legacy ``joinedload(M.a, A.b)`` names a whole path
+            step = self.loader_step(arg.value)
+            if step is None:
+                return None
+            path = (*path, step)
+            options.append(LoaderOption(strategy if arg is _positional(node)[-1] else "default", path))
+        return options, path
+
+    def loader_step(self, node: cst.BaseExpression) -> tuple[str, str] | None:
+        """``M.rel`` -> (table, "rel"); ``"rel"`` or ``"*"`` -> ("", name); ``M.rel.of_type(X)`` too."""
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value
+            in (
+                "of_type",
+                "and_",
+            )
+        ):
+            return self.loader_step(node.func.value)
+        if isinstance(node, cst.SimpleString):
+            value = node.evaluated_value
+            if isinstance(value, str):
+                return "", value.rsplit(".", 1)[-1] if value != WILDCARD else WILDCARD
+            return None
+        table, attr = self.entity(node)
+        if table is not None and attr is not None:
+            return table.name, attr
+        return None
+
+    def joined_table(self, node: cst.BaseExpression) -> str | None:
+        """The table a ``.join(...)`` argument adds: a model, a Table, or a relationship attribute."""
+        table, attr = self.entity(node)
+        if table is None:
+            return None
+        if attr is None:
+            return table.name
+        rel = table.relationship(attr)
+        return rel.target if rel is not None else None
 
     def attribute_origin(
         self, func: cst.Attribute, method: str, node: cst.Call
@@ -595,9 +854,22 @@ class FunctionEvaluator:
             ):
                 lock = self.lock_from_options(lock_arg, self.span(func.attr, node), via="session.get")
             preds = tuple(Predicate(table.name, col_name, EQ) for col_name in table.primary_key)
+            options_arg = _kw(node, "options")
+            options, opaque = (
+                self.loader_options([cst.Arg(options_arg)]) if options_arg is not None else ((), False)
+            )
+            mapped = self.mapped_class(args[0].value)
             state = self.new(
                 Statement(
-                    kind="get", span=span, target=table, target_text=table.name, predicates=preds, lock=lock
+                    kind="get",
+                    span=span,
+                    target=table,
+                    target_text=table.name,
+                    predicates=preds,
+                    lock=lock,
+                    orm_entities=(mapped.name,) if mapped is not None else (),
+                    loader_options=options,
+                    opaque_options=opaque,
                 )
             )
             self.consume((state,))
@@ -705,12 +977,49 @@ class FunctionEvaluator:
             return tuple(self.new(s.derive(lock=lock)) for s in receiver)
         if method in ("join", "outerjoin", "select_from", "join_from", "outerjoin_from"):
             joined: list[str] = []
+            outer: list[str] = []
+            is_outer = (
+                method.startswith("outer") or _truthy(_kw(node, "isouter")) or _truthy(_kw(node, "full"))
+            )
             for arg in _positional(node):
-                table, col = self.entity(arg.value)
-                if table is not None and col is None:
-                    joined.append(table.name)
+                for name, arg_outer in self.join_operands(arg.value):
+                    joined.append(name)
+                    if is_outer or arg_outer:
+                        outer.append(name)
             return tuple(
-                self.new(s.derive(joins=s.joins + tuple(j for j in joined if j not in s.joins)))
+                self.new(
+                    s.derive(
+                        joins=s.joins + tuple(j for j in joined if j not in s.joins),
+                        outer_joins=s.outer_joins + tuple(j for j in outer if j not in s.outer_joins),
+                    )
+                )
+                for s in receiver
+            )
+        if method == "options":
+            options, opaque = self.loader_options(node.args)
+            return tuple(
+                self.new(
+                    s.derive(
+                        loader_options=s.loader_options + options, opaque_options=s.opaque_options or opaque
+                    )
+                )
+                for s in receiver
+            )
+        if method == "enable_eagerloads":
+            args = _positional(node)
+            off = bool(args) and isinstance(args[0].value, cst.Name) and args[0].value.value == "False"
+            return tuple(self.new(s.derive(eagerloads=not off)) for s in receiver)
+        if method in ("with_entities", "with_only_columns"):
+            self._consume_args(node)
+            entities = self.orm_entities(node)
+            return tuple(self.new(s.derive(orm_entities=entities)) for s in receiver)
+        if method == "add_entity":
+            self._consume_args(node)
+            added = self.orm_entities(node)
+            return tuple(
+                self.new(
+                    s.derive(orm_entities=s.orm_entities + tuple(a for a in added if a not in s.orm_entities))
+                )
                 for s in receiver
             )
         if method in ("update", "delete") and all(s.kind == "query" for s in receiver):
@@ -728,6 +1037,30 @@ class FunctionEvaluator:
         self._consume_args(node)
         self.consume(receiver)
         return ()
+
+    def join_operands(self, node: cst.BaseExpression) -> list[tuple[str, bool]]:
+        """Tables named by a join argument, with whether each is on an outer join's nullable side;
+        ``join(A, B)`` / ``outerjoin(A, B)`` (as in ``select_from(join(...))``) are opened up."""
+        if isinstance(node, cst.Call) and self._sa_call(node, "join", "outerjoin"):
+            args = _positional(node)
+            outer = self._sa_call(node, "outerjoin") or _truthy(_kw(node, "isouter"))
+            found = self.join_operands(args[0].value) if args else []
+            if len(args) > 1:
+                found += [(name, outer or was) for name, was in self.join_operands(args[1].value)]
+            return found
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in ("join", "outerjoin")
+        ):  # ``A.__table__.join(B.__table__, ...)``
+            outer = node.func.attr.value == "outerjoin" or _truthy(_kw(node, "isouter"))
+            args = _positional(node)
+            found = self.join_operands(node.func.value)
+            if args:
+                found += [(name, outer or was) for name, was in self.join_operands(args[0].value)]
+            return found
+        name = self.joined_table(node)
+        return [(name, False)] if name else []
 
     def order_terms(self, node: cst.BaseExpression) -> list[tuple[str, str, bool]]:
         desc = False

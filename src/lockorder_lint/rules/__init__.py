@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from lockorder_lint.rules.aborted_session_reuse import AbortedSessionReuse
 from lockorder_lint.rules.base import Report, Rule, RuleContext
+from lockorder_lint.rules.joined_rows_lock import JoinedRowsLock
 from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
 from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
 
-ALL_RULES: tuple[Rule, ...] = (UnorderedBulkWrite(), UnorderedForUpdate(), AbortedSessionReuse())
+ALL_RULES: tuple[Rule, ...] = (
+    UnorderedBulkWrite(),
+    UnorderedForUpdate(),
+    AbortedSessionReuse(),
+    JoinedRowsLock(),
+)
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}
 
 __all__ = ["ALL_RULES", "RULES_BY_CODE", "Report", "Rule", "RuleContext"]
