@@ -318,6 +318,8 @@ _PASSTHROUGH = frozenset(
     }
 )  # fmt: skip
 _ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
+# Keyword names under which a lock helper may receive its statement (Airflow's is ``query``).
+_HELPER_STATEMENT_KEYWORDS = frozenset({"query", "statement", "stmt", "select"})
 
 
 def _dotted(node: cst.BaseExpression) -> str | None:
@@ -891,16 +893,31 @@ class FunctionEvaluator:
         return None
 
     def lock_helper(self, qualified: str, node: cst.Call) -> tuple[Statement, ...]:
+        """A configured lock helper; its statement is the first argument, positional or passed
+        by keyword (``with_row_locks(query=select(...), session=session)``)."""
         args = _positional(node)
-        states = self.eval(args[0].value) if args else ()
-        for arg in node.args[1:]:
-            self.consume(self.eval(arg.value))
+        statement_arg = (
+            args[0]
+            if args
+            else next(
+                (
+                    a
+                    for a in node.args
+                    if a.keyword is not None and a.keyword.value in _HELPER_STATEMENT_KEYWORDS
+                ),
+                None,
+            )
+        )
+        states = self.eval(statement_arg.value) if statement_arg is not None else ()
+        for arg in node.args:
+            if arg is not statement_arg:
+                self.consume(self.eval(arg.value))
         lock = self.lock_from_call(node, self.span(node), via=qualified.rsplit(".", 1)[-1])
         if not states:
             unknown = Statement(
                 kind="select",
                 span=self.span(node),
-                target_text=self.text(args[0].value) if args else "",
+                target_text=self.text(statement_arg.value) if statement_arg is not None else "",
                 lock=lock,
             )
             self.consume((self.new(unknown),))
