@@ -96,15 +96,90 @@ def _root(dotted: str) -> str:
 Qualify = Callable[[cst.BaseExpression], "str | None"]
 
 
-def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
-    """Every call in ``node`` in evaluation order (a call after its receiver and arguments),
-    not looking into nested functions, classes or lambdas: they run some other time."""
-    if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+class NodeCache:
+    """One function's nodes, remembered: libcst computes ``children`` anew on every access, and
+    the analysis asks for the calls under the same statements many times."""
+
+    def __init__(self) -> None:
+        self._children: dict[int, tuple[cst.CSTNode, ...]] = {}
+        self._calls: dict[int, tuple[cst.Call, ...]] = {}
+
+    def children(self, node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+        found = self._children.get(id(node))
+        if found is None:
+            found = self._children[id(node)] = tuple(node.children)
+        return found
+
+    def calls_in(self, node: cst.CSTNode) -> tuple[cst.Call, ...]:
+        """Every call in ``node`` in evaluation order (a call after its receiver and arguments),
+        not looking into nested functions, classes or lambdas: they run some other time."""
+        found = self._calls.get(id(node))
+        if found is None:
+            if isinstance(node, _SCOPES):
+                found = ()
+            else:
+                calls = [call for child in self.children(node) for call in self.calls_in(child)]
+                if isinstance(node, cst.Call):
+                    calls.append(node)
+                found = tuple(calls)
+            self._calls[id(node)] = found
+        return found
+
+    def own_nodes(self, node: cst.CSTNode) -> list[cst.CSTNode]:
+        """The nodes under ``node``, not looking into nested functions, classes or lambdas."""
+        found: list[cst.CSTNode] = []
+        pending = list(reversed(self.children(node)))
+        while pending:
+            current = pending.pop()
+            if isinstance(current, _SCOPES):
+                continue
+            found.append(current)
+            pending.extend(reversed(self.children(current)))
+        return found
+
+
+def statements_in(body: cst.BaseSuite) -> Iterator[cst.CSTNode]:
+    """Every statement (small or compound) of a block and the blocks inside it, reached through
+    the statements' own fields (cheap, unlike a full walk), not entering nested scopes."""
+    items: Sequence[cst.CSTNode] = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    for item in items:
+        yield from _statement_tree(item)
+
+
+def _statement_tree(item: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    if isinstance(item, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        yield from item.body
         return
-    for child in node.children:
-        yield from calls_in(child)
-    if isinstance(node, cst.Call):
-        yield node
+    if isinstance(item, _SCOPES):
+        return
+    yield item
+    blocks: list[cst.BaseSuite] = []
+    if isinstance(item, cst.If):
+        blocks.append(item.body)
+        if isinstance(item.orelse, cst.If):
+            yield from _statement_tree(item.orelse)
+        elif item.orelse is not None:
+            blocks.append(item.orelse.body)
+    elif isinstance(item, (cst.For, cst.While)):
+        blocks.append(item.body)
+        if item.orelse is not None:
+            blocks.append(item.orelse.body)
+    elif isinstance(item, (cst.Try, cst.TryStar)):
+        blocks.append(item.body)
+        blocks.extend(h.body for h in item.handlers)
+        if item.orelse is not None:
+            blocks.append(item.orelse.body)
+        if item.finalbody is not None:
+            blocks.append(item.finalbody.body)
+    elif isinstance(item, cst.With):
+        blocks.append(item.body)
+    elif isinstance(item, cst.Match):
+        blocks.extend(case.body for case in item.cases)
+    for block in blocks:
+        yield from statements_in(block)
 
 
 # -- which names are sessions ------------------------------------------------------------------
@@ -115,8 +190,11 @@ class SessionNames:
     with a session type, ``with <factory>() as name`` targets, and the configured name patterns,
     minus names the function binds to something that is plainly not a database session."""
 
-    def __init__(self, function: cst.FunctionDef, qualify: Qualify, patterns: Sequence[str]) -> None:
+    def __init__(
+        self, function: cst.FunctionDef, qualify: Qualify, patterns: Sequence[str], nodes: NodeCache
+    ) -> None:
         self.qualify = qualify
+        self.nodes = nodes
         self.patterns = tuple(patterns)
         self.declared: set[str] = set()
         self.excluded: set[str] = set()
@@ -124,7 +202,7 @@ class SessionNames:
         # ``with session.begin_nested() as savepoint``: rolling the savepoint back resets the session.
         self.savepoints: dict[str, str] = {}
         self._read_parameters(function.params)
-        for node in _own_nodes(function.body):
+        for node in statements_in(function.body):
             if isinstance(node, cst.With):
                 for item in node.items:
                     if item.asname is not None:
@@ -223,15 +301,6 @@ class SessionNames:
                 self.asynchronous[dotted] = True
 
 
-def _own_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """The nodes of a function body, not looking into nested functions, classes or lambdas."""
-    for child in node.children:
-        if isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        yield child
-        yield from _own_nodes(child)
-
-
 # -- what touches a session --------------------------------------------------------------------
 
 
@@ -321,18 +390,18 @@ def session_work(body: cst.CSTNode, sessions: SessionNames, qualify: Qualify) ->
     work: dict[str, cst.Call] = {}
 
     def visit(node: cst.CSTNode, shielded: frozenset[str]) -> None:
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+        if isinstance(node, _SCOPES):
             return
         if isinstance(node, cst.With):
             visit(node.body, shielded | _protected(node, sessions))
             return
         if isinstance(node, (cst.Try, cst.TryStar)):
             visit(node.body, shielded | _rolled_back_by_handler(node, sessions, qualify))
-            for child in node.children:
+            for child in sessions.nodes.children(node):
                 if child is not node.body:
                     visit(child, shielded)
             return
-        for child in node.children:
+        for child in sessions.nodes.children(node):
             visit(child, shielded)
         if isinstance(node, cst.Call):
             for found in classify_call(node, sessions):
@@ -362,7 +431,7 @@ def _rolled_back_by_handler(
             continue
         used: set[str] = set()
         for line in handler.body.body if isinstance(handler.body, cst.IndentedBlock) else [handler.body]:
-            for call in calls_in(line):
+            for call in sessions.nodes.calls_in(line):
                 for effect in classify_call(call, sessions):
                     if effect.kind == "reset" and effect.session not in used:
                         names.add(effect.session)
@@ -474,10 +543,6 @@ class Catch:
     exception: str
     work: dict[str, cst.Call] = field(hash=False, compare=False)
 
-    @property
-    def is_handler(self) -> bool:
-        return isinstance(self.node, cst.ExceptHandler)
-
 
 HANDLER, AFTER, LOOP = "handler", "after", "loop"
 
@@ -548,6 +613,7 @@ class AbortedSessionAnalysis:
         self.found: dict[tuple[int, str, str], AbortedUse] = {}
         self._retry_targets: list[str] = []
         self._statement: cst.CSTNode = function
+        self._work_of: dict[int, dict[str, cst.Call]] = {}
 
     def run(self) -> list[AbortedUse]:
         self.block(self.function.body, frozenset())
@@ -651,7 +717,9 @@ class AbortedSessionAnalysis:
         return frozenset(t for t in state if t[0] != dotted)
 
     def expression(self, node: cst.CSTNode, state: State) -> State:
-        for call in calls_in(node):
+        if not state:  # nothing is aborted: neither uses nor resets matter
+            return state
+        for call in self.sessions.nodes.calls_in(node):
             for effect in classify_call(call, self.sessions):
                 if effect.kind == "reset":
                     state = frozenset(t for t in state if t[0] != effect.session)
@@ -715,7 +783,12 @@ class AbortedSessionAnalysis:
 
     def try_statement(self, stmt: cst.Try | cst.TryStar, state: State) -> _Exits:
         body = self.block(stmt.body, state)
-        work = session_work(stmt.body, self.sessions, self.qualify)
+        catching: list[str | None] = []
+        shadowed = False  # an earlier clause already took every database error
+        for clause in stmt.handlers:
+            catching.append(None if shadowed else database_error(clause.type, self.qualify))
+            shadowed = shadowed or catches_every_database_error(clause.type, self.qualify)
+        work = self._work(stmt.body) if any(c is not None for c in catching) else {}
         # The handler may be entered from anywhere in the body; taints the body started with or
         # produced reach it too.
         entry = state | (body.normal or frozenset())
@@ -728,11 +801,10 @@ class AbortedSessionAnalysis:
             continues |= other.continues
         else:
             normal.append(body.normal)
-        shadowed = False  # an earlier clause already took every database error
-        for handler in stmt.handlers:
+        handlers: Sequence[cst.ExceptHandler | cst.ExceptStarHandler] = stmt.handlers
+        for position, handler in enumerate(handlers):
             self._statement = handler
-            exception = database_error(handler.type, self.qualify) if work and not shadowed else None
-            shadowed = shadowed or catches_every_database_error(handler.type, self.qualify)
+            exception = catching[position] if work else None
             handler_entry = entry
             index = -1
             if exception is not None:
@@ -754,6 +826,13 @@ class AbortedSessionAnalysis:
             (final_breaks or frozenset()) | (through.breaks if through else frozenset()),
             (final_continues or frozenset()) | (through.continues if through else frozenset()),
         )
+
+    def _work(self, body: cst.BaseSuite) -> dict[str, cst.Call]:
+        """``session_work`` of a block, once: loops analyse their bodies more than once."""
+        found = self._work_of.get(id(body))
+        if found is None:
+            found = self._work_of[id(body)] = session_work(body, self.sessions, self.qualify)
+        return found
 
     @staticmethod
     def _leave(state: State | None, index: int) -> State | None:
@@ -777,7 +856,7 @@ class AbortedSessionAnalysis:
         exits = self.block(stmt.body, state)
         if not attempt:
             return exits
-        work = session_work(stmt.body, self.sessions, self.qualify)
+        work = self._work(stmt.body)
         if not work:
             return exits
         index = self._catch(stmt, "a tenacity `with attempt:` block (it swallows the error to retry)", work)
@@ -790,7 +869,7 @@ def is_async_session(session: str, sessions: SessionNames, function: cst.Functio
     says so; otherwise an awaited call on the session does; otherwise an async function does."""
     if session in sessions.asynchronous:
         return sessions.asynchronous[session]
-    for node in _own_nodes(function.body):
+    for node in sessions.nodes.own_nodes(function.body):
         if isinstance(node, cst.Await) and isinstance(node.expression, cst.Call):
             effects = classify_call(node.expression, sessions)
             if any(f.session == session and f.kind != "use" or _on(f, session) for f in effects):
@@ -815,6 +894,6 @@ def aborted_session_uses(
     dialects: Sequence[str] = ("postgresql",),
 ) -> tuple[list[AbortedUse], SessionNames]:
     """Every use of a session that a swallowed database error may have left aborted."""
-    sessions = SessionNames(function, qualify, session_patterns)
+    sessions = SessionNames(function, qualify, session_patterns, NodeCache())
     analysis = AbortedSessionAnalysis(function, sessions, qualify, dialects)
     return analysis.run(), sessions
