@@ -170,3 +170,33 @@ def test_string_names_resolve_to_the_nearest_class_of_that_name(tmp_path: Path) 
     catalog = make_project(tmp_path, Config()).catalog
     assert relationships(catalog, "one_child")["parent"].target == "one_parent"
     assert relationships(catalog, "two_child")["parent"].target == "two_parent"
+
+
+def test_tables_command_shows_relationships(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lockorder_lint.cli import main
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "models.py").write_text(MODELS)
+    assert main(["tables", "--project-root", str(tmp_path), str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "relationship TaskInstance.dag_run -> dag_run  lazy=joined, innerjoin" in text
+    assert "relationship TaskInstance.elsewhere -> NotInThisProject (not in the catalog)  lazy=joined" in text
+    assert "relationship Note.task_instance -> task_instance  lazy=joined, backref" in text
+
+    assert main(["tables", "--format", "json", "--project-root", str(tmp_path), str(tmp_path)]) == 0
+    tables = {t["table"]: t for t in json.loads(capsys.readouterr().out)}
+    dag_run = next(r for r in tables["task_instance"]["relationships"] if r["name"] == "dag_run")
+    assert dag_run == {
+        "class": "TaskInstance",
+        "name": "dag_run",
+        "target_class": "DagRun",
+        "target_table": "dag_run",
+        "lazy": "joined",
+        "innerjoin": True,
+        "declared_by": "relationship",
+        "defined_at": dag_run["defined_at"],
+    }
+    assert dag_run["defined_at"].endswith("models.py:23")
