@@ -183,7 +183,9 @@ def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: C
     plan: Plan = {}
     functions = [n for n in positions if isinstance(n, cst.FunctionDef)]
     for function in functions:
-        found, sessions = aborted_session_uses(function, qualify, config.session_names, config.dialects)
+        found, sessions = aborted_session_uses(
+            function, qualify, config.session_names, config.dialects, config.lock_helpers
+        )
         for aborted in found:
             start = positions[aborted.use].start
             handler = aborted.catch.node

@@ -191,11 +191,19 @@ class SessionNames:
     minus names the function binds to something that is plainly not a database session."""
 
     def __init__(
-        self, function: cst.FunctionDef, qualify: Qualify, patterns: Sequence[str], nodes: NodeCache
+        self,
+        function: cst.FunctionDef,
+        qualify: Qualify,
+        patterns: Sequence[str],
+        nodes: NodeCache,
+        lock_helpers: Sequence[str] = (),
     ) -> None:
         self.qualify = qualify
         self.nodes = nodes
         self.patterns = tuple(patterns)
+        # Configured lock helpers only add FOR UPDATE to a statement: handing them the session
+        # (to read its dialect) is not database work.
+        self.lock_helpers = frozenset(lock_helpers)
         self.declared: set[str] = set()
         self.excluded: set[str] = set()
         self.asynchronous: dict[str, bool] = {}
@@ -332,6 +340,8 @@ def classify_call(call: cst.Call, sessions: SessionNames) -> list[SessionCall]:
                 found.append(SessionCall(receiver, "use", call))
     callee = dotted_name(func)
     if callee is not None and _last(callee) in _PASSIVE_CALLEES:
+        return found
+    if sessions.lock_helpers and (sessions.qualify(func) or callee) in sessions.lock_helpers:
         return found
     for arg in call.args:
         passed = sessions.of(arg.value)
@@ -892,8 +902,9 @@ def aborted_session_uses(
     qualify: Qualify,
     session_patterns: Sequence[str],
     dialects: Sequence[str] = ("postgresql",),
+    lock_helpers: Sequence[str] = (),
 ) -> tuple[list[AbortedUse], SessionNames]:
     """Every use of a session that a swallowed database error may have left aborted."""
-    sessions = SessionNames(function, qualify, session_patterns, NodeCache())
+    sessions = SessionNames(function, qualify, session_patterns, NodeCache(), lock_helpers)
     analysis = AbortedSessionAnalysis(function, sessions, qualify, dialects)
     return analysis.run(), sessions

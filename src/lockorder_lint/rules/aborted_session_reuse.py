@@ -19,13 +19,17 @@ class AbortedSessionReuse(Rule):
     name = "aborted-session-reuse"
     summary = "session used again after an except clause swallowed a database error, before rollback()"
     # ``except`` clauses, and tenacity-style retry loops (``for attempt in Retrying(...)``).
-    triggers = rb"\bexcept\b|retr(?:y|ies|ying)\w*\s*\("
+    triggers = rb"\bexcept\b|[Rr]etr(?:y|ies|ying)\w*\s*\("
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         from lockorder_lint.sessions import aborted_session_uses
 
         found, _sessions = aborted_session_uses(
-            unit.node, unit.qualify, context.config.session_names, context.config.dialects
+            unit.node,
+            unit.qualify,
+            context.config.session_names,
+            context.config.dialects,
+            context.config.lock_helpers,
         )
         for aborted in sorted(found, key=lambda a: (unit.span(a.use).line, unit.span(a.use).column)):
             yield Report(
