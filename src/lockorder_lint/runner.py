@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -50,7 +49,8 @@ def make_project(root: Path, config: Config, cache: Cache | None = None) -> Proj
         models.append(cached)
     project = Project(root=root, config=config, catalog=Catalog.build(models, config.declared_tables()))
     if cache is not None:
-        digest = hashlib.sha256(pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL))
+        # repr, not pickle: pickle's bytes depend on which equal strings happen to be one object.
+        digest = hashlib.sha256(repr(models).encode())
         digest.update(config_fingerprint(config).encode())
         project.fingerprint = digest.hexdigest()[:16]
     return project
