@@ -200,3 +200,26 @@ def test_tables_command_shows_relationships(tmp_path: Path, capsys: pytest.Captu
         "defined_at": dag_run["defined_at"],
     }
     assert dag_run["defined_at"].endswith("models.py:23")
+
+
+def test_module_level_alias_of_a_model_resolves_across_modules(tmp_path: Path) -> None:
+    """Airflow's ``DbCallbackRequest = DagProcessorCallback``, imported from the alias's module."""
+    package = tmp_path / "app"
+    package.mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'app'\n")
+    (package / "__init__.py").write_text("")
+    (package / "callback.py").write_text(
+        "from sqlalchemy import Column, Integer, String\n"
+        "from sqlalchemy.orm import declarative_base\n"
+        "Base = declarative_base()\n"
+        "class DagProcessorCallback(Base):\n"
+        "    __tablename__ = 'callback'\n"
+        "    id = Column(Integer, primary_key=True)\n"
+        "    bundle = Column(String)\n"
+    )
+    (package / "db_callback_request.py").write_text(
+        "from app.callback import DagProcessorCallback\n\nDbCallbackRequest = DagProcessorCallback\n"
+    )
+    catalog = make_project(tmp_path, Config()).catalog
+    table = catalog.lookup("app.db_callback_request.DbCallbackRequest")
+    assert table is not None and table.name == "callback" and table.primary_key == ("id",)

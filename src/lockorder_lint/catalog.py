@@ -17,9 +17,11 @@ from typing import NamedTuple
 
 from lockorder_lint.config import DeclaredTable
 from lockorder_lint.names import Resolver, import_aliases, module_name
+from lockorder_lint.parsing import parse_ast
 
-# A file that matches none of these cannot declare a table.
-MODEL_HINT = re.compile(rb"__tablename__|Table\(|__table__\s*=")
+# A file that matches none of these cannot declare a table (or a module-level alias of a model,
+# ``DbCallbackRequest = DagProcessorCallback``, by the capitalised-class convention).
+MODEL_HINT = re.compile(rb"(?m)__tablename__|Table\(|__table__\s*=|^[A-Z]\w* = [A-Z][\w.]*\s*$")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class FileModels:
     tables: list[_TableDecl] = field(default_factory=list)
     # ``Model.attr = relationship(...)`` after the class body (Airflow does this to break cycles).
     relationships: list[_RelationshipDecl] = field(default_factory=list)
+    # Module-level ``Alias = Model``: (qualified alias, qualified target).
+    aliases: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _shared_prefix(first: str, second: str) -> int:
@@ -478,7 +482,7 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
     models = FileModels()
     if not MODEL_HINT.search(source):
         return models
-    tree = ast.parse(source, filename=display_path)
+    tree = parse_ast(source, display_path)
     module = module_name(path, root)
     local = [
         n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -496,6 +500,15 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
+                alias_of = _dotted(value) if value is not None and prefix == module else None
+                alias_head = alias_of.partition(".")[0] if alias_of else None
+                if alias_of and (alias_head in resolver.aliases or alias_head in resolver.local_names):
+                    models.aliases.extend(
+                        (f"{module}.{t.id}", resolver.qualify(alias_of))
+                        for t in targets
+                        if isinstance(t, ast.Name)
+                    )
+                    continue
                 if isinstance(value, ast.Call) and len(targets) == 1 and _is_relationship(value, resolver):
                     owner, _, attr = (_dotted(targets[0]) or "").rpartition(".")
                     if owner and "." not in owner:
@@ -543,12 +556,14 @@ class Catalog:
         classes: dict[str, _ClassDecl] = {}
         table_decls: dict[str, _TableDecl] = {}
         late_relationships: list[_RelationshipDecl] = []
+        aliases: list[tuple[str, str]] = []
         for fm in files:
             for decl in fm.classes:
                 classes[decl.qualname] = decl
             for tdecl in fm.tables:
                 table_decls[tdecl.qualname] = tdecl
             late_relationships.extend(getattr(fm, "relationships", ()))
+            aliases.extend(getattr(fm, "aliases", ()))
         for tdecl in table_decls.values():
             table = catalog._table(tdecl.tablename, tdecl.location)
             catalog._merge(table, tdecl.columns, tdecl.indexes, tdecl.pk_constraint)
@@ -615,6 +630,12 @@ class Catalog:
         for decl in classes.values():
             table_of(decl, {decl.qualname})
         catalog._link_relationships(classes, late_relationships, find_class)
+        for alias, target in aliases:
+            aliased = catalog.lookup(target)
+            if aliased is not None and alias not in catalog.by_qualname:
+                catalog._register(alias, aliased)
+                if catalog.is_table_variable(target):
+                    catalog.table_variables.add(alias)
         for name, spec in (declared or {}).items():
             table = catalog._table(name.rsplit(".", 1)[-1], "configuration")
             table.primary_key = spec.primary_key
