@@ -147,11 +147,11 @@ def describe_failure(exc: BaseException) -> str:
 def analyse_candidate(
     lines: Sequence[str], candidate: Candidate, resolver: Resolver, project: Project
 ) -> list[Unit]:
-    """Parse one candidate function with libcst and follow its statements (and nested functions')."""
+    """Parse one candidate function with libcst; one unit for it and one per nested function."""
     import libcst as cst
     from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-    from lockorder_lint.statements import FunctionEvaluator, Unit
+    from lockorder_lint.statements import FunctionEvaluator, Unit, nested_functions
 
     snippet, offset = snippet_for(list(lines), candidate)
     module = cst.parse_module(snippet)
@@ -181,9 +181,8 @@ def analyse_candidate(
             code_for=module.code_for_node,
             class_qualname=candidate.class_qualname,
         )
-        statements = evaluator.run(node)
-        units.append(Unit(qualname, node, statements, evaluator))
-        pending.extend((nested, f"{qualname}.{nested.name.value}") for nested in evaluator.nested)
+        units.append(Unit(qualname, node, evaluator))
+        pending.extend((nested, f"{qualname}.{nested.name.value}") for nested in nested_functions(node))
     return units
 
 

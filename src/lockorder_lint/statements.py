@@ -7,6 +7,7 @@ otherwise hands on) as a frozen :class:`Statement`. Rules read those; they never
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -285,8 +286,12 @@ class Unit:
 
     qualname: str
     node: cst.FunctionDef
-    statements: list[Statement]
     evaluator: FunctionEvaluator
+
+    @functools.cached_property
+    def statements(self) -> list[Statement]:
+        """Followed on first use: a rule that walks the function itself (LCK003) never pays for it."""
+        return self.evaluator.run(self.node)
 
     def span(self, start: cst.CSTNode, end: cst.CSTNode | None = None) -> Span:
         """The file span from ``start`` to the end of ``end`` (or of ``start``)."""
@@ -303,6 +308,20 @@ class Unit:
     @property
     def is_async(self) -> bool:
         return self.node.asynchronous is not None
+
+
+def nested_functions(function: cst.FunctionDef) -> list[cst.FunctionDef]:
+    """Functions defined in ``function``'s blocks (not inside classes or nested functions),
+    in source order."""
+    found: list[cst.FunctionDef] = []
+    stack: list[cst.CSTNode] = [function.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.FunctionDef):
+            found.append(node)
+        elif not isinstance(node, (cst.ClassDef, cst.BaseExpression, cst.SimpleStatementLine)):
+            stack.extend(reversed(node.children))
+    return found
 
 
 # Builder methods that do not change which rows are reached or how they are locked. Any other
@@ -380,7 +399,6 @@ class FunctionEvaluator:
         self.covered: set[int] = set()
         self.parents: dict[int, int | None] = {}
         self.current_statement: cst.CSTNode | None = None
-        self.nested: list[cst.FunctionDef] = []
 
     # -- positions and names ------------------------------------------------------------------
 
@@ -506,7 +524,7 @@ class FunctionEvaluator:
                 self.small(small)
             self.current_statement = None
         elif isinstance(stmt, cst.FunctionDef):
-            self.nested.append(stmt)
+            return  # analysed as a unit of its own
         elif isinstance(stmt, cst.ClassDef):
             return
         elif isinstance(stmt, cst.If):
