@@ -118,7 +118,11 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     }
     lines = text.splitlines(keepends=True)
     for candidate in candidate_functions(tree, module, hits_by_rule):
-        rules = [rules_by_code[c] for c in sorted(candidate.rules) if rules_by_code[c].wants(candidate.node)]
+        rules = [
+            rules_by_code[c]
+            for c in sorted(candidate.rules)
+            if rules_by_code[c].wants(candidate.node, project.config)
+        ]
         if not rules:
             continue
         result.analysed = True

@@ -4,9 +4,12 @@ is already dead, so the write meant to record the failure is lost (Airflow #6673
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lockorder_lint.config import Config
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
@@ -20,6 +23,30 @@ class AbortedSessionReuse(Rule):
     summary = "session used again after an except clause swallowed a database error, before rollback()"
     # ``except`` clauses, and tenacity-style retry loops (``for attempt in Retrying(...)``).
     triggers = rb"\bexcept\b|[Rr]etr(?:y|ies|ying)\w*\s*\("
+
+    def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: Config) -> bool:
+        """Only a function with a ``try`` (or a retry loop) and something that may be a session
+        is worth parsing: most functions with an ``except`` never touch a database."""
+        has_try = has_retry = has_session = False
+        for node in ast.walk(function):
+            if isinstance(node, _TRY_NODES):
+                has_try = True
+            elif isinstance(node, ast.Call):
+                callee = _dotted(node.func) or ""
+                last = callee.rsplit(".", 1)[-1].lower()
+                has_retry = has_retry or "retr" in last
+                has_session = has_session or "session" in last or last in ("connect", "begin")
+            elif isinstance(node, (ast.Name, ast.Attribute)) and not has_session:
+                dotted = _dotted(node)
+                has_session = dotted is not None and any(
+                    fnmatch.fnmatchcase(dotted, p) for p in config.session_names
+                )
+            elif isinstance(node, ast.arg) and node.annotation is not None and not has_session:
+                text = ast.unparse(node.annotation)
+                has_session = "Session" in text or "Connection" in text
+            if (has_try or has_retry) and has_session:
+                return True
+        return False
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         from lockorder_lint.sessions import aborted_session_uses
@@ -73,3 +100,16 @@ class AbortedSessionReuse(Rule):
             "session, and retry deadlocks and serialization failures (40P01, 40001, MySQL 1213) "
             "instead of recording a failure"
         )
+
+
+# ``try``/``except*`` (the latter from Python 3.11).
+_TRY_NODES: tuple[type[ast.AST], ...] = (ast.Try, *([ast.TryStar] if hasattr(ast, "TryStar") else []))
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None

@@ -47,7 +47,7 @@ class Rule:
     # Whether calls to the configured ``lock-helpers`` are triggers too.
     uses_lock_helpers: bool = False
 
-    def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: Config) -> bool:
         """A cheap look at a triggered function's ``ast``: False spares it the libcst analysis."""
         return True
 
