@@ -6,12 +6,16 @@ import re
 from pathlib import Path
 
 import hypothesmith
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockorder_lint.config import Config
 from lockorder_lint.engine import Project, check_source
 from lockorder_lint.runner import make_project
+
+# hypothesmith compiles what it generates; the odd programs make compile() warn under "<string>".
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _PROJECT = make_project(FIXTURES, Config())
