@@ -46,14 +46,14 @@ def _check(source: str) -> None:
     assert internal == [], internal
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(hypothesmith.from_grammar(), st.sampled_from(_SNIPPETS))
 def test_generated_programs_never_break_the_checker(source: str, snippet: str) -> None:
     _check(source)
     _check(snippet + "\n" + source)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(hypothesmith.from_node())
 def test_generated_syntax_trees_never_break_the_checker(source: str) -> None:
     _check(source)
