@@ -9,13 +9,18 @@ import functools
 
 import pytest
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from tests.fixtures.airflow import scheduler_3_2_1, scheduler_fixed
+from tests.fixtures.airflow import scheduler_3_2_1, scheduler_fixed, ti_update_state_3_2_1
 from tests.fixtures.airflow.models import State
 from tests.integration.airflow_rows import SeededRun, read_task_instances, seed_run
 from tests.integration.databases import Database
 from tests.integration.lock_order import LockOrder, bulk_update_lock_order, recorded_update
-from tests.integration.orchestration import Attempt, pk_locks_against_scheduler_pass
+from tests.integration.orchestration import (
+    Attempt,
+    pk_locks_against_scheduler_pass,
+    request_against_bulk_update,
+)
 from tests.integration.reporting import record_attempts
 
 ATTEMPTS = 20
@@ -105,3 +110,33 @@ def test_ordered_batches_never_deadlock_and_lose_no_update(
         assert rows[order.ids[0]].heartbeat_recorded and rows[order.ids[-1]].heartbeat_recorded
 
     record_attempts(request, database, "ordered batches vs PK locks", attempts)
+
+
+def test_ordered_batches_never_deadlock_with_the_3_2_1_request(
+    database: Database, request: pytest.FixtureRequest
+) -> None:
+    """The #66734 interleaving itself (the scheduler holds the run's ``dag_run`` row; the request's
+    second lock joins it): with the fix the scheduler skips the request's row instead of waiting."""
+    attempts: list[Attempt] = []
+    for _ in range(ATTEMPTS):
+        seeded, order = _seed_and_read_lock_order(database)
+        target = order.ids[-1]
+        attempt = request_against_bulk_update(
+            database,
+            seeded,
+            target,
+            scheduler_fixed._verify_integrity_if_dag_changed,
+            functools.partial(_request_3_2_1, target),
+        )
+        attempts.append(attempt)
+        assert attempt.api_error is None and attempt.scheduler_error is None, _describe([attempt])
+        rows = read_task_instances(database, seeded.task_instance_ids)
+        assert rows[target].state == State.SUCCESS and rows[target].heartbeat_recorded
+        others = [row for ti_id, row in rows.items() if ti_id != target]
+        assert all(row.dag_version_id == seeded.latest_dag_version_id for row in others)
+
+    record_attempts(request, database, "ordered batches vs the 3.2.1 request", attempts)
+
+
+def _request_3_2_1(task_instance_id: str, session: Session) -> None:
+    ti_update_state_3_2_1.ti_update_state(task_instance_id, State.SUCCESS, session)
