@@ -31,8 +31,10 @@ class JoinedRowsLock(Rule):
             lock = statement.lock
             if lock is None or statement.kind not in _READS or statement.target is None:
                 continue
-            if lock.of is not None:
+            if lock.of is not None and not context.config.mysql:
                 continue  # the statement says which tables it means to lock
+            # MariaDB has no OF (SQLAlchemy drops it) and InnoDB locks the rows it reads: there,
+            # of= narrows nothing and only loading without the join helps.
             extra = [
                 joined
                 for joined in joined_tables(statement, unit.evaluator.catalog)
@@ -47,13 +49,13 @@ class JoinedRowsLock(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                self._message(statement, extra),
+                self._message(statement, extra, mysql=context.config.mysql),
                 statement.target.name,
                 statement.statement_text,
             )
 
     @staticmethod
-    def _message(statement: Statement, extra: list[JoinedTable]) -> str:
+    def _message(statement: Statement, extra: list[JoinedTable], mysql: bool = False) -> str:
         table = statement.target
         assert table is not None and statement.lock is not None
         lock = statement.lock
@@ -72,10 +74,22 @@ class JoinedRowsLock(Rule):
         else:
             fix = f"use .with_for_update(of={entity})"
             fix += f", or load without the join: .options({lazy})" if stoppers else ""
+        if mysql:
+            fix = (
+                f"on MySQL/MariaDB of= does not help (MariaDB has no OF and SQLAlchemy drops it; "
+                f"InnoDB locks the rows it reads): load without the join"
+                + (f" (.options({lazy}))" if stoppers else "")
+                + " or lock the rows by key first in a statement of their own"
+            )
         outer = [j.table for j in extra if j.outer]
         outer_note = ""
         if outer:
             outer_note = f" (PostgreSQL rejects it outright for the outer join to {', '.join(outer)})"
+        if mysql and lock.of is not None:
+            return (
+                f"{clause}{via} on {table.name} also locks the rows of {joined} on MySQL/MariaDB, "
+                f"a second lock taken in an order other transactions do not share; {fix}"
+            )
         return (
             f"{clause}{via} on {table.name} also locks the rows of {joined}: without OF, PostgreSQL "
             f"locks the rows of every table in FROM and MySQL/MariaDB every row read, a second lock "
