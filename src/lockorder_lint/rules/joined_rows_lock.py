@@ -76,8 +76,8 @@ class JoinedRowsLock(Rule):
             fix += f", or load without the join: .options({lazy})" if stoppers else ""
         if mysql:
             fix = (
-                f"on MySQL/MariaDB of= does not help (MariaDB has no OF and SQLAlchemy drops it; "
-                f"InnoDB locks the rows it reads): load without the join"
+                "on MySQL/MariaDB of= does not help (MariaDB has no OF and SQLAlchemy drops it; "
+                "InnoDB locks the rows it reads): load without the join"
                 + (f" (.options({lazy}))" if stoppers else "")
                 + " or lock the rows by key first in a statement of their own"
             )
