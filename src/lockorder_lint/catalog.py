@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lockorder_lint.config import DeclaredTable
-from lockorder_lint.names import Resolver, import_aliases, module_name
+from lockorder_lint.names import Resolver, dotted_name, import_aliases, module_name
 from lockorder_lint.parsing import parse_ast
 
 # A file that matches none of these cannot declare a table (or a module-level alias of a model,
@@ -172,18 +172,9 @@ def _shared_prefix(first: str, second: str) -> int:
     return count
 
 
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else None
-    return None
-
-
 def _call_name(node: ast.AST, resolver: Resolver) -> str | None:
     if isinstance(node, ast.Call):
-        dotted = _dotted(node.func)
+        dotted = dotted_name(node.func)
         if dotted:
             return resolver.qualify(dotted)
     return None
@@ -227,7 +218,7 @@ def _constraint_columns(call: ast.Call, names: dict[str, str]) -> list[str]:
         if text is not None:
             cols.append(names.get(text, text))
             continue
-        dotted = _dotted(arg)
+        dotted = dotted_name(arg)
         if dotted:
             cols.append(dotted.rsplit(".", 1)[-1])
     return cols
@@ -328,7 +319,7 @@ def _class_reference(node: ast.AST | None, resolver: Resolver) -> tuple[str | No
         if isinstance(left, ast.Constant) and left.value is None:
             return _class_reference(node.right, resolver)
         return _class_reference(left, resolver)
-    dotted = _dotted(node)
+    dotted = dotted_name(node)
     if dotted:
         return resolver.qualify(dotted), False
     return None, False
@@ -371,7 +362,7 @@ def _declared_relationship(
     func: ast.FunctionDef | ast.AsyncFunctionDef, resolver: Resolver
 ) -> ast.Call | None:
     """``@declared_attr def rel(cls): return relationship(...)`` (mixins declare them this way)."""
-    decorated = any("declared_attr" in (_dotted(d) or "") for d in func.decorator_list)
+    decorated = any("declared_attr" in (dotted_name(d) or "") for d in func.decorator_list)
     last = func.body[-1] if func.body else None
     value = last.value if isinstance(last, ast.Return) else None
     if decorated and isinstance(value, ast.Call) and _is_relationship(value, resolver):
@@ -419,9 +410,9 @@ def _read_class(
         value: ast.AST | None = None
         annotation: ast.AST | None = None
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value = _dotted(stmt.targets[0]), stmt.value
+            target, value = dotted_name(stmt.targets[0]), stmt.value
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value, annotation = _dotted(stmt.target), stmt.value, stmt.annotation
+            target, value, annotation = dotted_name(stmt.target), stmt.value, stmt.annotation
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             declared = _declared_relationship(stmt, resolver)
             if declared is not None:
@@ -449,7 +440,7 @@ def _read_class(
                 )
                 table_var = qualname + ".__table__"
             else:
-                dotted = _dotted(value)
+                dotted = dotted_name(value)
                 table_var = resolver.qualify(dotted) if dotted else None
         elif isinstance(value, ast.Call):
             called = _call_name(value, resolver) or ""
@@ -460,7 +451,7 @@ def _read_class(
     pk: list[str] | None = None
     if table_args is not None:
         pk = _read_table_items(_flatten_args(table_args), resolver, columns, indexes)
-    bases = [resolver.qualify(d) for d in (_dotted(b) for b in node.bases) if d]
+    bases = [resolver.qualify(d) for d in (dotted_name(b) for b in node.bases) if d]
     decl = _ClassDecl(
         qualname=qualname,
         bases=bases,
@@ -500,7 +491,7 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
-                alias_of = _dotted(value) if value is not None and prefix == module else None
+                alias_of = dotted_name(value) if value is not None and prefix == module else None
                 alias_head = alias_of.partition(".")[0] if alias_of else None
                 if alias_of and (alias_head in resolver.aliases or alias_head in resolver.local_names):
                     models.aliases.extend(
@@ -510,7 +501,7 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
                     )
                     continue
                 if isinstance(value, ast.Call) and len(targets) == 1 and _is_relationship(value, resolver):
-                    owner, _, attr = (_dotted(targets[0]) or "").rpartition(".")
+                    owner, _, attr = (dotted_name(targets[0]) or "").rpartition(".")
                     if owner and "." not in owner:
                         models.relationships.append(
                             _read_relationship(
@@ -526,7 +517,7 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
                 called = _call_name(value, resolver) if value is not None else None
                 if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
                     for tgt in targets:
-                        name = _dotted(tgt)
+                        name = dotted_name(tgt)
                         if name and "." not in name:
                             decl_t = _read_table_call(
                                 value, f"{prefix}.{name}", resolver, f"{display_path}:{node.lineno}"

@@ -72,11 +72,12 @@ def import_aliases(tree: ast.AST, current: str, is_package: bool) -> dict[str, s
     return aliases
 
 
-def _dotted(node: ast.AST) -> str | None:
+def dotted_name(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of attribute accesses on a name, else None."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted_name(node.value)
         return f"{inner}.{node.attr}" if inner else None
     return None
 
@@ -85,7 +86,7 @@ def assignment_aliases(tree: ast.Module, resolver: Resolver) -> None:
     """Treat module-level ``TI = TaskInstance`` as another import alias of the same thing."""
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            dotted = _dotted(node.value)
+            dotted = dotted_name(node.value)
             head = dotted.partition(".")[0] if dotted else None
             if dotted and (head in resolver.aliases or head in resolver.local_names):
                 name = node.targets[0].id

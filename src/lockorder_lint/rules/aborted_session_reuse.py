@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lockorder_lint.config import Config
+from lockorder_lint.names import dotted_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
@@ -32,12 +33,12 @@ class AbortedSessionReuse(Rule):
             if isinstance(node, _TRY_NODES):
                 has_try = True
             elif isinstance(node, ast.Call):
-                callee = _dotted(node.func) or ""
+                callee = dotted_name(node.func) or ""
                 last = callee.rsplit(".", 1)[-1].lower()
                 has_retry = has_retry or "retr" in last
                 has_session = has_session or "session" in last or last in ("connect", "begin")
             elif isinstance(node, (ast.Name, ast.Attribute)) and not has_session:
-                dotted = _dotted(node)
+                dotted = dotted_name(node)
                 has_session = dotted is not None and any(
                     fnmatch.fnmatchcase(dotted, p) for p in config.session_names
                 )
@@ -104,12 +105,3 @@ class AbortedSessionReuse(Rule):
 
 # ``try``/``except*`` (the latter from Python 3.11).
 _TRY_NODES: tuple[type[ast.AST], ...] = (ast.Try, *([ast.TryStar] if hasattr(ast, "TryStar") else []))
-
-
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else None
-    return None
