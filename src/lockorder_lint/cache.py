@@ -75,7 +75,7 @@ class Cache:
         return self._results
 
     def get_models(self, path: Path, display: str) -> Any | None:
-        key = str(path.resolve())
+        key = str(path)  # absolute and resolved: it comes from the project walk
         entry = self.models.get(key)
         if entry is None:
             return None
@@ -92,7 +92,7 @@ class Cache:
             stat = path.stat()
         except OSError:
             return
-        self.models[str(path.resolve())] = ((stat.st_mtime_ns, stat.st_size, display), models)
+        self.models[str(path)] = ((stat.st_mtime_ns, stat.st_size, display), models)
         self._dirty.add("models")
 
     def get_result(self, key: str) -> Any | None:

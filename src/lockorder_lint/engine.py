@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog, FileModels, read_models
 from lockorder_lint.config import Config
+from lockorder_lint.files import relative_to_root
 from lockorder_lint.findings import FileError, Finding, Skipped
 from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
 from lockorder_lint.noqa import suppressed
@@ -250,10 +251,9 @@ def _ignored_here(rule: Rule, path: Path, display: str, project: Project) -> boo
     """``per-file-ignores``: patterns match the path relative to the project root (or as shown)."""
     import fnmatch
 
-    try:
-        relative = path.resolve().relative_to(project.root).as_posix()
-    except ValueError:
-        relative = display
+    if not project.config.per_file_ignores:
+        return False
+    relative = relative_to_root(path, project.root) or display
     for pattern, codes in project.config.per_file_ignores:
         names = (relative, display, path.name)
         if any(fnmatch.fnmatch(name, pattern) for name in names) and any(

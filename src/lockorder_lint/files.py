@@ -43,11 +43,27 @@ def find_project_root(paths: Iterable[Path]) -> Path:
     return common
 
 
+def relative_to_root(path: Path, root: Path) -> str | None:
+    """``path`` relative to ``root`` as a posix string, or None outside it. Paths from the walk
+    are already absolute and resolved, so a string comparison does; others are resolved first."""
+    text, base = str(path), str(root)
+    if not path.is_absolute():
+        text = str(path.resolve())
+    if text.startswith(base + os.sep):
+        return text[len(base) + 1 :].replace(os.sep, "/")
+    if text == base:
+        return "."
+    resolved = str(path.resolve())
+    if resolved.startswith(base + os.sep):
+        return resolved[len(base) + 1 :].replace(os.sep, "/")
+    return None
+
+
 def is_excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
-    try:
-        rel = path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        rel = path.as_posix()
+    patterns = tuple(patterns)
+    if not patterns:
+        return False
+    rel = relative_to_root(path, root) or path.as_posix()
     for pattern in patterns:
         pattern = pattern.rstrip("/")
         if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(path.name, pattern):
@@ -64,7 +80,8 @@ def _is_virtualenv(path: Path) -> bool:
 def iter_python_files(paths: Iterable[Path], root: Path, exclude: Iterable[str]) -> Iterator[Path]:
     """Files named on the command line, and the ``.py`` files under named directories, sorted."""
     exclude = tuple(exclude)
-    for path in paths:
+    for given in paths:
+        path = given.resolve()  # once: everything walked below it is then resolved too
         if path.is_dir():
             found: list[Path] = []
             for dirpath, dirnames, filenames in os.walk(path):

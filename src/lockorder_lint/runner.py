@@ -3,6 +3,7 @@ asked), and gather the results in a stable order."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from lockorder_lint.cache import Cache, config_fingerprint, content_digest
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
 from lockorder_lint.engine import FileResult, Project, check_source, file_models, read_source
-from lockorder_lint.files import iter_python_files, project_python_files
+from lockorder_lint.files import iter_python_files, project_python_files, relative_to_root
 from lockorder_lint.findings import FileError, Finding, Skipped
 
 
@@ -30,10 +31,13 @@ class RunResult:
 
 def display_path(path: Path) -> str:
     """Paths as the user will click them: relative to the working directory when under it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    relative = relative_to_root(path, _working_directory(os.getcwd()))
+    return relative if relative not in (None, ".") else path.as_posix()
+
+
+@functools.lru_cache(maxsize=8)
+def _working_directory(cwd: str) -> Path:
+    return Path(cwd).resolve()
 
 
 def make_project(root: Path, config: Config, cache: Cache | None = None) -> Project:
