@@ -24,10 +24,6 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**data)
-
 
 @dataclass(frozen=True, order=True)
 class Skipped:
@@ -41,10 +37,6 @@ class Skipped:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Skipped:
-        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,6 @@ class Resolver:
             base = head
         return f"{base}.{rest}" if rest else base
 
-    def is_imported(self, dotted: str) -> bool:
-        return dotted.partition(".")[0] in self.aliases
-
 
 def is_sqlalchemy(qualified: str, *names: str) -> bool:
     """True when ``qualified`` is SQLAlchemy's function or class with one of ``names``."""
