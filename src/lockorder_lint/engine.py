@@ -79,19 +79,16 @@ def file_models(path: Path, display: str, root: Path) -> FileModels:
         return FileModels()
 
 
-def _hit_lines(data: bytes, pattern: re.Pattern[bytes]) -> set[int]:
-    newlines = [m.start() for m in re.finditer(rb"\n", data)]
+def _hit_lines(data: bytes, pattern: re.Pattern[bytes], newlines: list[int]) -> set[int]:
+    """The 1-based lines holding a match; ``newlines`` are the offsets of the file's newlines."""
     return {bisect.bisect_left(newlines, m.start()) + 1 for m in pattern.finditer(data)}
 
 
 def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     """Check one file's bytes. Never raises: problems become FileErrors."""
     result = FileResult()
-    if project.trigger is None:
-        return result
-    hits = _hit_lines(data, project.trigger)
-    if not hits:
-        return result
+    if project.trigger is None or project.trigger.search(data) is None:
+        return result  # one scan rejects the many files no rule can look at
     try:
         text = decode(data)
         tree = parse_ast(data, display)
@@ -112,8 +109,9 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     rules_by_code = {
         rule.code: rule for rule in project.rules if not _ignored_here(rule, path, display, project)
     }
+    newlines = [m.start() for m in re.finditer(rb"\n", data)]
     hits_by_rule = {
-        code: _hit_lines(data, pattern)
+        code: _hit_lines(data, pattern, newlines)
         for code, pattern in project.rule_triggers.items()
         if code in rules_by_code
     }
