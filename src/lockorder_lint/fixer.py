@@ -27,7 +27,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from lockorder_lint.config import Config
 from lockorder_lint.findings import FileError, Finding
 from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
-from lockorder_lint.sessions import aborted_session_uses, dotted_name, is_async_session
+from lockorder_lint.sessions import aborted_session_uses, is_async_session
+from lockorder_lint.statements import dotted_name
 from lockorder_lint.units import module_level_names
 
 FIXABLE_CODES = frozenset({"LCK003"})

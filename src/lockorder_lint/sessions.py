@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from lockorder_lint.statements import dotted_name
+
 # Annotations that make a parameter a session whatever its name.
 SESSION_TYPES = frozenset(
     {"Session", "AsyncSession", "scoped_session", "async_scoped_session", "Connection", "AsyncConnection"}
@@ -73,16 +75,6 @@ NON_DB_MODULES = frozenset(
     }
 )  # fmt: skip
 _RETRY_ITERATOR = re.compile(r"retr(?:y|ies|ying)", re.IGNORECASE)
-
-
-def dotted_name(node: cst.CSTNode) -> str | None:
-    """``session``, ``self.session``: the dotted text of a plain name chain, else None."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        inner = dotted_name(node.value)
-        return f"{inner}.{node.attr.value}" if inner else None
-    return None
 
 
 def _last(dotted: str) -> str:

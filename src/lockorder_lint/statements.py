@@ -351,11 +351,12 @@ _ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
 _HELPER_STATEMENT_KEYWORDS = frozenset({"query", "statement", "stmt", "select"})
 
 
-def _dotted(node: cst.BaseExpression) -> str | None:
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``session``, ``TI.dag_id``: the dotted text of a plain name chain, else None."""
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted_name(node.value)
         return f"{inner}.{node.attr.value}" if inner else None
     return None
 
@@ -427,7 +428,7 @@ class FunctionEvaluator:
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
         """The qualified name of a dotted expression, if its head is imported or module-level."""
-        dotted = _dotted(node)
+        dotted = dotted_name(node)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
