@@ -38,7 +38,8 @@ CORPORA: dict[str, tuple[str, str, str]] = {
     "prefect-3.9.1": ("prefect==3.9.1", "prefect", "server/models/flow_runs.py"),
     "mlflow-3.18.0": ("mlflow==3.18.0", "mlflow", "store/tracking/sqlalchemy_store.py"),
     "neutron-29.0.0": ("neutron==29.0.0", "neutron", "db/models_v2.py"),
-    "sqlalchemy-2.0.44": ("sqlalchemy==2.0.44", "sqlalchemy", "orm/session.py"),
+    "sqlalchemy-2.1.9": ("sqlalchemy==2.1.9", "sqlalchemy", "orm/session.py"),
+    "flask-appbuilder-5.3.0": ("flask-appbuilder==5.3.0", "flask_appbuilder", "security/sqla/manager.py"),
 }
 
 
