@@ -41,8 +41,9 @@ def test_write_baseline_records_content_keys_not_lines(
         ("app/jobs.py", "LCK001", "close_owner", 1),
         ("app/jobs.py", "LCK002", "lock_owner", 1),
     ]
+    # The statement as code, formatted canonically: a formatter run cannot change the key.
     assert entries[0]["statement"] == (
-        'session.execute(update(Account).where(Account.owner == owner).values(status="closed"))'
+        "session.execute(update(Account).where(Account.owner == owner).values(status='closed'))"
     )
     assert all("line" not in e for e in entries)
 

@@ -1,30 +1,29 @@
-"""The engine: files -> model catalog -> statements -> rules -> findings.
+"""The engine: one file's bytes -> syntax tree -> units -> statements -> rules -> findings.
 
-Each file is checked by a pure function of its bytes and the project (configuration and
-catalog), so results can be computed in worker processes and cached by content.
+Each file is checked by a pure function of its bytes and the project (configuration, catalog
+and program index), so results can be computed in worker processes and cached by content.
 """
 
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog, FileModels, read_models
 from lockorder_lint.config import Config
+from lockorder_lint.dialects import module_dialect, normalise
 from lockorder_lint.files import relative_to_root
 from lockorder_lint.findings import FileError, Finding, Skipped
-from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
+from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.noqa import suppressed
-from lockorder_lint.parsing import decode, parse_ast
+from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
 from lockorder_lint.rules import ALL_RULES, Rule
-from lockorder_lint.units import Candidate, candidate_functions, module_level_names, snippet_for
-
-if TYPE_CHECKING:
-    from lockorder_lint.statements import Statement, Unit
+from lockorder_lint.statements import Statement
+from lockorder_lint.summaries import Program
 
 
 @dataclass
@@ -36,6 +35,7 @@ class Project:
     catalog: Catalog
     rules: tuple[Rule, ...] = field(default=ALL_RULES)
     fingerprint: str = ""  # identifies catalog + configuration, for the result cache
+    program: Program | None = None
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -50,6 +50,7 @@ class Project:
         combined = [p.pattern for p in self.rule_triggers.values()]
         self.trigger = re.compile(b"|".join(combined)) if combined else None
         self.lock_helpers = frozenset(self.config.lock_helpers)
+        self.dialects = frozenset(normalise(d) for d in self.config.dialects)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FileResult:
     unknown: list[Skipped] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     analysed: bool = False
+    parsed: bool = False
 
 
 def read_source(path: Path, display: str) -> tuple[bytes | None, FileError | None]:
@@ -79,43 +81,42 @@ def file_models(path: Path, display: str, root: Path) -> FileModels:
         return FileModels()
 
 
-def _hit_lines(data: bytes, pattern: re.Pattern[bytes], newlines: list[int]) -> set[int]:
-    """The 1-based lines holding a match; ``newlines`` are the offsets of the file's newlines."""
-    return {bisect.bisect_left(newlines, m.start()) + 1 for m in pattern.finditer(data)}
+def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> list[int]:
+    """The sorted 1-based lines holding a match; ``breaks`` are the offsets of the line breaks."""
+    return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
 
 
 def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     """Check one file's bytes. Never raises: problems become FileErrors."""
     result = FileResult()
+    try:
+        source = parse_source(data, display)
+    except SourceError as exc:
+        result.errors.append(FileError(display, exc.line, exc.reason))
+        return result
+    result.parsed = True
     if project.trigger is None or project.trigger.search(data) is None:
         return result  # one scan rejects the many files no rule can look at
-    try:
-        text = decode(data)
-        tree = parse_ast(data, display)
-    except SyntaxError as exc:
-        result.errors.append(FileError(display, exc.lineno or 0, f"cannot parse: {exc.msg}"))
-        return result
-    except (UnicodeDecodeError, LookupError) as exc:
-        result.errors.append(FileError(display, 0, f"cannot decode: {exc}"))
-        return result
-    except (ValueError, RecursionError, MemoryError) as exc:
-        result.errors.append(FileError(display, 0, f"cannot parse: {exc}"))
-        return result
     module = module_name(path, project.root)
-    resolver = Resolver(
-        module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
-    )
-    assignment_aliases(tree, resolver)
+    backend = module_dialect(module)
+    if backend is not None and backend not in project.dialects:
+        return result  # another database's dialect package: what it does there differs
     rules_by_code = {
         rule.code: rule for rule in project.rules if not _ignored_here(rule, path, display, project)
     }
-    newlines = [m.start() for m in re.finditer(rb"\n", data)]
+    if not rules_by_code:
+        return result
+    from lockorder_lint.builders import Scope
+    from lockorder_lint.units import candidate_functions, units_of
+
+    tree = source.tree
+    resolver = file_resolver(tree, module, path.name == "__init__.py")
+    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
     hits_by_rule = {
-        code: _hit_lines(data, pattern, newlines)
+        code: hit_lines(data, pattern, breaks)
         for code, pattern in project.rule_triggers.items()
         if code in rules_by_code
     }
-    lines = text.splitlines(keepends=True)
     for candidate in candidate_functions(tree, module, hits_by_rule):
         rules = [
             rules_by_code[c]
@@ -125,12 +126,20 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         if not rules:
             continue
         result.analysed = True
+        scope = Scope(
+            source=source,
+            resolver=resolver,
+            catalog=project.catalog,
+            program=project.program,
+            class_qualname=candidate.class_qualname,
+            qualname=candidate.qualname,
+            lock_helpers=project.lock_helpers,
+            dialects=project.dialects,
+        )
         try:
-            units = analyse_candidate(lines, candidate, resolver, project)
+            _apply_rules(units_of(candidate, scope), rules, project, display, source, result)
         except Exception as exc:  # one bad function must not hide the rest of the file
             result.errors.append(FileError(display, candidate.start_line, describe_failure(exc)))
-            continue
-        _apply_rules(units, rules, project, display, lines, result)
     result.findings.sort()
     result.unknown.sort()
     return result
@@ -138,73 +147,28 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
 
 def describe_failure(exc: BaseException) -> str:
     """One line saying why a function could not be analysed."""
-    name = type(exc).__name__
-    if name == "ParserSyntaxError":
-        message = str(exc).strip().splitlines()[0]
-        return f"cannot parse with libcst: {message}"
     if isinstance(exc, RecursionError):
         return "skipped: expression nested too deeply to analyse"
-    return f"internal error: {name}: {exc}"
-
-
-def analyse_candidate(
-    lines: Sequence[str], candidate: Candidate, resolver: Resolver, project: Project
-) -> list[Unit]:
-    """Parse one candidate function with libcst; one unit for it and one per nested function."""
-    import libcst as cst
-    from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
-
-    from lockorder_lint.statements import FunctionEvaluator, Unit, nested_functions
-
-    snippet, offset = snippet_for(list(lines), candidate)
-    module = cst.parse_module(snippet)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    resolved: list[Mapping[cst.CSTNode, CodeRange]] = []
-
-    def position(node: cst.CSTNode) -> CodeRange:
-        if not resolved:  # only functions with something to report pay for positions
-            resolved.append(wrapper.resolve(PositionProvider))
-        return resolved[0][node]
-
-    first: cst.CSTNode = module.body[0]
-    if isinstance(first, cst.If) and isinstance(first.body, cst.IndentedBlock):
-        first = first.body.body[0]
-    if not isinstance(first, cst.FunctionDef):
-        return []
-    units: list[Unit] = []
-    pending: list[tuple[cst.FunctionDef, str]] = [(first, candidate.qualname)]
-    while pending:
-        node, qualname = pending.pop(0)
-        evaluator = FunctionEvaluator(
-            resolver=resolver,
-            catalog=project.catalog,
-            lock_helpers=project.lock_helpers,
-            position=position,
-            line_offset=offset,
-            code_for=module.code_for_node,
-            class_qualname=candidate.class_qualname,
-        )
-        units.append(Unit(qualname, node, evaluator))
-        pending.extend((nested, f"{qualname}.{nested.name.value}") for nested in nested_functions(node))
-    return units
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _apply_rules(
-    units: list[Unit],
+    units: Sequence[object],
     rules: Sequence[Rule],
     project: Project,
     display: str,
-    lines: Sequence[str],
+    source: Source,
     result: FileResult,
 ) -> None:
     from lockorder_lint.rules.base import RuleContext
+    from lockorder_lint.units import Unit
 
     context = RuleContext(project.config)
     for unit in units:
+        assert isinstance(unit, Unit)
         for rule in rules:
             for report in rule.check(unit, context):
-                line_text = lines[report.span.line - 1] if 0 < report.span.line <= len(lines) else ""
-                if suppressed(line_text, report.code):
+                if suppressed(source.line(report.span.line), report.code):
                     continue
                 result.findings.append(
                     Finding(
@@ -247,8 +211,6 @@ def _note_unknown(
 
 def _ignored_here(rule: Rule, path: Path, display: str, project: Project) -> bool:
     """``per-file-ignores``: patterns match the path relative to the project root (or as shown)."""
-    import fnmatch
-
     if not project.config.per_file_ignores:
         return False
     relative = relative_to_root(path, project.root) or display

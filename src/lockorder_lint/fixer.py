@@ -26,10 +26,9 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from lockorder_lint.config import Config
 from lockorder_lint.findings import FileError, Finding
-from lockorder_lint.names import Resolver, assignment_aliases, import_aliases, module_name
-from lockorder_lint.sessions import aborted_session_uses, is_async_session
-from lockorder_lint.statements import dotted_name
-from lockorder_lint.units import module_level_names
+from lockorder_lint.names import dotted_name, file_resolver, module_name
+from lockorder_lint.parsing import Source, parse_ast
+from lockorder_lint.session_flow import aborted_session_uses, is_async_session
 
 FIXABLE_CODES = frozenset({"LCK003"})
 
@@ -68,16 +67,8 @@ class FixReport:
         return sum(f.handlers for f in self.files)
 
 
-def _qualifier(tree: ast.Module, path: Path) -> Resolver:
-    module = module_name(path, path.parent)
-    resolver = Resolver(
-        module, import_aliases(tree, module, path.name == "__init__.py"), module_level_names(tree)
-    )
-    assignment_aliases(tree, resolver)
-    return resolver
-
-
-Plan = dict[cst.CSTNode, list[tuple[str, bool]]]
+# Handlers to fix, by the (line, 1-based column) where they start, with each session to roll back.
+Plan = dict[tuple[int, int], list[tuple[str, bool]]]
 
 
 def _rollback(session: str, awaited: bool) -> cst.BaseStatement:
@@ -89,7 +80,7 @@ class _RollbackInserter(cst.CSTTransformer):
     wraps the body of each planned tenacity ``with attempt:`` in ``try`` / ``except Exception:``
     rolling back and re-raising, so that the retry starts on a clean session."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: dict[cst.CSTNode, list[tuple[str, bool]]]) -> None:
         super().__init__()
         self.plan = plan
         self.inserted = 0
@@ -160,17 +151,28 @@ def _rollback_of(statement: cst.CSTNode) -> str | None:
         and isinstance(value.func, cst.Attribute)
         and value.func.attr.value == "rollback"
     ):
-        return dotted_name(value.func.value)
+        return _cst_dotted(value.func.value)
     return None
 
 
-def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> tuple[str, int]:
-    """``source`` with a rollback inserted in every handler behind a reported use at ``targets``
-    (line, 1-based column); and how many rollbacks were inserted."""
-    tree = ast.parse(source)
-    resolver = _qualifier(tree, path)
+def _cst_dotted(node: cst.CSTNode) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = _cst_dotted(node.value)
+        return f"{inner}.{node.attr.value}" if inner else None
+    return None
 
-    def qualify(node: cst.BaseExpression) -> str | None:
+
+def plan_for(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> Plan:
+    """The handlers behind the reported uses at ``targets`` (line, 1-based column), found by the
+    same analysis that reported them, and the sessions each must roll back."""
+    tree = parse_ast(source, str(path))
+    positions = Source(str(path), source, tree)
+    module = module_name(path, path.parent)
+    resolver = file_resolver(tree, module, path.name == "__init__.py")
+
+    def qualify(node: ast.AST) -> str | None:
         dotted = dotted_name(node)
         if dotted is None:
             return None
@@ -179,25 +181,40 @@ def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: C
             return resolver.qualify(dotted)
         return None
 
-    wrapper = MetadataWrapper(cst.parse_module(source))
-    positions = wrapper.resolve(PositionProvider)
     plan: Plan = {}
-    functions = [n for n in positions if isinstance(n, cst.FunctionDef)]
-    for function in functions:
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
         found, sessions = aborted_session_uses(
             function, qualify, config.session_names, config.dialects, config.lock_helpers
         )
         for aborted in found:
-            start = positions[aborted.use].start
-            handler = aborted.catch.node
-            if (start.line, start.column + 1) not in targets:
+            line, column, _, _ = positions.span(aborted.use)
+            if (line, column) not in targets:
                 continue
+            handler = aborted.catch.node
+            where = positions.span(handler)[:2]
             entry = (aborted.session, is_async_session(aborted.session, sessions, function))
-            if entry not in plan.setdefault(handler, []):
-                plan[handler].append(entry)
+            if entry not in plan.setdefault(where, []):
+                plan[where].append(entry)
+    return plan
+
+
+def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> tuple[str, int]:
+    """``source`` with a rollback inserted in every handler behind a reported use at ``targets``
+    (line, 1-based column); and how many rollbacks were inserted."""
+    plan = plan_for(source, path, targets, config)
     if not plan:
         return source, 0
-    inserter = _RollbackInserter(plan)
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    positions = wrapper.resolve(PositionProvider)
+    by_node: dict[cst.CSTNode, list[tuple[str, bool]]] = {}
+    for node, where in positions.items():
+        if isinstance(node, (cst.ExceptHandler, cst.With)):
+            wanted = plan.get((where.start.line, where.start.column + 1))
+            if wanted:
+                by_node[node] = wanted
+    inserter = _RollbackInserter(by_node)
     new_module = wrapper.module.visit(inserter)
     return new_module.code, inserter.inserted
 

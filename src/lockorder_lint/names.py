@@ -117,3 +117,23 @@ class Resolver:
 def is_sqlalchemy(qualified: str, *names: str) -> bool:
     """True when ``qualified`` is SQLAlchemy's function or class with one of ``names``."""
     return qualified.startswith("sqlalchemy.") and qualified.rsplit(".", 1)[-1] in names
+
+
+def module_level_names(tree: ast.Module) -> list[str]:
+    """Names bound at module level (classes, functions, assignments): they resolve within the file."""
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names.extend(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return names
+
+
+def file_resolver(tree: ast.Module, module: str, is_package: bool) -> Resolver:
+    """The names of one file: its imports, its module-level definitions and ``TI = TaskInstance``."""
+    resolver = Resolver(module, import_aliases(tree, module, is_package), module_level_names(tree))
+    assignment_aliases(tree, resolver)
+    return resolver

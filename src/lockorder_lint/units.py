@@ -1,15 +1,22 @@
-"""Cut a file into the functions the rules need, cheaply.
+"""Units of analysis: the functions of a file the rules look at, cut out cheaply.
 
-``ast`` (fast, in C) finds the functions that contain a trigger; only those are handed to
-libcst, each parsed on its own and positioned back into file coordinates. A file with no
-trigger is never given to libcst at all.
+A text scan finds the lines where each rule's triggers occur; a function is worth analysing for
+a rule only when one of its lines holds that rule's trigger. Both lookups are binary searches
+over sorted line numbers, so a file with thousands of flagged functions costs linear time.
 """
 
 from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from lockorder_lint.builders import Evaluator, Scope
+from lockorder_lint.statements import Span, Statement
+
+Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 @dataclass(frozen=True)
@@ -21,40 +28,36 @@ class Candidate:
     class_qualname: str | None
     start_line: int  # first decorator line
     end_line: int
-    node: ast.FunctionDef | ast.AsyncFunctionDef
+    node: Function
     rules: frozenset[str]
 
 
-def candidate_functions(tree: ast.Module, module: str, hits: dict[str, set[int]]) -> list[Candidate]:
-    """The outermost functions whose lines hold at least one trigger, in source order."""
+def _hit_in(lines: list[int], start: int, end: int) -> bool:
+    index = bisect.bisect_left(lines, start)
+    return index < len(lines) and lines[index] <= end
+
+
+def candidate_functions(tree: ast.Module, module: str, hits: dict[str, list[int]]) -> list[Candidate]:
+    """The outermost functions whose lines hold at least one trigger, in source order.
+    ``hits`` maps each rule to the sorted line numbers of its triggers."""
     found: list[Candidate] = []
-    all_hits = sorted(set().union(*hits.values())) if hits else []
-
-    def has_hit(start: int, end: int) -> bool:
-        index = bisect.bisect_left(all_hits, start)
-        return index < len(all_hits) and all_hits[index] <= end
-
-    def rules_hit(start: int, end: int) -> frozenset[str]:
-        return frozenset(code for code, lines in hits.items() if any(start <= n <= end for n in lines))
+    all_hits = sorted({line for lines in hits.values() for line in lines})
 
     def visit(body: list[ast.stmt], prefix: str, class_qualname: str | None) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 end = node.end_lineno or node.lineno
-                if has_hit(start, end):
-                    found.append(
-                        Candidate(
-                            f"{prefix}{node.name}", class_qualname, start, end, node, rules_hit(start, end)
-                        )
-                    )
+                if _hit_in(all_hits, start, end):
+                    rules = frozenset(code for code, lines in hits.items() if _hit_in(lines, start, end))
+                    found.append(Candidate(f"{prefix}{node.name}", class_qualname, start, end, node, rules))
             elif isinstance(node, ast.ClassDef):
                 end = node.end_lineno or node.lineno
-                if has_hit(node.lineno, end):
+                if _hit_in(all_hits, node.lineno, end):
                     visit(node.body, f"{prefix}{node.name}.", f"{module}.{prefix}{node.name}")
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-                for field in ("body", "orelse", "finalbody"):
-                    visit(getattr(node, field, []), prefix, class_qualname)
+                for name in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, name, []), prefix, class_qualname)
                 for handler in getattr(node, "handlers", []):
                     visit(handler.body, prefix, class_qualname)
 
@@ -62,26 +65,74 @@ def candidate_functions(tree: ast.Module, module: str, hits: dict[str, set[int]]
     return found
 
 
-def snippet_for(lines: list[str], candidate: Candidate) -> tuple[str, int]:
-    """The candidate's source, made parseable on its own, and the line offset back to the file.
+def nested_functions(function: Function) -> Iterator[Function]:
+    """Functions defined in ``function``'s blocks (not inside classes or nested functions),
+    in source order."""
+    pending: list[ast.stmt] = list(reversed(function.body))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+            continue
+        if isinstance(node, ast.ClassDef):
+            continue
+        inner: list[ast.stmt] = []
+        for name in ("body", "orelse", "finalbody"):
+            inner.extend(getattr(node, name, None) or [])
+        for handler in getattr(node, "handlers", ()):
+            inner.extend(handler.body)
+        for case in getattr(node, "cases", ()):
+            inner.extend(case.body)
+        pending.extend(reversed(inner))
 
-    An indented method is wrapped in ``if True:`` so that its columns stay exactly as in the file.
-    """
-    segment = lines[candidate.start_line - 1 : candidate.end_line]
-    first = segment[0] if segment else ""
-    if first[:1] in (" ", "\t"):
-        return "if True:\n" + "".join(segment), candidate.start_line - 2
-    return "".join(segment), candidate.start_line - 1
+
+@dataclass
+class Unit:
+    """One function (or method) as the rules see it: its ``ast``, the statements it executes in
+    source order, and how to turn its nodes into file positions and names."""
+
+    qualname: str
+    node: Function
+    scope: Scope
+    evaluator: Evaluator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.evaluator = Evaluator(self.scope)
+
+    @functools.cached_property
+    def statements(self) -> list[Statement]:
+        """Followed on first use: a rule that walks the function itself (LCK003) never pays for it."""
+        return self.evaluator.run(self.node)
+
+    def span(self, start: ast.AST, end: ast.AST | None = None) -> Span:
+        return self.evaluator.span(start, end)
+
+    def qualify(self, node: ast.AST) -> str | None:
+        """The qualified name of a dotted expression whose head is imported or module-level."""
+        return self.evaluator.qualify(node)
+
+    def text(self, node: ast.AST) -> str:
+        """The node's source, whitespace-normalised."""
+        return self.evaluator.text(node)
+
+    def canonical(self, node: ast.AST) -> str:
+        """The node as code, formatted canonically (for baselines)."""
+        try:
+            return " ".join(ast.unparse(node).split())
+        except (ValueError, RecursionError):  # pragma: no cover
+            return self.text(node)
+
+    @property
+    def is_async(self) -> bool:
+        return isinstance(self.node, ast.AsyncFunctionDef)
 
 
-def module_level_names(tree: ast.Module) -> list[str]:
-    """Names bound at module level (classes, functions, assignments): they resolve within the file."""
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign):
-            names.extend(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.append(node.target.id)
-    return names
+def units_of(candidate: Candidate, scope: Scope) -> list[Unit]:
+    """One unit for the candidate and one per function nested in it."""
+    units: list[Unit] = []
+    pending: list[tuple[Function, str]] = [(candidate.node, candidate.qualname)]
+    while pending:
+        node, qualname = pending.pop(0)
+        units.append(Unit(qualname, node, replace(scope, qualname=qualname)))
+        pending.extend((nested, f"{qualname}.{nested.name}") for nested in nested_functions(node))
+    return units

@@ -14,8 +14,8 @@ from lockorder_lint.names import dotted_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
-    from lockorder_lint.sessions import AbortedUse
-    from lockorder_lint.statements import Unit
+    from lockorder_lint.session_flow import AbortedUse
+    from lockorder_lint.units import Unit
 
 
 class AbortedSessionReuse(Rule):
@@ -50,7 +50,7 @@ class AbortedSessionReuse(Rule):
         return False
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
-        from lockorder_lint.sessions import aborted_session_uses
+        from lockorder_lint.session_flow import aborted_session_uses
 
         found, _sessions = aborted_session_uses(
             unit.node,
@@ -65,7 +65,7 @@ class AbortedSessionReuse(Rule):
                 unit.span(aborted.use),
                 self._message(aborted, unit),
                 None,
-                unit.text(aborted.statement),
+                unit.canonical(aborted.statement),
             )
 
     @staticmethod

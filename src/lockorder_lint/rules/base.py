@@ -12,7 +12,8 @@ from lockorder_lint.config import Config
 
 if TYPE_CHECKING:  # libcst is imported only when a file needs analysing
     from lockorder_lint.catalog import Table
-    from lockorder_lint.statements import Span, Statement, Unit
+    from lockorder_lint.statements import Span, Statement
+    from lockorder_lint.units import Unit
 
 
 @dataclass(frozen=True)

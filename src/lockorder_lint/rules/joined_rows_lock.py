@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
-    from lockorder_lint.statements import JoinedTable, Statement, Unit
+    from lockorder_lint.statements import JoinedTable, Statement
+    from lockorder_lint.units import Unit
 
 # Statement kinds that read rows (and so can lock them); writes lock what they write.
 _READS = frozenset({"select", "query", "get"})

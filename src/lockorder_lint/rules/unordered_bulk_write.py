@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
-    from lockorder_lint.statements import Statement, Unit
+    from lockorder_lint.statements import Statement
+    from lockorder_lint.units import Unit
 
 
 class UnorderedBulkWrite(Rule):

@@ -1,0 +1,1032 @@
+"""Builder-chain evaluation: follow SQLAlchemy statement builders through one function body.
+
+The evaluator walks a function's ``ast`` in source order, follows builders through method
+chains, local names, branches and loops, and records every statement the function executes or
+otherwise hands on. Values it tracks: statement states (:class:`Statement`), model references
+(``FlowRun = db.FlowRun``, ``for model in (A, B):``) and, inside an inlined helper, the caller's
+expressions bound to the helper's parameters (:class:`Bound`). Calls to project functions are
+followed through :mod:`lockorder_lint.summaries`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from lockorder_lint import locks, predicates
+from lockorder_lint.dialects import dialects_where_true
+from lockorder_lint.names import Resolver, dotted_name, is_sqlalchemy
+from lockorder_lint.statements import (
+    COLUMN_OPTIONS,
+    EQ,
+    LOADER_STRATEGIES,
+    WILDCARD,
+    LoaderOption,
+    Predicate,
+    Span,
+    Statement,
+)
+
+if TYPE_CHECKING:
+    from lockorder_lint.catalog import Catalog, Table
+    from lockorder_lint.parsing import Source
+    from lockorder_lint.summaries import Program
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A name that holds a mapped class or Table (``FlowRun = db.FlowRun``, a loop over models)."""
+
+    table: Table
+    mapped: bool = True
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A caller's expression bound to an inlined helper's parameter: evaluated in the caller."""
+
+    node: ast.AST
+    evaluator: Evaluator = field(compare=False)
+    values: tuple[Value, ...] = ()
+
+
+Value = Statement | ModelRef | Bound
+
+# Builder methods that do not change which rows are reached or how they are locked. Any other
+# method on a statement (``all``, ``scalars``, ``subquery``...) hands the statement on: it is used.
+_PASSTHROUGH = frozenset(
+    {
+        "values", "execution_options", "options", "returning", "params", "correlate",
+        "correlate_except", "distinct", "group_by", "having", "offset", "prefix_with",
+        "suffix_with", "with_hint", "ordered_values", "inline", "add_columns",
+        "with_only_columns", "enable_eagerloads", "populate_existing", "set_label_style",
+        "autoflush", "reduce_columns", "with_statement_hint", "with_entities", "add_entity",
+        "with_parent", "label", "union", "union_all", "fetch",
+    }
+)  # fmt: skip
+# Methods that turn a statement into a FROM source of another one.
+_DERIVING = {"subquery": "subquery", "cte": "cte", "alias": "subquery", "scalar_subquery": "scalar",
+             "as_scalar": "scalar", "lateral": "subquery", "exists": "scalar"}  # fmt: skip
+_ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
+MAX_STATES = 8
+
+
+@dataclass
+class Scope:
+    """What evaluating one function needs besides its body: the file (positions, text, names),
+    the catalog, the whole program for calls, and the configuration that changes statements."""
+
+    source: Source
+    resolver: Resolver
+    catalog: Catalog
+    program: Program | None = None
+    class_qualname: str | None = None
+    qualname: str = ""
+    lock_helpers: frozenset[str] = frozenset()
+    dialects: frozenset[str] = frozenset({"postgresql"})
+    depth: int = 0
+    calls: tuple[str, ...] = ()
+
+    @property
+    def mysql(self) -> bool:
+        return "mysql" in self.dialects
+
+
+def positional(call: ast.Call) -> list[ast.expr]:
+    return [a for a in call.args if not isinstance(a, ast.Starred)]
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    return None
+
+
+class Evaluator:
+    """Follow SQLAlchemy statement builders through one function body."""
+
+    def __init__(self, scope: Scope, bindings: dict[str, tuple[Value, ...]] | None = None) -> None:
+        self.scope = scope
+        self.catalog = scope.catalog
+        self.env: dict[str, tuple[Value, ...]] = dict(bindings or {})
+        self.lists: dict[str, list[ast.AST]] = {}
+        self.conditions: dict[str, ast.AST] = {}
+        self.consumed: list[Statement] = []
+        self.covered: set[int] = set()
+        self.parents: dict[int, int | None] = {}
+        self.borrowed: set[int] = set()
+        self.returned: list[Value] = []
+        self.current_statement: ast.AST | None = None
+        self.live = scope.dialects
+        self.inlines = 0
+
+    @property
+    def mysql(self) -> bool:
+        return self.scope.mysql
+
+    # -- positions and names ------------------------------------------------------------------
+
+    def span(self, start: ast.AST, end: ast.AST | None = None) -> Span:
+        line, column, end_line, end_column = self.scope.source.span(start, end)
+        return Span(line, column, end_line, end_column, self.scope.source.display)
+
+    def method_span(self, call: ast.Call) -> Span:
+        """From a method's name to the end of its call: ``with_for_update(...)`` in a chain."""
+        func = call.func
+        assert isinstance(func, ast.Attribute)
+        source = self.scope.source
+        end_line = func.end_lineno or func.lineno
+        start_byte = (func.end_col_offset or 0) - len(func.attr.encode("utf-8"))
+        line, column, last_line, last_column = source.span(call)
+        return Span(end_line, source.column(end_line, start_byte), last_line, last_column, source.display)
+
+    def text(self, node: ast.AST) -> str:
+        return self.scope.source.segment(node)
+
+    def qualify(self, node: ast.AST) -> str | None:
+        """The qualified name of a dotted expression, if its head is imported or module-level."""
+        dotted = dotted_name(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if head == "cls" and self.scope.class_qualname and "cls" not in self.env:
+            return f"{self.scope.class_qualname}.{rest}" if rest else self.scope.class_qualname
+        if head in self.env:
+            return None
+        resolver = self.scope.resolver
+        if head in resolver.aliases or head in resolver.local_names:
+            return resolver.qualify(dotted)
+        return None
+
+    def sa_call(self, node: ast.AST, *names: str) -> bool:
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+            name = self.qualify(node.func)
+            return bool(name and is_sqlalchemy(name, *names))
+        return False
+
+    # -- what a name refers to ------------------------------------------------------------------
+
+    def bound_expression(self, node: ast.AST) -> tuple[Evaluator, ast.AST] | None:
+        """A parameter of an inlined helper, or a local condition variable: where its expression
+        really lives, so that predicates and columns are read there."""
+        if isinstance(node, ast.Name):
+            if node.id in self.conditions:
+                return self, self.conditions[node.id]
+            values = self.env.get(node.id, ())
+            if len(values) == 1 and isinstance(values[0], Bound):
+                return values[0].evaluator, values[0].node
+        return None
+
+    def models(self, node: ast.AST) -> list[ModelRef]:
+        """Every model or Table an expression may name: through imports and aliases, local
+        names, ``cls``, ``self.model``-style class attributes and injected interfaces."""
+        if isinstance(node, ast.Call):
+            if self.sa_call(node, "aliased") and node.args:
+                return self.models(node.args[0])
+            return []
+        bound = self.bound_expression(node)
+        if bound is not None:
+            return bound[0].models(bound[1])
+        if isinstance(node, ast.Name) and node.id in self.env:
+            return [v for v in self.env[node.id] if isinstance(v, ModelRef)]
+        qualified = self.qualify(node)
+        if qualified is not None:
+            if qualified.endswith(".__table__"):
+                table = self.catalog.lookup(qualified[: -len(".__table__")])
+                return [ModelRef(table, mapped=False)] if table is not None else []
+            table = self.catalog.lookup(qualified)
+            if table is not None:
+                return [ModelRef(table, mapped=not self.catalog.is_table_variable(qualified))]
+            return []
+        if isinstance(node, ast.Attribute):
+            if node.attr == "__table__":
+                return [ModelRef(m.table, mapped=False) for m in self.models(node.value)]
+            program = self.scope.program
+            if program is not None:
+                return program.attribute_models(self, node)
+        return []
+
+    def entity(self, node: ast.AST) -> tuple[Table | None, str | None]:
+        """Resolve a model, ``Model.__table__``, a Table variable, or a column of one of them."""
+        found = self.entities(node)
+        return found[0] if len(found) == 1 else (None, None)
+
+    def entities(self, node: ast.AST) -> list[tuple[Table, str | None]]:
+        models = self.models(node)
+        if models:
+            return [(m.table, None) for m in models]
+        if not isinstance(node, ast.Attribute):
+            return []
+        attr, base = node.attr, node.value
+        if attr.startswith("_"):
+            return []
+        if isinstance(base, ast.Attribute) and base.attr in ("c", "columns"):
+            owner = base.value
+            if isinstance(owner, ast.Attribute) and owner.attr == "__table__":
+                owner = owner.value
+            return [(m.table, attr) for m in self.models(owner)]
+        return [(m.table, attr) for m in self.models(base) if m.mapped or attr not in ("c", "columns")]
+
+    def mapped_class(self, node: ast.AST) -> Table | None:
+        """The table of a mapped class expression; None for a column, a Table, ``M.__table__``."""
+        models = self.models(node)
+        return models[0].table if len(models) == 1 and models[0].mapped else None
+
+    def is_table_object(self, node: ast.AST) -> bool:
+        """``Model.__table__`` or a ``Table(...)`` variable: unlike a mapped class, these have
+        SQLAlchemy's ``update()``/``delete()`` methods (a model's are the project's own)."""
+        models = self.models(node)
+        return bool(models) and all(not m.mapped for m in models)
+
+    def column_of(self, node: ast.AST) -> tuple[str, str] | None:
+        bound = self.bound_expression(node)
+        if bound is not None:
+            return bound[0].column_of(bound[1])
+        table, col = self.entity(node)
+        if table is not None and col is not None:
+            return table.name, col
+        return None
+
+    def columns_in(self, node: ast.AST) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        bound = self.bound_expression(node)
+        if bound is not None:
+            return bound[0].columns_in(bound[1])
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            col = self.column_of(node)
+            if col:
+                return [col]
+            if isinstance(node, ast.Name):
+                return []
+        for child in ast.iter_child_nodes(node):
+            for col in self.columns_in(child):
+                if col not in found:
+                    found.append(col)
+        return found
+
+    def derived_column(self, node: ast.AST) -> str | None:
+        """``sub.c.id`` where ``sub`` is a subquery or CTE this function built: what it is."""
+        if not isinstance(node, ast.Attribute) or isinstance(node.value, ast.Name):
+            return None
+        derived = self._derived_source(node)
+        return (derived.table_name or "a subquery") if derived is not None else None
+
+    def condition_from_call(self, call: ast.Call) -> tuple[list[Predicate], bool] | None:
+        """A project helper that returns a condition (``tuple_in_condition(...)``): its
+        predicates and whether part of them cannot be read; None when it is not one."""
+        program = self.scope.program
+        return program.condition(self, call) if program is not None else None
+
+    def listed(self, node: ast.AST) -> list[ast.AST | None]:
+        """The elements of ``*name`` where ``name`` is a list built here; [None] when unknown."""
+        bound = self.bound_expression(node)
+        if bound is not None:
+            return bound[0].listed(bound[1])
+        if isinstance(node, ast.Name) and node.id in self.lists:
+            return list(self.lists[node.id])
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return list(node.elts)
+        return [None]
+
+    # -- consumption ---------------------------------------------------------------------------
+
+    def consume(self, values: Iterable[Value]) -> None:
+        for value in values:
+            if not isinstance(value, Statement):
+                continue
+            self.consumed.append(value)
+            current: int | None = value.id
+            while current is not None and current not in self.covered:
+                self.covered.add(current)
+                current = self.parents.get(current)
+
+    def new(self, state: Statement) -> Statement:
+        if state.node is None and self.current_statement is not None:
+            state = replace(state, node=self.current_statement)
+        self.parents[state.id] = state.parent
+        return state
+
+    def finish(self) -> list[Statement]:
+        """Statements recorded in source order; built-but-never-used ones count as used at the end."""
+        for values in self.env.values():
+            self.consume(v for v in values if isinstance(v, Statement) and v.id not in self.covered)
+        seen: set[tuple[int, int, int]] = set()
+        ordered: list[Statement] = []
+        for state in self.consumed:
+            key = (id(state.span), id(state.lock.span) if state.lock else 0, id(state.write))
+            if key not in seen:
+                seen.add(key)
+                ordered.append(state)
+        return ordered
+
+    def lineage_borrowed(self, state: Statement) -> bool:
+        current: int | None = state.id
+        while current is not None:
+            if current in self.borrowed:
+                return True
+            current = self.parents.get(current)
+        return False
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Statement]:
+        self.block(function.body)
+        return self.finish()
+
+    def block(self, body: Sequence[ast.stmt]) -> None:
+        for stmt in body:
+            self.statement(stmt)
+
+    def _branches(
+        self, branches: Sequence[Sequence[ast.stmt]], may_skip: bool, live: Sequence[frozenset[str]] = ()
+    ) -> None:
+        """Evaluate alternative blocks from the same state; afterwards a name may hold any of
+        the values it held at the end of any branch (or before, if all can be skipped).
+        ``live`` gives each branch the dialects it runs on, when a dialect test decides it."""
+        start = dict(self.env)
+        start_conditions = dict(self.conditions)
+        results: list[dict[str, tuple[Value, ...]]] = [start] if may_skip else []
+        outer = self.live
+        for index, branch in enumerate(branches):
+            self.env = dict(start)
+            self.live = live[index] if index < len(live) else outer
+            self.block(branch)
+            results.append(self.env)
+        self.live = outer
+        merged: dict[str, tuple[Value, ...]] = {}
+        for env in results:
+            for name, values in env.items():
+                existing = merged.get(name, ())
+                merged[name] = existing + tuple(v for v in values if v not in existing)
+        self.env = {k: v[:MAX_STATES] for k, v in merged.items()}
+        for name in list(self.conditions):
+            if start_conditions.get(name) is not self.conditions[name]:
+                self.conditions.pop(name)  # a condition rebound on one branch only is unknown
+
+    def statement(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return  # nested functions are analysed as units of their own
+        self.current_statement = stmt
+        if isinstance(stmt, ast.If):
+            self.if_statement(stmt)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            if isinstance(stmt, ast.While):
+                self.consume(self.eval(stmt.test))
+                self._branches([stmt.body], may_skip=True)
+            else:
+                iterated = self.eval(stmt.iter)
+                models = [v for v in iterated if isinstance(v, ModelRef)]
+                self.consume(iterated)
+                self.unbind(stmt.target)
+                if models and isinstance(stmt.target, ast.Name):
+                    self.env[stmt.target.id] = tuple(models)
+                self._branches([stmt.body], may_skip=True)
+            self.block(stmt.orelse)
+        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            self.block(stmt.body)  # type: ignore[attr-defined]
+            handlers = [h.body for h in stmt.handlers]  # type: ignore[attr-defined]
+            if stmt.orelse:  # type: ignore[attr-defined]
+                handlers.append(stmt.orelse)  # type: ignore[attr-defined]
+            self._branches(handlers, may_skip=True)
+            self.block(stmt.finalbody)  # type: ignore[attr-defined]
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                values = self.eval(item.context_expr)
+                if item.optional_vars is not None:
+                    self.bind(item.optional_vars, values)
+                else:
+                    self.consume(values)
+            self.block(stmt.body)
+        elif isinstance(stmt, ast.Match):
+            self.consume(self.eval(stmt.subject))
+            self._branches([c.body for c in stmt.cases], may_skip=True)
+        elif isinstance(stmt, ast.Assign):
+            values = self.eval(stmt.value)
+            for target in stmt.targets:
+                self.bind(target, values)
+            first = stmt.targets[0]
+            if len(stmt.targets) == 1 and isinstance(first, ast.Name):
+                if isinstance(stmt.value, (ast.List, ast.Tuple)):
+                    self.lists[first.id] = list(stmt.value.elts)
+                elif _looks_like_condition(stmt.value):
+                    self.conditions[first.id] = stmt.value
+        elif isinstance(stmt, ast.AnnAssign):
+            values = self.eval(stmt.value) if stmt.value is not None else ()
+            self.bind(stmt.target, values)
+        elif isinstance(stmt, ast.AugAssign):
+            self.consume(self.eval(stmt.value))
+            self.unbind(stmt.target)
+        elif isinstance(stmt, ast.Return):
+            if stmt.value is not None:
+                values = self.eval(stmt.value)
+                self.returned.extend(values)
+        elif isinstance(stmt, ast.Expr):
+            self.consume(self.eval(stmt.value))
+        else:
+            for child in ast.iter_child_nodes(stmt):
+                if isinstance(child, ast.expr):
+                    self.consume(self.eval(child))
+
+    def if_statement(self, stmt: ast.If) -> None:
+        """Both branches from the same state; a branch that only runs on databases the
+        configuration does not target (``if dialect == "sqlite":``) is not followed."""
+        self.consume(self.eval(stmt.test))
+        matched = dialects_where_true(stmt.test)
+        body_live = self.live if matched is None else self.live & matched
+        else_live = self.live if matched is None else self.live - matched
+        branches: list[Sequence[ast.stmt]] = []
+        live: list[frozenset[str]] = []
+        may_skip = not stmt.orelse
+        for body, branch_live in ((stmt.body, body_live), (stmt.orelse, else_live)):
+            if not body:
+                continue
+            if branch_live:
+                branches.append(body)
+                live.append(branch_live)
+            else:
+                may_skip = True
+        self._branches(branches, may_skip, live)
+
+    def bind(self, target: ast.AST, values: tuple[Value, ...]) -> None:
+        if isinstance(target, ast.Name):
+            self.lists.pop(target.id, None)
+            self.conditions.pop(target.id, None)
+            if values:
+                self.env[target.id] = values
+            else:
+                self.env.pop(target.id, None)
+        else:
+            self.consume(values)
+            self.unbind(target)
+
+    def unbind(self, target: ast.AST) -> None:
+        if isinstance(target, ast.Name):
+            self.env.pop(target.id, None)
+            self.lists.pop(target.id, None)
+            self.conditions.pop(target.id, None)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self.unbind(element)
+        elif isinstance(target, ast.Starred):
+            self.unbind(target.value)
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    def eval_quiet(self, node: ast.AST) -> tuple[Value, ...]:
+        """What a name or attribute holds, without evaluating (or consuming) anything."""
+        if isinstance(node, ast.Name):
+            values = self.env.get(node.id, ())
+            if len(values) == 1 and isinstance(values[0], Bound):
+                return values[0].values
+            return values
+        return ()
+
+    def eval(self, node: ast.AST) -> tuple[Value, ...]:
+        """The values ``node`` evaluates to; any statement it contains otherwise is consumed."""
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Name):
+            values = self.env.get(node.id, ())
+            if len(values) == 1 and isinstance(values[0], Bound):
+                return values[0].values
+            return values
+        if isinstance(node, ast.Await):
+            return self.eval(node.value)
+        if isinstance(node, ast.IfExp):
+            self.consume(self.eval(node.test))
+            return self.eval(node.body) + self.eval(node.orelse)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            models: list[Value] = []
+            for element in node.elts:
+                values = self.eval(element)
+                models.extend(v for v in values if isinstance(v, ModelRef))
+                self.consume(values)
+            if models and len(models) == len(node.elts):
+                return tuple(models)
+            return ()
+        if isinstance(node, (ast.Attribute,)) and isinstance(node.ctx, ast.Load):
+            models_found = self.models(node)
+            if models_found and self.qualify(node) is None:
+                return tuple(models_found)
+            if isinstance(node.value, ast.Name) and node.value.id in self.env:
+                return ()
+        if isinstance(node, ast.Lambda):
+            return ()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.expr, ast.comprehension, ast.keyword)):
+                self.consume(self.eval(child) if not isinstance(child, ast.comprehension) else ())
+                if isinstance(child, ast.comprehension):
+                    self.consume(self.eval(child.iter))
+                    for test in child.ifs:
+                        self.consume(self.eval(test))
+            elif isinstance(child, ast.keyword):
+                self.consume(self.eval(child.value))
+        return ()
+
+    def _consume_args(self, call: ast.Call) -> None:
+        for arg in call.args:
+            self.consume(self.eval(arg.value if isinstance(arg, ast.Starred) else arg))
+        for kw in call.keywords:
+            self.consume(self.eval(kw.value))
+
+    def call(self, node: ast.Call) -> tuple[Value, ...]:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            method = func.attr
+            if (
+                method in ("append", "extend")
+                and isinstance(func.value, ast.Name)
+                and func.value.id in self.lists
+            ):
+                bucket = self.lists[func.value.id]
+                for arg in positional(node):
+                    if method == "append":
+                        bucket.append(arg)
+                    elif isinstance(arg, (ast.List, ast.Tuple)):
+                        bucket.extend(arg.elts)
+                    else:
+                        bucket.append(ast.Constant(None))  # unknown contents: opaque
+                return ()
+            receiver = tuple(v for v in self.eval(func.value) if isinstance(v, Statement))
+            if receiver:
+                return self.method(receiver, method, node)
+            origin = self.attribute_origin(func, method, node)
+            if origin is not None:
+                return origin
+        qualified = self.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+        if qualified:
+            if is_sqlalchemy(qualified, "select", "update", "delete", "insert"):
+                return self.origin(qualified.rsplit(".", 1)[-1], node)
+            if locks.is_lock_helper(qualified, self.scope.lock_helpers):
+                return self.lock_helper(qualified, node)
+        program = self.scope.program
+        if program is not None:
+            inlined = program.inline(self, node)
+            if inlined is not None:
+                return inlined
+        self._consume_args(node)
+        if not isinstance(func, (ast.Name, ast.Attribute)):
+            self.consume(self.eval(func))
+        elif isinstance(func, ast.Attribute):
+            self.consume(self.eval(func.value))
+        return ()
+
+    def origin(self, kind: str, node: ast.Call) -> tuple[Value, ...]:
+        """``select(...)``, ``update(M)``, ``delete(M)``, ``insert(M)``."""
+        args = positional(node)
+        span = self.span(node)
+        if kind == "select":
+            return (self.select_like("select", node, span),)
+        target_node = args[0] if args else None
+        targets: list[tuple[Table | None, str | None]] = (
+            list(self.entities(target_node)) if target_node is not None else []
+        )
+        if not targets or any(col is not None for _t, col in targets):
+            targets = [(None, None)]
+        states: list[Value] = []
+        for table, _col in targets:
+            state = Statement(
+                kind=kind,
+                span=span,
+                target=table,
+                target_text=self.text(target_node) if target_node is not None else "",
+            )
+            if kind in ("update", "delete"):
+                state = replace(state, write=span, write_kind=kind.upper())
+                if len(args) > 1:  # legacy ``update(table, whereclause)``
+                    state = predicates.add_where(self, state, [args[1]])
+            states.append(self.new(state))
+        return tuple(states)
+
+    def select_like(self, kind: str, node: ast.Call, span: Span) -> Statement:
+        entities: list[Table] = []
+        texts: list[str] = []
+        source: Statement | None = None
+        for value in self._selected(node):
+            inner = value
+            if isinstance(value, ast.Attribute) and value.attr in ("columns", "c"):
+                inner = value.value
+            table, _col = self.entity(inner)
+            if table is not None:
+                if table not in entities:
+                    entities.append(table)
+                continue
+            derived = self._derived_source(inner)
+            if derived is not None:
+                source = source or derived
+                continue
+            texts.append(self.text(value))
+            self.consume(self.eval(value))
+        target = entities[0] if entities else (source.target if source is not None else None)
+        return self.new(
+            Statement(
+                kind=kind,
+                span=span,
+                target=target,
+                target_text=target.name if target else ", ".join(texts),
+                extra_entities=tuple(t.name for t in entities[1:]),
+                orm_entities=self.orm_entities(node),
+                source=source,
+            )
+        )
+
+    def _derived_source(self, node: ast.AST) -> Statement | None:
+        """``cte.c.id`` or ``cte``: the derived statement a select reads from."""
+        base = node
+        if (
+            isinstance(base, ast.Attribute)
+            and isinstance(base.value, ast.Attribute)
+            and base.value.attr in ("c", "columns")
+        ):
+            base = base.value.value
+        for value in self.eval_quiet(base):
+            if isinstance(value, Statement) and value.derived:
+                return value
+        return None
+
+    @staticmethod
+    def _selected(node: ast.Call) -> list[ast.expr]:
+        """The positional arguments of ``select(...)``/``query(...)``, legacy ``select([...])`` unpacked."""
+        values: list[ast.expr] = []
+        for arg in node.args:
+            if isinstance(arg, (ast.List, ast.Tuple)):
+                values.extend(arg.elts)
+            elif not isinstance(arg, ast.Starred):
+                values.append(arg)
+        return values
+
+    def orm_entities(self, node: ast.Call) -> tuple[str, ...]:
+        """Tables selected as mapped classes (``M``, ``aliased(M)``), not as columns or Table objects."""
+        found: list[str] = []
+        for value in self._selected(node):
+            table = self.mapped_class(value)
+            if table is not None and table.name not in found:
+                found.append(table.name)
+        return tuple(found)
+
+    # -- builder methods -----------------------------------------------------------------------
+
+    def method(self, receiver: tuple[Statement, ...], method: str, node: ast.Call) -> tuple[Value, ...]:
+        if method in ("where", "filter"):
+            values = predicates.condition_nodes(self, node)
+            return tuple(self.new(predicates.add_where(self, s.derive(), values)) for s in receiver)
+        if method == "filter_by":
+            out = []
+            for s in receiver:
+                preds = list(s.predicates)
+                for kw in node.keywords:
+                    if kw.arg is not None and s.target is not None:
+                        preds.append(Predicate(s.target.name, kw.arg, EQ))
+                    self.consume(self.eval(kw.value))
+                opaque = s.opaque_where or any(kw.arg is None for kw in node.keywords)
+                out.append(self.new(s.derive(predicates=tuple(preds), opaque_where=opaque)))
+            return tuple(out)
+        if method == "order_by":
+            args = positional(node)
+            if len(args) == 1 and isinstance(args[0], ast.Constant) and args[0].value is None:
+                return tuple(self.new(s.derive(order_by=())) for s in receiver)
+            terms = tuple(t for a in args for t in self.order_terms(a))
+            return tuple(self.new(s.derive(order_by=s.order_by + terms)) for s in receiver)
+        if method == "limit":
+            args = positional(node)
+            one = bool(args) and isinstance(args[0], ast.Constant) and args[0].value == 1
+            return tuple(self.new(s.derive(limit_one=one)) for s in receiver)
+        if method == "with_for_update":
+            lock = locks.from_call(self, node, self.method_span(node), via="with_for_update")
+            return tuple(self.new(s.derive(lock=lock)) for s in receiver)
+        if method in ("join", "outerjoin", "select_from", "join_from", "outerjoin_from"):
+            joined: list[str] = []
+            outer: list[str] = []
+            is_outer = (
+                method.startswith("outer")
+                or locks.truthy(keyword(node, "isouter"))
+                or locks.truthy(keyword(node, "full"))
+            )
+            for arg in positional(node):
+                for name, arg_outer in self.join_operands(arg):
+                    joined.append(name)
+                    if is_outer or arg_outer:
+                        outer.append(name)
+                if isinstance(arg, ast.Call) or len(positional(node)) > 1:
+                    self.consume(v for v in self.eval_quiet(arg) if isinstance(v, Statement))
+            for arg in positional(node)[1:]:
+                if not self.join_operands(arg):
+                    self.consume(self.eval(arg))
+            return tuple(
+                self.new(
+                    s.derive(
+                        joins=s.joins + tuple(j for j in joined if j not in s.joins),
+                        outer_joins=s.outer_joins + tuple(j for j in outer if j not in s.outer_joins),
+                    )
+                )
+                for s in receiver
+            )
+        if method == "options":
+            options, opaque = self.loader_options(node.args)
+            return tuple(
+                self.new(
+                    s.derive(
+                        loader_options=s.loader_options + options, opaque_options=s.opaque_options or opaque
+                    )
+                )
+                for s in receiver
+            )
+        if method == "enable_eagerloads":
+            args = positional(node)
+            off = bool(args) and isinstance(args[0], ast.Constant) and args[0].value is False
+            return tuple(self.new(s.derive(eagerloads=not off)) for s in receiver)
+        if method in ("with_entities", "with_only_columns"):
+            self._consume_args(node)
+            entities = self.orm_entities(node)
+            return tuple(self.new(s.derive(orm_entities=entities)) for s in receiver)
+        if method == "add_entity":
+            self._consume_args(node)
+            added = self.orm_entities(node)
+            return tuple(
+                self.new(
+                    s.derive(orm_entities=s.orm_entities + tuple(a for a in added if a not in s.orm_entities))
+                )
+                for s in receiver
+            )
+        if method in ("update", "delete") and all(s.kind == "query" for s in receiver):
+            span = self.method_span(node)
+            self._consume_args(node)
+            self.consume(self.new(s.derive(write=span, write_kind=method.upper())) for s in receiver)
+            return ()
+        if method == "first" and all(s.kind == "query" for s in receiver):
+            self.consume(self.new(s.derive(limit_one=True)) for s in receiver)
+            return ()
+        if method in _DERIVING:
+            self._consume_args(node)
+            return tuple(self.new(s.derive(derived=_DERIVING[method])) for s in receiver)
+        if method in _PASSTHROUGH:
+            self._consume_args(node)
+            return receiver
+        self._consume_args(node)
+        self.consume(receiver)
+        return ()
+
+    def join_operands(self, node: ast.AST) -> list[tuple[str, bool]]:
+        """Tables named by a join argument, with whether each is on an outer join's nullable side;
+        ``join(A, B)`` / ``outerjoin(A, B)`` (as in ``select_from(join(...))``) are opened up."""
+        if isinstance(node, ast.Call) and self.sa_call(node, "join", "outerjoin"):
+            args = positional(node)
+            outer = self.sa_call(node, "outerjoin") or locks.truthy(keyword(node, "isouter"))
+            found = self.join_operands(args[0]) if args else []
+            if len(args) > 1:
+                found += [(name, outer or was) for name, was in self.join_operands(args[1])]
+            return found
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr
+            in (
+                "join",
+                "outerjoin",
+            )
+        ):  # ``A.__table__.join(B.__table__, ...)``
+            outer = node.func.attr == "outerjoin" or locks.truthy(keyword(node, "isouter"))
+            args = positional(node)
+            found = self.join_operands(node.func.value)
+            if args:
+                found += [(name, outer or was) for name, was in self.join_operands(args[0])]
+            return found
+        name = self.joined_table(node)
+        return [(name, False)] if name else []
+
+    def joined_table(self, node: ast.AST) -> str | None:
+        """The table a ``.join(...)`` argument adds: a model, a Table, or a relationship attribute."""
+        table, attr = self.entity(node)
+        if table is None:
+            return None
+        if attr is None:
+            return table.name
+        rel = table.relationship(attr)
+        return rel.target if rel is not None else None
+
+    def order_terms(self, node: ast.AST) -> list[tuple[str, str, bool]]:
+        desc = False
+        target = node
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in (
+                "asc", "desc", "nulls_first", "nulls_last", "nullsfirst", "nullslast",
+            ):  # fmt: skip
+                desc = func.attr == "desc"
+                target = func.value
+                if (
+                    isinstance(target, ast.Call)
+                    and isinstance(target.func, ast.Attribute)
+                    and target.func.attr in ("asc", "desc")
+                ):
+                    desc = target.func.attr == "desc"
+                    target = target.func.value
+            elif node.args:
+                name = self.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+                if name and is_sqlalchemy(name, "asc", "desc"):
+                    desc = name.endswith("desc")
+                    target = node.args[0]
+        table, col = self.entity(target)
+        if table is not None and col is not None:
+            return [(table.name, col, desc)]
+        self.consume(self.eval(node))
+        return [("", self.text(node), desc)]
+
+    # -- loader options ------------------------------------------------------------------------
+
+    def loader_options(self, args: Sequence[ast.expr]) -> tuple[tuple[LoaderOption, ...], bool]:
+        """The loader options among ``.options(...)`` arguments; True when one cannot be read."""
+        found: list[LoaderOption] = []
+        opaque = False
+        for arg in args:
+            values: list[ast.AST | None]
+            if isinstance(arg, ast.Starred):
+                values = self.listed(arg.value)
+            elif isinstance(arg, (ast.List, ast.Tuple)):  # session.get(..., options=[...])
+                values = list(arg.elts)
+            else:
+                values = [arg]
+            for value in values:
+                chain = self.loader_chain(value, ()) if value is not None else None
+                if chain is None:
+                    opaque = True
+                else:
+                    found.extend(chain[0])
+        return tuple(found), opaque
+
+    def loader_chain(
+        self, node: ast.AST, prefix: tuple[tuple[str, str], ...]
+    ) -> tuple[list[LoaderOption], tuple[tuple[str, str], ...]] | None:
+        """Read ``lazyload(M.rel)``, ``defaultload(M.a).lazyload(A.b)``, ``Load(M).noload("*")``,
+        ``selectinload(M.a).options(...)``: the options and the path the chain ends at."""
+        if not isinstance(node, ast.Call):
+            return None
+        func = node.func
+        qualified = self.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+        if qualified and qualified.startswith("sqlalchemy."):
+            short = qualified.rsplit(".", 1)[-1]
+            if short == "Load":
+                return [], prefix
+            return self._loader_step(short, node, prefix, [])
+        if isinstance(func, ast.Attribute):
+            inner = self.loader_chain(func.value, prefix)
+            if inner is None:
+                return None
+            options, path = inner
+            if func.attr == "options":
+                for arg in node.args:
+                    sub = self.loader_chain(arg, path)
+                    if sub is None:
+                        return None
+                    options.extend(sub[0])
+                return options, path
+            return self._loader_step(func.attr, node, path, options)
+        return None
+
+    def _loader_step(
+        self, name: str, node: ast.Call, prefix: tuple[tuple[str, str], ...], options: list[LoaderOption]
+    ) -> tuple[list[LoaderOption], tuple[tuple[str, str], ...]] | None:
+        if name in COLUMN_OPTIONS:
+            return options, prefix
+        strategy = LOADER_STRATEGIES.get(name)
+        if strategy is None:
+            return None
+        path = prefix
+        args = positional(node)
+        for arg in args:  # legacy ``joinedload(M.a, A.b)`` names a whole path
+            step = self.loader_step(arg)
+            if step is None:
+                return None
+            path = (*path, step)
+            options.append(LoaderOption(strategy if arg is args[-1] else "default", path))
+        return options, path
+
+    def loader_step(self, node: ast.AST) -> tuple[str, str] | None:
+        """``M.rel`` -> (table, "rel"); ``"rel"`` or ``"*"`` -> ("", name); ``M.rel.of_type(X)`` too."""
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr
+            in (
+                "of_type",
+                "and_",
+            )
+        ):
+            return self.loader_step(node.func.value)
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, str):
+                return "", value.rsplit(".", 1)[-1] if value != WILDCARD else WILDCARD
+            return None
+        table, attr = self.entity(node)
+        if table is not None and attr is not None:
+            return table.name, attr
+        return None
+
+    # -- origins spelled as methods, and locks ---------------------------------------------------
+
+    def attribute_origin(self, func: ast.Attribute, method: str, node: ast.Call) -> tuple[Value, ...] | None:
+        """Origins spelled as a method call: ``session.query(M)``, ``M.__table__.update()``,
+        ``table.delete()``, ``session.get(M, pk, with_for_update=True)``, Flask-SQLAlchemy's
+        ``Model.query``."""
+        span = self.span(node)
+        if method == "query" and positional(node):
+            return (self.select_like("query", node, span),)
+        if method == "get" and positional(node) and keyword(node, "with_for_update") is not None:
+            return self.session_get(func, node, span)
+        if method in _ORIGIN_METHODS:
+            found = self.entities(func.value)
+            if not found or any(col is not None for _t, col in found) or not self.is_table_object(func.value):
+                return None
+            states: list[Value] = []
+            for table, _col in found:
+                state = Statement(kind=method, span=span, target=table, target_text=self.text(func.value))
+                if method in ("update", "delete"):
+                    state = replace(state, write=span, write_kind=method.upper())
+                args = positional(node)
+                if args and method != "insert":
+                    state = predicates.add_where(self, state, [args[0]])
+                where = keyword(node, "whereclause")
+                if where is not None:
+                    state = predicates.add_where(self, state, [where])
+                states.append(self.new(state))
+            return tuple(states)
+        return None
+
+    def session_get(self, func: ast.Attribute, node: ast.Call, span: Span) -> tuple[Value, ...]:
+        args = positional(node)
+        table, col = self.entity(args[0])
+        if table is None or col is not None:
+            self._consume_args(node)
+            return ()
+        lock_arg = keyword(node, "with_for_update")
+        lock = None
+        if lock_arg is not None and not (
+            isinstance(lock_arg, ast.Constant) and lock_arg.value in (False, None)
+        ):
+            lock = locks.from_options(self, lock_arg, self.method_span(node), via="session.get")
+        preds = tuple(Predicate(table.name, col_name, EQ) for col_name in table.primary_key)
+        options_arg = keyword(node, "options")
+        options, opaque = self.loader_options([options_arg]) if options_arg is not None else ((), False)
+        mapped = self.mapped_class(args[0])
+        state = self.new(
+            Statement(
+                kind="get",
+                span=span,
+                target=table,
+                target_text=table.name,
+                predicates=preds,
+                lock=lock,
+                orm_entities=(mapped.name,) if mapped is not None else (),
+                loader_options=options,
+                opaque_options=opaque,
+            )
+        )
+        self.consume((state,))
+        return ()
+
+    def lock_helper(self, qualified: str, node: ast.Call) -> tuple[Value, ...]:
+        """A configured lock helper; its statement is the first argument, positional or passed
+        by keyword (``with_row_locks(query=select(...), session=session)``)."""
+        statement_arg = locks.helper_statement_argument(node)
+        states = tuple(
+            v
+            for v in (self.eval(statement_arg) if statement_arg is not None else ())
+            if isinstance(v, Statement)
+        )
+        for arg in node.args:
+            if arg is not statement_arg:
+                self.consume(self.eval(arg))
+        for kw in node.keywords:
+            if kw.value is not statement_arg:
+                self.consume(self.eval(kw.value))
+        lock = locks.from_call(self, node, self.span(node), via=qualified.rsplit(".", 1)[-1])
+        if not states:
+            unknown = Statement(
+                kind="select",
+                span=self.span(node),
+                target_text=self.text(statement_arg) if statement_arg is not None else "",
+                lock=lock,
+            )
+            self.consume((self.new(unknown),))
+            return ()
+        return tuple(self.new(s.derive(lock=lock)) for s in states)
+
+
+def _looks_like_condition(node: ast.AST) -> bool:
+    """An expression assigned to a name that is a SQL condition (``cond = M.a == 1``)."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
+        return True
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        return name in ("and_", "or_", "not_", "in_", "not_in", "notin_", "is_", "is_not", "isnot",
+                        "like", "ilike", "between", "contains", "startswith", "endswith")  # fmt: skip
+    return False

@@ -1,0 +1,155 @@
+"""WHERE clauses: which columns a statement reaches its rows through, and how.
+
+Only top-level conjuncts can pin rows (``and_(...)``, ``&``, several ``where()`` arguments); a
+disjunction or any other expression reaches rows through every column it mentions. Equality to
+a value pins a column; equality to another FROM source's column is a join; ``IN`` a subquery
+reaches rows through that subquery's own WHERE clause, unless the subquery locks its rows in key
+order itself (the fix's first step written as a CTE).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lockorder_lint.statements import EQ, IN, JOIN, OTHER, SUB, Predicate, Statement
+
+if TYPE_CHECKING:
+    from lockorder_lint.builders import Evaluator
+
+# Column methods whose result is a condition on that column, by what they do to its rows.
+_PINNING_METHODS = {"in_": IN, "is_": OTHER, "isnot": OTHER, "is_not": OTHER}
+
+
+def condition_nodes(ev: Evaluator, call: ast.Call) -> list[ast.AST | None]:
+    """The condition expressions of a ``where``/``filter`` call; ``None`` marks one we cannot see."""
+    values: list[ast.AST | None] = []
+    for arg in call.args:
+        if isinstance(arg, ast.Starred):
+            values.extend(ev.listed(arg.value))
+        else:
+            values.append(arg)
+    return values
+
+
+def add_where(ev: Evaluator, state: Statement, values: Sequence[ast.AST | None]) -> Statement:
+    preds = list(state.predicates)
+    opaque = state.opaque_where
+    for value in values:
+        if value is None:
+            opaque = True
+            continue
+        if conjuncts(ev, value, preds):
+            opaque = True
+    return replace(state, predicates=tuple(preds), opaque_where=opaque)
+
+
+def conjuncts(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
+    """Add the predicates of one top-level condition; True if part of it cannot be read."""
+    bound = ev.bound_expression(node)
+    if bound is not None:
+        return conjuncts(bound[0], bound[1], preds)
+    if isinstance(node, ast.Call) and ev.sa_call(node, "and_"):
+        opaque = False
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                for item in ev.listed(arg.value):
+                    opaque |= True if item is None else conjuncts(ev, item, preds)
+            else:
+                opaque |= conjuncts(ev, arg, preds)
+        return opaque
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):
+        return conjuncts(ev, node.left, preds) | conjuncts(ev, node.right, preds)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        found = _comparison(ev, node, preds)
+        if found is not None:
+            return found
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "in_":
+        found = _membership(ev, node, preds)
+        if found is not None:
+            return found
+    if isinstance(node, ast.Call):
+        helper = ev.condition_from_call(node)
+        if helper is not None:
+            preds.extend(helper[0])
+            return helper[1]
+    if ev.sa_call(node, "text", "literal_column"):
+        return True
+    found_columns = ev.columns_in(node)
+    ev.consume(ev.eval(node))
+    if not found_columns:
+        return True
+    preds.extend(Predicate(t, c, OTHER) for t, c in found_columns)
+    return False
+
+
+def _comparison(ev: Evaluator, node: ast.Compare, preds: list[Predicate]) -> bool | None:
+    """``col == value`` pins; ``col == other_col`` and ``col == subquery.c.x`` join."""
+    if not isinstance(node.ops[0], ast.Eq):
+        return None
+    left, right = node.left, node.comparators[0]
+    left_col, right_col = ev.column_of(left), ev.column_of(right)
+    if left_col and right_col:
+        preds.append(Predicate(*left_col, JOIN))
+        preds.append(Predicate(*right_col, JOIN))
+        return False
+    if not (left_col or right_col):
+        return None
+    column = left_col or right_col
+    assert column is not None
+    other = right if left_col else left
+    derived = ev.derived_column(other)
+    if derived is not None:
+        preds.append(Predicate(*column, JOIN, via=derived))
+        return False
+    ev.consume(ev.eval(other))
+    preds.append(Predicate(*column, EQ))
+    return False
+
+
+def _membership(ev: Evaluator, node: ast.Call, preds: list[Predicate]) -> bool | None:
+    """``col.in_(values)`` and ``tuple_(a, b).in_(values)``; ``IN (subquery)`` reaches rows
+    through the subquery unless the subquery locks them in key order."""
+    assert isinstance(node.func, ast.Attribute)
+    subject = node.func.value
+    columns: list[tuple[str, str]] = []
+    if ev.sa_call(subject, "tuple_"):
+        assert isinstance(subject, ast.Call)
+        columns = [c for c in (ev.column_of(a) for a in subject.args) if c]
+    else:
+        column = ev.column_of(subject)
+        columns = [column] if column else []
+    if not columns:
+        return None
+    inner: list[Statement] = []
+    for arg in node.args:
+        for value in ev.eval(arg):
+            if isinstance(value, Statement):
+                inner.append(value)
+    if not inner:
+        preds.extend(Predicate(*c, IN) for c in columns)
+        return False
+    ev.consume(inner)
+    ordered = all(_locked_in_order(s, ev.mysql) for s in inner)
+    via = ", ".join(dict.fromkeys(_subquery_reach(s) for s in inner))
+    preds.extend(Predicate(*c, IN if ordered else SUB, via=via) for c in columns)
+    return False
+
+
+def _locked_in_order(statement: Statement, mysql: bool) -> bool:
+    """A subquery (or what it selects from) that pins or locks its own rows in key order."""
+    current: Statement | None = statement
+    while current is not None:
+        if current.locks_in_key_order(mysql) or (current.lock is None and current.pins_primary_key()):
+            return True
+        current = current.source
+    return False
+
+
+def _subquery_reach(statement: Statement) -> str:
+    origin = statement.source or statement
+    columns = origin.columns_on_target()
+    table = origin.table_name or "a subquery"
+    return f"{table} ({', '.join(columns)})" if columns else table
