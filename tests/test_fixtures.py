@@ -31,14 +31,15 @@ def fixture_files() -> list[Path]:
     )
 
 
-def expected_findings(text: str) -> set[tuple[int, str]]:
-    expected = set()
+def expected_findings(text: str) -> list[tuple[int, str]]:
+    """(line, code) of every ``# expect:`` marker, in order; a code named twice is expected twice."""
+    expected = []
     for lineno, line in enumerate(text.splitlines(), 1):
         match = EXPECT.search(line)
         if match:
             for code in re.split(r"\s*,\s*", match.group("codes")):
-                expected.add((lineno, code))
-    return expected
+                expected.append((lineno, code))
+    return sorted(expected)
 
 
 def fixture_config(text: str) -> Config:
@@ -64,7 +65,7 @@ def test_fixture_findings_are_exactly_the_marked_ones(path: Path) -> None:
     project = project_for(fixture_config(text))
     result = check_path(path, str(path), project)
     assert result.errors == []
-    actual = {(f.line, f.code) for f in result.findings}
+    actual = sorted((f.line, f.code) for f in result.findings)
     assert actual == expected_findings(text), "\n".join(
         f"{f.line}:{f.column} {f.code} {f.message}" for f in result.findings
     )

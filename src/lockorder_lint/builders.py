@@ -313,10 +313,10 @@ class Evaluator:
         """Statements recorded in source order; built-but-never-used ones count as used at the end."""
         for values in self.env.values():
             self.consume(v for v in values if isinstance(v, Statement) and v.id not in self.covered)
-        seen: set[tuple[int, int, int]] = set()
+        seen: set[tuple[Span, Span | None, Span | None, str | None]] = set()
         ordered: list[Statement] = []
         for state in self.consumed:
-            key = (id(state.span), id(state.lock.span) if state.lock else 0, id(state.write))
+            key = (state.span, state.lock.span if state.lock else None, state.write, state.table_name)
             if key not in seen:
                 seen.add(key)
                 ordered.append(state)
@@ -507,10 +507,22 @@ class Evaluator:
             if models and len(models) == len(node.elts):
                 return tuple(models)
             return ()
-        if isinstance(node, (ast.Attribute,)) and isinstance(node.ctx, ast.Load):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             models_found = self.models(node)
-            if models_found and self.qualify(node) is None:
+            if models_found:
                 return tuple(models_found)
+            if node.attr == "query":  # Flask-SQLAlchemy's ``Model.query``
+                mapped = self.mapped_class(node.value)
+                if mapped is not None:
+                    span = self.span(node)
+                    query = Statement(
+                        kind="query",
+                        span=span,
+                        target=mapped,
+                        target_text=mapped.name,
+                        orm_entities=(mapped.name,),
+                    )
+                    return (self.new(query),)
             if isinstance(node.value, ast.Name) and node.value.id in self.env:
                 return ()
         if isinstance(node, ast.Lambda):
@@ -570,8 +582,6 @@ class Evaluator:
         self._consume_args(node)
         if not isinstance(func, (ast.Name, ast.Attribute)):
             self.consume(self.eval(func))
-        elif isinstance(func, ast.Attribute):
-            self.consume(self.eval(func.value))
         return ()
 
     def origin(self, kind: str, node: ast.Call) -> tuple[Value, ...]:

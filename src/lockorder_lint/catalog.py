@@ -1,27 +1,36 @@
 """The model catalog: which tables the project maps, their primary keys, indexes and relationships.
 
-It is learned from the source with a cheap ``ast`` pass over the files that can define
-models, so that checking one file still knows models declared anywhere in the project.
+It merges every file's declarations (:mod:`lockorder_lint.declarations`) once per run, resolving
+inheritance, mixins, derived table names and imperative mappings across files, so that checking
+one file still knows models declared anywhere in the project (or in an installed package it
+builds on). Where several definitions map one table name (an Alembic migration re-declaring an
+old shape of a table), the application's definition wins and the table says why.
 Relationships matter because an eager-joined one (``lazy="joined"``) puts another table in the
 FROM clause of every ORM load of the model, and with it into any ``FOR UPDATE`` without ``OF``.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple
 
 from lockorder_lint.config import DeclaredTable
-from lockorder_lint.names import Resolver, dotted_name, import_aliases, module_name
-from lockorder_lint.parsing import parse_ast
+from lockorder_lint.declarations import (
+    MODEL_HINT,
+    ClassDecl,
+    ColumnDecl,
+    FileModels,
+    IndexDecl,
+    RelationshipDecl,
+    TableDecl,
+    apply_tablename_rule,
+    read_models,
+)
 
-# A file that matches none of these cannot declare a table (or a module-level alias of a model,
-# ``DbCallbackRequest = DagProcessorCallback``, by the capitalised-class convention).
-MODEL_HINT = re.compile(rb"(?m)__tablename__|Table\(|__table__\s*=|^[A-Z]\w* = [A-Z][\w.]*\s*$")
+__all__ = ["MODEL_HINT", "Catalog", "FileModels", "Index", "Relationship", "Table", "read_models"]
+
+# Base classes that make their subclasses declarative models (besides any class with a table).
+_DECLARATIVE_ROOTS = ("DeclarativeBase", "DeclarativeBaseNoMeta", "SQLModel")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,11 @@ class Table:
     classes: list[str] = field(default_factory=list)
     locations: list[str] = field(default_factory=list)  # "path:line"
     relationships: list[Relationship] = field(default_factory=list)
+    # Columns with a foreign key: attribute key -> the ``table.column`` it references.
+    foreign_keys: dict[str, str] = field(default_factory=dict)
+    # Which definition the catalog took, and which it set aside (migration stubs, external copies).
+    definition: str = ""
+    ignored: list[str] = field(default_factory=list)
 
     def relationship(self, name: str) -> Relationship | None:
         """The relationship mapped under attribute ``name`` on a class of this table."""
@@ -101,67 +115,6 @@ class Table:
         return best
 
 
-class _RelationshipDecl(NamedTuple):
-    """A ``relationship(...)`` as written, before class names are resolved across files.
-
-    ``target`` is a qualified name, or the string as written (``by_string``) which SQLAlchemy
-    resolves in the class registry. A ``backref(...)`` declares a second relationship, on the
-    target class, back to ``owner``. A NamedTuple, not a dataclass: it pickles without attribute
-    names, whose interning differs between a fresh and an unpickled object and would change the
-    catalog fingerprint of an unchanged project.
-    """
-
-    owner: str  # qualified class name
-    name: str
-    target: str | None
-    by_string: bool
-    lazy: str
-    innerjoin: bool
-    location: str
-    backref: tuple[str, str, bool] | None = None  # (name, lazy, innerjoin)
-
-
-@dataclass
-class _ClassDecl:
-    """What one class body says, before inheritance is resolved across files."""
-
-    qualname: str
-    bases: list[str]
-    tablename: str | None
-    columns: dict[str, tuple[str, bool, bool, bool]]  # key -> (column name, pk, index, unique)
-    indexes: list[tuple[str | None, list[str], bool]]
-    pk_constraint: list[str] | None
-    table_var: str | None  # ``__table__ = some_table`` or an inline Table(...)
-    location: str
-    has_table_def: bool = False
-    relationships: list[_RelationshipDecl] = field(default_factory=list)
-    polymorphic_eager: bool = False  # ``with_polymorphic`` / ``polymorphic_load="inline"``
-
-
-@dataclass
-class _TableDecl:
-    """A ``Table("name", metadata, ...)`` assigned to a module-level (or class) name."""
-
-    qualname: str
-    tablename: str
-    columns: dict[str, tuple[str, bool, bool, bool]]
-    indexes: list[tuple[str | None, list[str], bool]]
-    pk_constraint: list[str] | None
-    location: str
-
-
-@dataclass
-class FileModels:
-    """The model declarations of one file; cached per file, merged into a Catalog."""
-
-    classes: list[_ClassDecl] = field(default_factory=list)
-    tables: list[_TableDecl] = field(default_factory=list)
-    # ``Model.attr = relationship(...)`` after the class body (Airflow does this to break cycles).
-    relationships: list[_RelationshipDecl] = field(default_factory=list)
-    # Module-level ``Alias = Model``: (qualified alias, qualified target).
-    aliases: list[tuple[str, str]] = field(default_factory=list)
-
-
 def _shared_prefix(first: str, second: str) -> int:
     """How many leading dotted parts two qualified names share."""
     count = 0
@@ -172,364 +125,118 @@ def _shared_prefix(first: str, second: str) -> int:
     return count
 
 
-def _call_name(node: ast.AST, resolver: Resolver) -> str | None:
-    if isinstance(node, ast.Call):
-        dotted = dotted_name(node.func)
-        if dotted:
-            return resolver.qualify(dotted)
-    return None
+@dataclass
+class _Definition:
+    """One declaration of a table (a mapped class or a Table object), ready to merge."""
+
+    name: str
+    columns: dict[str, ColumnDecl]
+    indexes: list[IndexDecl]
+    pk: list[str] | None
+    location: str
+    migration: bool
+    external: bool
+    what: str
 
 
-def _kw_true(call: ast.Call, name: str) -> bool:
-    return any(
-        kw.arg == name and isinstance(kw.value, ast.Constant) and kw.value.value is True
-        for kw in call.keywords
-    )
+class _Classes:
+    """All class declarations, with lookups by name and the inheritance questions the catalog asks."""
 
+    def __init__(self, classes: dict[str, ClassDecl], flask_dbs: set[str], bases: set[str]) -> None:
+        self.classes = classes
+        self.flask_dbs = flask_dbs
+        self.declarative_vars = bases
+        self.short: dict[str, list[str]] = {}
+        for qualname in classes:
+            self.short.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
 
-def _str_const(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    return None
+    def find(self, name: str) -> ClassDecl | None:
+        if name in self.classes:
+            return self.classes[name]
+        candidates = self.short.get(name.rsplit(".", 1)[-1], [])
+        return self.classes[candidates[0]] if len(candidates) == 1 else None
 
+    def lineage(self, decl: ClassDecl) -> list[ClassDecl]:
+        """The class and its ancestors, nearest first (depth first, in base order)."""
+        found: list[ClassDecl] = []
+        seen: set[str] = set()
 
-def _column_from_call(call: ast.Call, key: str | None) -> tuple[str, tuple[str, bool, bool, bool]] | None:
-    """Read ``Column(...)`` / ``mapped_column(...)``: its key, column name, and pk/index/unique flags."""
-    name = _str_const(call.args[0]) if call.args else None
-    for kw in call.keywords:
-        if kw.arg == "name" and _str_const(kw.value):
-            name = _str_const(kw.value)
-    key = key or name
-    if key is None:
-        return None
-    return key, (
-        name or key,
-        _kw_true(call, "primary_key"),
-        _kw_true(call, "index"),
-        _kw_true(call, "unique"),
-    )
+        def walk(current: ClassDecl) -> None:
+            if current.qualname in seen:
+                return
+            seen.add(current.qualname)
+            found.append(current)
+            for base in current.bases:
+                parent = self.find(base)
+                if parent is not None:
+                    walk(parent)
 
+        walk(decl)
+        return found
 
-def _constraint_columns(call: ast.Call, names: dict[str, str]) -> list[str]:
-    """Column keys named in an ``Index``/constraint, as strings or as class attributes."""
-    cols: list[str] = []
-    for arg in call.args:
-        text = _str_const(arg)
-        if text is not None:
-            cols.append(names.get(text, text))
-            continue
-        dotted = dotted_name(arg)
-        if dotted:
-            cols.append(dotted.rsplit(".", 1)[-1])
-    return cols
-
-
-def _read_table_items(
-    items: Iterable[ast.AST],
-    resolver: Resolver,
-    columns: dict[str, tuple[str, bool, bool, bool]],
-    indexes: list[tuple[str | None, list[str], bool]],
-) -> list[str] | None:
-    """Read the Index/constraint/Column items of ``__table_args__`` or ``Table(...)``."""
-    pk: list[str] | None = None
-    by_name = {col: key for key, (col, *_rest) in columns.items()}
-    for item in items:
-        if isinstance(item, ast.Starred):
-            continue
-        qualified = _call_name(item, resolver)
-        if not qualified or not isinstance(item, ast.Call):
-            continue
-        kind = qualified.rsplit(".", 1)[-1]
-        if kind == "Column":
-            read = _column_from_call(item, None)
-            if read:
-                columns[read[0]] = read[1]
-                by_name[read[1][0]] = read[0]
-        elif kind == "Index":
-            index_name = _str_const(item.args[0]) if item.args else None
-            cols = _constraint_columns(ast.Call(func=item.func, args=item.args[1:], keywords=[]), by_name)
-            if cols:
-                indexes.append((index_name, cols, _kw_true(item, "unique")))
-        elif kind in ("UniqueConstraint", "PrimaryKeyConstraint"):
-            cols = _constraint_columns(item, by_name)
-            cname = next((_str_const(k.value) for k in item.keywords if k.arg == "name"), None)
-            if kind == "PrimaryKeyConstraint":
-                pk = cols
-            elif cols:
-                indexes.append((cname, cols, True))
-    return pk
-
-
-def _flatten_args(node: ast.AST) -> list[ast.AST]:
-    if isinstance(node, (ast.Tuple, ast.List)):
-        out: list[ast.AST] = []
-        for elt in node.elts:
-            out.extend(_flatten_args(elt) if isinstance(elt, (ast.Tuple, ast.List)) else [elt])
-        return out
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return _flatten_args(node.left) + _flatten_args(node.right)
-    return [node]
-
-
-def _is_relationship(call: ast.AST, resolver: Resolver) -> bool:
-    called = _call_name(call, resolver)
-    return bool(called) and called.rsplit(".", 1)[-1] in ("relationship", "relation")  # type: ignore[union-attr]
-
-
-def _lazy_of(call: ast.Call) -> str:
-    for kw in call.keywords:
-        if kw.arg == "lazy":
-            if isinstance(kw.value, ast.Constant):
-                value = kw.value.value
-                if isinstance(value, str):
-                    return value
-                return _LAZY_CONSTANTS.get(value, "unknown")
-            return "unknown"
-    return "select"
-
-
-def _innerjoin_of(call: ast.Call) -> bool:
-    return any(
-        kw.arg == "innerjoin" and isinstance(kw.value, ast.Constant) and kw.value.value in (True, "unnested")
-        for kw in call.keywords
-    )
-
-
-def _class_reference(node: ast.AST | None, resolver: Resolver) -> tuple[str | None, bool]:
-    """The class a relationship argument or ``Mapped[...]`` annotation names: (name, by_string)."""
-    if node is None:
-        return None, False
-    if isinstance(node, ast.Lambda):
-        return _class_reference(node.body, resolver)
-    text = _str_const(node)
-    if text is not None:
-        try:
-            parsed = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError:
-            return None, False
-        name, _ = _class_reference(parsed, resolver)
-        return name, True
-    if isinstance(node, ast.Subscript):  # Mapped[X], list[X], Optional[X], Mapped[list[X]]
-        inner = node.slice
-        if isinstance(inner, ast.Tuple):  # dict[K, V]: the value is the related class
-            inner = inner.elts[-1]
-        return _class_reference(inner, resolver)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # X | None
-        left = node.left
-        if isinstance(left, ast.Constant) and left.value is None:
-            return _class_reference(node.right, resolver)
-        return _class_reference(left, resolver)
-    dotted = dotted_name(node)
-    if dotted:
-        return resolver.qualify(dotted), False
-    return None, False
-
-
-def _read_relationship(
-    call: ast.Call, owner: str, name: str, annotation: ast.AST | None, resolver: Resolver, location: str
-) -> _RelationshipDecl:
-    """Read ``relationship(Target, lazy=..., innerjoin=..., backref=...)``; with no target argument
-    the class comes from the ``Mapped[...]`` annotation."""
-    argument = call.args[0] if call.args else None
-    for kw in call.keywords:
-        if kw.arg == "argument":
-            argument = kw.value
-    target, by_string = _class_reference(argument if argument is not None else annotation, resolver)
-    backref: tuple[str, str, bool] | None = None
-    for kw in call.keywords:
-        if kw.arg != "backref":
-            continue
-        text = _str_const(kw.value)
-        if text is not None:
-            backref = (text, "select", False)
-        elif isinstance(kw.value, ast.Call) and kw.value.args:
-            back_name = _str_const(kw.value.args[0])
-            if back_name is not None:
-                backref = (back_name, _lazy_of(kw.value), _innerjoin_of(kw.value))
-    return _RelationshipDecl(
-        owner=owner,
-        name=name,
-        target=target,
-        by_string=by_string,
-        lazy=_lazy_of(call),
-        innerjoin=_innerjoin_of(call),
-        location=location,
-        backref=backref,
-    )
-
-
-def _declared_relationship(
-    func: ast.FunctionDef | ast.AsyncFunctionDef, resolver: Resolver
-) -> ast.Call | None:
-    """``@declared_attr def rel(cls): return relationship(...)`` (mixins declare them this way)."""
-    decorated = any("declared_attr" in (dotted_name(d) or "") for d in func.decorator_list)
-    last = func.body[-1] if func.body else None
-    value = last.value if isinstance(last, ast.Return) else None
-    if decorated and isinstance(value, ast.Call) and _is_relationship(value, resolver):
-        return value
-    return None
-
-
-def _polymorphic_eager(value: ast.AST) -> bool:
-    """``__mapper_args__`` that make every load of the class LEFT OUTER JOIN its subclasses' tables."""
-    if not isinstance(value, ast.Dict):
-        return False
-    for key, item in zip(value.keys, value.values, strict=True):
-        option = _str_const(key) if key is not None else None
-        if option == "with_polymorphic" and not (isinstance(item, ast.Constant) and item.value is None):
+    def is_root(self, base: str) -> bool:
+        """A base that makes subclasses declarative: SQLAlchemy's DeclarativeBase, SQLModel,
+        a ``declarative_base()`` variable, Flask-SQLAlchemy's ``db.Model``."""
+        short = base.rsplit(".", 1)[-1]
+        if short in _DECLARATIVE_ROOTS and base.split(".", 1)[0] in ("sqlalchemy", "sqlmodel"):
             return True
-        if option == "polymorphic_load" and _str_const(item) == "inline":
+        if base in self.declarative_vars:
             return True
-    return False
+        owner, _, attr = base.rpartition(".")
+        return attr == "Model" and (owner in self.flask_dbs or owner.startswith("flask_sqlalchemy"))
 
+    def flask(self, decl: ClassDecl) -> bool:
+        return any(
+            base.rpartition(".")[2] == "Model"
+            and (base.rpartition(".")[0] in self.flask_dbs or base.startswith("flask_sqlalchemy"))
+            for ancestor in self.lineage(decl)
+            for base in ancestor.bases
+        )
 
-def _read_table_call(call: ast.Call, qualname: str, resolver: Resolver, location: str) -> _TableDecl | None:
-    tablename = _str_const(call.args[0]) if call.args else None
-    if tablename is None:
+    def declarative(self, decl: ClassDecl) -> bool:
+        """The class descends from a declarative root (and is not that root's direct stand-in)."""
+        return any(self.is_root(base) for ancestor in self.lineage(decl) for base in ancestor.bases)
+
+    def is_base_class(self, decl: ClassDecl) -> bool:
+        """``class Base(DeclarativeBase)``: the registry itself, never mapped."""
+        return (
+            any(self.is_root(base) for base in decl.bases)
+            and not decl.has_table_def
+            and not any(col.primary_key for col in decl.columns.values())
+        )
+
+    def columns(self, decl: ClassDecl) -> dict[str, ColumnDecl]:
+        """Columns from the class and from its mixins and unmapped bases (nearest wins)."""
+        merged: dict[str, ColumnDecl] = {}
+        for ancestor in reversed(self.lineage(decl)):
+            if ancestor is not decl and ancestor.has_table_def:
+                continue
+            merged.update(ancestor.columns)
+        return merged
+
+    def table_args(self, decl: ClassDecl) -> tuple[list[IndexDecl], list[str] | None]:
+        """Indexes and a key constraint from ``__table_args__``, the nearest class's that has them."""
+        for ancestor in self.lineage(decl):
+            if ancestor is not decl and ancestor.has_table_def:
+                break
+            if ancestor.indexes or ancestor.pk_constraint:
+                return list(ancestor.indexes), ancestor.pk_constraint
+        return [], None
+
+    def derived_name(self, decl: ClassDecl) -> str | None:
+        """A table name the class gets without writing one: a ``declared_attr`` rule on it or an
+        ancestor, SQLModel's lowercase name, Flask-SQLAlchemy's snake_case name."""
+        short = decl.qualname.rsplit(".", 1)[-1]
+        if decl.sqlmodel_table:
+            return decl.tablename or short.lower()
+        for ancestor in self.lineage(decl):
+            if ancestor.tablename_rule:
+                return apply_tablename_rule(ancestor.tablename_rule, short)
+            if ancestor is not decl and ancestor.tablename is not None:
+                return None  # an explicit name up the tree: single-table inheritance
+        if self.flask(decl):
+            return apply_tablename_rule("flask", short)
         return None
-    columns: dict[str, tuple[str, bool, bool, bool]] = {}
-    indexes: list[tuple[str | None, list[str], bool]] = []
-    pk = _read_table_items(call.args[1:], resolver, columns, indexes)
-    return _TableDecl(qualname, tablename, columns, indexes, pk, location)
-
-
-def _read_class(
-    node: ast.ClassDef, module: str, resolver: Resolver, path: str
-) -> tuple[_ClassDecl, _TableDecl | None]:
-    tablename: str | None = None
-    columns: dict[str, tuple[str, bool, bool, bool]] = {}
-    indexes: list[tuple[str | None, list[str], bool]] = []
-    table_args: ast.AST | None = None
-    table_var: str | None = None
-    inline_table: _TableDecl | None = None
-    qualname = f"{module}.{node.name}"
-    relationships: list[_RelationshipDecl] = []
-    polymorphic_eager = False
-    for stmt in node.body:
-        target: str | None = None
-        value: ast.AST | None = None
-        annotation: ast.AST | None = None
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value = dotted_name(stmt.targets[0]), stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value, annotation = dotted_name(stmt.target), stmt.value, stmt.annotation
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            declared = _declared_relationship(stmt, resolver)
-            if declared is not None:
-                relationships.append(
-                    _read_relationship(declared, qualname, stmt.name, None, resolver, f"{path}:{stmt.lineno}")
-                )
-        if target is None or value is None:
-            continue
-        if isinstance(value, ast.Call) and _is_relationship(value, resolver):
-            relationships.append(
-                _read_relationship(value, qualname, target, annotation, resolver, f"{path}:{stmt.lineno}")
-            )
-            continue
-        if target == "__mapper_args__":
-            polymorphic_eager = _polymorphic_eager(value)
-        elif target == "__tablename__":
-            tablename = _str_const(value)
-        elif target == "__table_args__":
-            table_args = value
-        elif target == "__table__":
-            called = _call_name(value, resolver)
-            if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
-                inline_table = _read_table_call(
-                    value, qualname + ".__table__", resolver, f"{path}:{stmt.lineno}"
-                )
-                table_var = qualname + ".__table__"
-            else:
-                dotted = dotted_name(value)
-                table_var = resolver.qualify(dotted) if dotted else None
-        elif isinstance(value, ast.Call):
-            called = _call_name(value, resolver) or ""
-            if called.rsplit(".", 1)[-1] in ("Column", "mapped_column"):
-                read = _column_from_call(value, target)
-                if read:
-                    columns[read[0]] = read[1]
-    pk: list[str] | None = None
-    if table_args is not None:
-        pk = _read_table_items(_flatten_args(table_args), resolver, columns, indexes)
-    bases = [resolver.qualify(d) for d in (dotted_name(b) for b in node.bases) if d]
-    decl = _ClassDecl(
-        qualname=qualname,
-        bases=bases,
-        tablename=tablename,
-        columns=columns,
-        indexes=indexes,
-        pk_constraint=pk,
-        table_var=table_var,
-        location=f"{path}:{node.lineno}",
-        has_table_def=tablename is not None or table_var is not None,
-        relationships=relationships,
-        polymorphic_eager=polymorphic_eager,
-    )
-    return decl, inline_table
-
-
-def read_models(source: bytes, path: Path, root: Path, display_path: str) -> FileModels:
-    """Extract model and Table declarations from one file. Raises SyntaxError on bad input."""
-    models = FileModels()
-    if not MODEL_HINT.search(source):
-        return models
-    tree = parse_ast(source, display_path)
-    module = module_name(path, root)
-    local = [
-        n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-    ]
-    resolver = Resolver(module, import_aliases(tree, module, path.name == "__init__.py"), local)
-
-    def visit(body: list[ast.stmt], prefix: str) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                decl, inline = _read_class(node, prefix, resolver, display_path)
-                models.classes.append(decl)
-                if inline:
-                    models.tables.append(inline)
-                visit(node.body, f"{prefix}.{node.name}")
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                value = node.value
-                alias_of = dotted_name(value) if value is not None and prefix == module else None
-                alias_head = alias_of.partition(".")[0] if alias_of else None
-                if alias_of and (alias_head in resolver.aliases or alias_head in resolver.local_names):
-                    models.aliases.extend(
-                        (f"{module}.{t.id}", resolver.qualify(alias_of))
-                        for t in targets
-                        if isinstance(t, ast.Name)
-                    )
-                    continue
-                if isinstance(value, ast.Call) and len(targets) == 1 and _is_relationship(value, resolver):
-                    owner, _, attr = (dotted_name(targets[0]) or "").rpartition(".")
-                    if owner and "." not in owner:
-                        models.relationships.append(
-                            _read_relationship(
-                                value,
-                                resolver.qualify(owner),
-                                attr,
-                                None,
-                                resolver,
-                                f"{display_path}:{node.lineno}",
-                            )
-                        )
-                    continue
-                called = _call_name(value, resolver) if value is not None else None
-                if isinstance(value, ast.Call) and called and called.rsplit(".", 1)[-1] == "Table":
-                    for tgt in targets:
-                        name = dotted_name(tgt)
-                        if name and "." not in name:
-                            decl_t = _read_table_call(
-                                value, f"{prefix}.{name}", resolver, f"{display_path}:{node.lineno}"
-                            )
-                            if decl_t:
-                                models.tables.append(decl_t)
-            elif isinstance(node, (ast.If, ast.Try)):
-                visit(node.body, prefix)
-                visit(getattr(node, "orelse", []), prefix)
-
-    visit(tree.body, module)
-    return models
 
 
 class Catalog:
@@ -542,85 +249,102 @@ class Catalog:
         self._by_short: dict[str, list[str]] = {}
 
     @classmethod
-    def build(cls, files: Iterable[FileModels], declared: dict[str, DeclaredTable] | None = None) -> Catalog:
+    def build(
+        cls,
+        files: Iterable[FileModels],
+        declared: dict[str, DeclaredTable] | None = None,
+        external: Iterable[FileModels] = (),
+    ) -> Catalog:
+        """Merge declarations: ``files`` are the project's, ``external`` those of installed
+        packages the project builds on (their definitions yield to the project's)."""
         catalog = cls()
-        classes: dict[str, _ClassDecl] = {}
-        table_decls: dict[str, _TableDecl] = {}
-        late_relationships: list[_RelationshipDecl] = []
+        classes: dict[str, ClassDecl] = {}
+        table_decls: dict[str, tuple[TableDecl, bool]] = {}
+        late: list[RelationshipDecl] = []
         aliases: list[tuple[str, str]] = []
-        for fm in files:
-            for decl in fm.classes:
-                classes[decl.qualname] = decl
-            for tdecl in fm.tables:
-                table_decls[tdecl.qualname] = tdecl
-            late_relationships.extend(getattr(fm, "relationships", ()))
-            aliases.extend(getattr(fm, "aliases", ()))
-        for tdecl in table_decls.values():
-            table = catalog._table(tdecl.tablename, tdecl.location)
-            catalog._merge(table, tdecl.columns, tdecl.indexes, tdecl.pk_constraint)
-            catalog._register(tdecl.qualname, table)
-            catalog.table_variables.add(tdecl.qualname)
-        short_classes: dict[str, list[str]] = {}
-        for qualname in classes:
-            short_classes.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+        mappings: list[tuple[str, str]] = []
+        loose_indexes: list[tuple[str, IndexDecl]] = []
+        flask_dbs: set[str] = set()
+        outside: set[str] = set()
+        for is_external, group in ((True, external), (False, files)):
+            for fm in group:
+                for decl in fm.classes:
+                    classes[decl.qualname] = decl
+                    if is_external:
+                        outside.add(decl.qualname)
+                for tdecl in fm.tables:
+                    table_decls[tdecl.qualname] = (tdecl, is_external)
+                late.extend(fm.relationships)
+                aliases.extend(fm.aliases)
+                mappings.extend(fm.mappings)
+                loose_indexes.extend(fm.indexes)
+                flask_dbs.update(fm.flask_dbs)
+        known = _Classes(classes, flask_dbs, set())
 
-        def find_class(name: str) -> _ClassDecl | None:
-            if name in classes:
-                return classes[name]
-            candidates = short_classes.get(name.rsplit(".", 1)[-1], [])
-            return classes[candidates[0]] if len(candidates) == 1 else None
-
-        def all_columns(decl: _ClassDecl, seen: set[str]) -> dict[str, tuple[str, bool, bool, bool]]:
-            merged: dict[str, tuple[str, bool, bool, bool]] = {}
-            for base in decl.bases:
-                parent = find_class(base)
-                if parent and parent.qualname not in seen and not parent.has_table_def:
-                    merged.update(all_columns(parent, seen | {parent.qualname}))
-            merged.update(decl.columns)
-            return merged
-
-        def table_of(decl: _ClassDecl, seen: set[str]) -> Table | None:
-            if decl.qualname in catalog.by_qualname:
-                return catalog.by_qualname[decl.qualname]
-            table: Table | None = None
-            if decl.table_var:
-                table = catalog.by_qualname.get(decl.table_var)
-                if table is None:
-                    cands = catalog._by_short.get(decl.table_var.rsplit(".", 1)[-1], [])
-                    table = catalog.by_qualname[cands[0]] if len(cands) == 1 else None
-            elif decl.tablename:
-                table = catalog._table(decl.tablename, decl.location)
-                columns = all_columns(decl, {decl.qualname})
-                indexes = list(decl.indexes)
-                pk = decl.pk_constraint
-                catalog._merge(table, columns, indexes, pk)
-                if not table.primary_key:
-                    for base in decl.bases:  # joined inheritance shares the parent's key
-                        parent = find_class(base)
-                        parent_table = (
-                            table_of(parent, seen | {decl.qualname})
-                            if parent and parent.qualname not in seen
-                            else None
-                        )
-                        if parent_table and parent_table.primary_key:
-                            table.primary_key = parent_table.primary_key
-                            break
-            else:
-                for base in decl.bases:  # single-table inheritance maps to the parent's table
-                    parent = find_class(base)
-                    if parent and parent.qualname not in seen:
-                        table = table_of(parent, seen | {decl.qualname})
-                        if table:
-                            break
-            if table is not None:
-                catalog._register(decl.qualname, table)
-                if decl.qualname.rsplit(".", 1)[-1] not in table.classes:
-                    table.classes.append(decl.qualname.rsplit(".", 1)[-1])
-            return table
-
+        definitions: dict[str, list[_Definition]] = {}
+        table_of_var: dict[str, str] = {}
+        for qualname, (tdecl, is_external) in table_decls.items():
+            table_of_var[qualname] = tdecl.tablename
+            definitions.setdefault(tdecl.tablename, []).append(
+                _Definition(
+                    tdecl.tablename, tdecl.columns, tdecl.indexes, tdecl.pk_constraint, tdecl.location,
+                    tdecl.migration, is_external, f"Table at {tdecl.location}",
+                )
+            )  # fmt: skip
+        class_table: dict[str, str] = {}
         for decl in classes.values():
-            table_of(decl, {decl.qualname})
-        catalog._link_relationships(classes, late_relationships, find_class)
+            name = catalog._class_table_name(decl, known, table_of_var, classes)
+            if name is None:
+                continue
+            class_table[decl.qualname] = name
+            if decl.table_var:
+                continue  # the Table object is the definition
+            indexes, pk = known.table_args(decl)
+            short = decl.qualname.rsplit(".", 1)[-1]
+            definitions.setdefault(name, []).append(
+                _Definition(
+                    name, known.columns(decl), indexes, pk, decl.location, decl.migration,
+                    decl.qualname in outside, f"model {short} at {decl.location}",
+                )
+            )  # fmt: skip
+        for class_name, var in mappings:
+            var_table = table_of_var.get(var) or next(
+                (t for q, t in table_of_var.items() if q.rsplit(".", 1)[-1] == var.rsplit(".", 1)[-1]), None
+            )
+            if var_table is not None:
+                class_table.setdefault(class_name, var_table)
+
+        for name, defs in definitions.items():
+            catalog._define(name, defs)
+        for qualname, name in table_of_var.items():
+            catalog._register(qualname, catalog.tables[name])
+            catalog.table_variables.add(qualname)
+        for qualname, name in class_table.items():
+            table = catalog.tables.get(name)
+            if table is None:
+                continue
+            catalog._register(qualname, table)
+            short = qualname.rsplit(".", 1)[-1]
+            if short not in table.classes:
+                table.classes.append(short)
+        # Joined inheritance: a subclass table without a key of its own shares its parent's.
+        for qualname in class_table:
+            table = catalog.by_qualname.get(qualname)
+            subclass = classes.get(qualname)
+            if table is None or subclass is None or table.primary_key:
+                continue
+            for ancestor in known.lineage(subclass)[1:]:
+                parent = catalog.by_qualname.get(ancestor.qualname)
+                if parent is not None and parent.primary_key:
+                    table.primary_key = parent.primary_key
+                    break
+        for owner, (iname, cols, unique) in loose_indexes:
+            table = catalog.lookup(owner)
+            if table is not None and cols and not any(ix.columns == tuple(cols) for ix in table.indexes):
+                table.indexes.append(
+                    Index(iname or f"{table.name}_{'_'.join(cols)}_idx", tuple(cols), unique)
+                )
+        catalog._link_relationships(classes, late, known.find)
         for alias, target in aliases:
             aliased = catalog.lookup(target)
             if aliased is not None and alias not in catalog.by_qualname:
@@ -631,24 +355,82 @@ class Catalog:
             table = catalog._table(name.rsplit(".", 1)[-1], "configuration")
             table.primary_key = spec.primary_key
             table.indexes.extend(Index(iname, cols) for iname, cols in spec.indexes)
+            table.definition = (
+                table.definition or "declared in the configuration ([tool.lockorder-lint.tables])"
+            )
             catalog._register(name, table)
         return catalog
 
+    def _class_table_name(
+        self, decl: ClassDecl, known: _Classes, table_of_var: dict[str, str], classes: dict[str, ClassDecl]
+    ) -> str | None:
+        """The table a class maps to: its own name or Table, a derived name, or (single-table
+        inheritance) its nearest mapped ancestor's; None for mixins, bases and abstract classes."""
+        if decl.abstract:
+            return None
+        if decl.tablename:
+            return decl.tablename
+        if decl.table_var:
+            var = decl.table_var
+            if var in table_of_var:
+                return table_of_var[var]
+            short = var.rsplit(".", 1)[-1]
+            matches = [t for q, t in table_of_var.items() if q.rsplit(".", 1)[-1] == short]
+            return matches[0] if len(set(matches)) == 1 else None
+        if known.is_base_class(decl):
+            return None
+        lineage = known.lineage(decl)
+        own_key = any(col.primary_key for col in decl.columns.values()) or bool(decl.pk_constraint)
+        mapped_parent = next(
+            (
+                a
+                for a in lineage[1:]
+                if not a.abstract and (a.has_table_def or a.sqlmodel_table) and not known.is_base_class(a)
+            ),
+            None,
+        )
+        if mapped_parent is not None and not own_key and not decl.sqlmodel_table:
+            return self._class_table_name(mapped_parent, known, table_of_var, classes)
+        if decl.sqlmodel_table or known.declarative(decl) or any(a.tablename_rule for a in lineage):
+            has_key = any(col.primary_key for col in known.columns(decl).values()) or bool(
+                known.table_args(decl)[1]
+            )
+            if has_key or mapped_parent is not None:
+                return known.derived_name(decl)
+        return None
+
+    def _define(self, name: str, defs: list[_Definition]) -> None:
+        """Build one table from its definitions: the project's application code first, then
+        migrations, then installed packages; lesser ones only fill what the winners leave open."""
+        ranked = sorted(defs, key=lambda d: (d.external, d.migration))
+        best = (ranked[0].external, ranked[0].migration)
+        chosen = [d for d in ranked if (d.external, d.migration) == best]
+        table = self._table(name, chosen[0].location)
+        for definition in chosen:
+            self._merge(table, definition.columns, definition.indexes, definition.pk)
+            if definition.location not in table.locations:
+                table.locations.append(definition.location)
+        kind = "an installed package" if best[0] else "a migration" if best[1] else "the application"
+        table.definition = f"{chosen[0].what} ({kind})"
+        for definition in ranked[len(chosen) :]:
+            why = "an installed package's copy" if definition.external else "a migration stub"
+            table.ignored.append(f"{definition.what}: {why}")
+
     def _link_relationships(
         self,
-        classes: dict[str, _ClassDecl],
-        late: list[_RelationshipDecl],
-        find_class: Callable[[str], _ClassDecl | None],
+        classes: dict[str, ClassDecl],
+        late: list[RelationshipDecl],
+        find_class: Callable[[str], ClassDecl | None],
     ) -> None:
         """Give every table the relationships of the classes mapped to it (inherited ones and
         backrefs included), each with the table it reaches."""
-        own: dict[str, list[_RelationshipDecl]] = {q: list(d.relationships) for q, d in classes.items()}
+        own: dict[str, list[RelationshipDecl]] = {q: list(d.relationships) for q, d in classes.items()}
         for rel in late:
             owner = find_class(rel.owner)
             if owner is not None:
                 own[owner.qualname].append(rel)
 
-        def resolve(rel: _RelationshipDecl) -> _ClassDecl | None:
+        def resolve(rel: RelationshipDecl) -> ClassDecl | None:
             if rel.target is None:
                 return None
             if rel.target in classes:
@@ -659,7 +441,7 @@ class Catalog:
                 candidates.sort(key=lambda q: -_shared_prefix(q, rel.owner))
             return classes[candidates[0]] if candidates else None
 
-        def lineage(decl: _ClassDecl, seen: set[str]) -> list[_ClassDecl]:
+        def lineage(decl: ClassDecl, seen: set[str]) -> list[ClassDecl]:
             """The class and its ancestors, nearest first."""
             found = [decl]
             for base in decl.bases:
@@ -744,21 +526,25 @@ class Catalog:
     def _merge(
         self,
         table: Table,
-        columns: dict[str, tuple[str, bool, bool, bool]],
-        indexes: list[tuple[str | None, list[str], bool]],
+        columns: dict[str, ColumnDecl],
+        indexes: list[IndexDecl],
         pk: list[str] | None,
     ) -> None:
-        for key, (colname, _pk, index, unique) in columns.items():
-            table.columns.setdefault(key, colname)
-            if index or unique:
-                name = f"ix_{table.name}_{colname}" if index else f"{table.name}_{colname}_key"
+        for key, column in columns.items():
+            table.columns.setdefault(key, column.name)
+            if column.foreign_key:
+                table.foreign_keys.setdefault(key, column.foreign_key)
+            if column.indexed or column.unique:
+                name = (
+                    f"ix_{table.name}_{column.name}" if column.indexed else f"{table.name}_{column.name}_key"
+                )
                 if not any(ix.columns == (key,) for ix in table.indexes):
-                    table.indexes.append(Index(name, (key,), unique))
+                    table.indexes.append(Index(name, (key,), column.unique))
         for iname, cols, unique in indexes:
             keys = tuple(cols)
             if not any(ix.columns == keys for ix in table.indexes):
                 table.indexes.append(Index(iname or f"{table.name}_{'_'.join(keys)}_idx", keys, unique))
-        declared_pk = tuple(pk) if pk else tuple(k for k, v in columns.items() if v[1])
+        declared_pk = tuple(pk) if pk else tuple(k for k, v in columns.items() if v.primary_key)
         if declared_pk and not table.primary_key:
             table.primary_key = declared_pk
 

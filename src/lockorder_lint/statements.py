@@ -205,6 +205,12 @@ class Statement:
         equal = {p.column for p in self.target_predicates() if p.op == EQ}
         return any(index.unique and set(index.columns) <= equal for index in self.target.indexes)
 
+    def reaches_rows_by_key(self) -> bool:
+        """The WHERE clause reaches rows in primary-key order, or reaches at most one row: equality
+        on a leading part of the key, or on a whole unique key. Such a statement cannot lock rows
+        in an order that opposes another writer's key order."""
+        return self.pins_key_prefix() or self.pins_single_row()
+
     def ordered_by_primary_key(self) -> bool:
         """True when ORDER BY starts with the whole primary key, ascending, in declared order."""
         if not self.target or not self.target.primary_key:
@@ -221,7 +227,7 @@ class Statement:
         the accepted fix's first step, and what makes ``pk IN (this)`` safe."""
         if self.lock is None:
             return False
-        if self.pins_key_prefix() or self.pins_single_row() or self.lock.non_blocking:
+        if self.reaches_rows_by_key() or self.lock.non_blocking:
             return True
         return self.ordered_by_primary_key() and not mysql
 

@@ -27,7 +27,7 @@ class UnorderedBulkWrite(Rule):
             if table is None or not table.primary_key:
                 context.unknown.append(statement)
                 continue
-            if not context.hot(table) or statement.pins_primary_key() or statement.pins_single_row():
+            if not context.hot(table) or statement.reaches_rows_by_key():
                 continue
             if statement.opaque_where:
                 context.unknown.append(statement)

@@ -31,7 +31,7 @@ class UnorderedForUpdate(Rule):
                 continue
             if lock.of is not None and table.name not in lock.of:
                 continue  # locks only other tables; LCK004 speaks about joins
-            pinned = statement.pins_primary_key() or statement.pins_single_row()
+            pinned = statement.reaches_rows_by_key()
             if not context.hot(table) or pinned or statement.limit_one:
                 continue
             if lock.non_blocking:
