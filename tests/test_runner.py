@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockorder_lint import runner
+from lockorder_lint import project, runner
 from lockorder_lint.cache import Cache
 from lockorder_lint.config import Config
 from lockorder_lint.runner import make_project, run
@@ -46,7 +46,7 @@ def test_warm_run_parses_nothing_and_reports_the_same(tree: Path, monkeypatch: p
         raise AssertionError("a warm run must not analyse any file")
 
     monkeypatch.setattr(runner, "check_source", no_parsing)
-    monkeypatch.setattr(runner, "file_models", no_parsing)
+    monkeypatch.setattr(project, "file_facts", no_parsing)
     warm = _run(tree, cache=Cache(tree / ".lockorder_cache"))
     assert warm.cached == warm.files == cold.files
     assert warm.findings == cold.findings

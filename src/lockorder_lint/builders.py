@@ -88,6 +88,7 @@ class Scope:
     dialects: frozenset[str] = frozenset({"postgresql"})
     depth: int = 0
     calls: tuple[str, ...] = ()
+    path: str = ""  # the file's absolute path: where its spans come from
 
     @property
     def mysql(self) -> bool:
@@ -119,6 +120,10 @@ class Evaluator:
         self.parents: dict[int, int | None] = {}
         self.borrowed: set[int] = set()
         self.returned: list[Value] = []
+        # ``return`` expressions, for helpers whose result is a condition rather than a statement.
+        self.return_nodes: list[ast.expr] = []
+        # Names whose class the function knows (annotated parameters, ``db = provide_db()``).
+        self.types: dict[str, str] = {}
         self.current_statement: ast.AST | None = None
         self.live = scope.dialects
         self.inlines = 0
@@ -131,7 +136,7 @@ class Evaluator:
 
     def span(self, start: ast.AST, end: ast.AST | None = None) -> Span:
         line, column, end_line, end_column = self.scope.source.span(start, end)
-        return Span(line, column, end_line, end_column, self.scope.source.display)
+        return Span(line, column, end_line, end_column, self.scope.path)
 
     def method_span(self, call: ast.Call) -> Span:
         """From a method's name to the end of its call: ``with_for_update(...)`` in a chain."""
@@ -141,7 +146,7 @@ class Evaluator:
         end_line = func.end_lineno or func.lineno
         start_byte = (func.end_col_offset or 0) - len(func.attr.encode("utf-8"))
         line, column, last_line, last_column = source.span(call)
-        return Span(end_line, source.column(end_line, start_byte), last_line, last_column, source.display)
+        return Span(end_line, source.column(end_line, start_byte), last_line, last_column, self.scope.path)
 
     def text(self, node: ast.AST) -> str:
         return self.scope.source.segment(node)
@@ -280,15 +285,16 @@ class Evaluator:
         program = self.scope.program
         return program.condition(self, call) if program is not None else None
 
-    def listed(self, node: ast.AST) -> list[ast.AST | None]:
-        """The elements of ``*name`` where ``name`` is a list built here; [None] when unknown."""
+    def listed(self, node: ast.AST) -> list[tuple[Evaluator, ast.AST] | None]:
+        """The elements of ``*name`` where ``name`` is a list or tuple built here (or by a caller,
+        for a helper's parameter), each with the evaluator whose names it uses; [None] when unknown."""
         bound = self.bound_expression(node)
         if bound is not None:
             return bound[0].listed(bound[1])
         if isinstance(node, ast.Name) and node.id in self.lists:
-            return list(self.lists[node.id])
+            return [(self, item) for item in self.lists[node.id]]
         if isinstance(node, (ast.List, ast.Tuple)):
-            return list(node.elts)
+            return [(self, item) for item in node.elts]
         return [None]
 
     # -- consumption ---------------------------------------------------------------------------
@@ -333,12 +339,25 @@ class Evaluator:
     # -- statements ----------------------------------------------------------------------------
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Statement]:
+        program = self.scope.program
+        if program is not None:
+            self.types.update(program.parameter_types(self, function))
         self.block(function.body)
         return self.finish()
 
     def block(self, body: Sequence[ast.stmt]) -> None:
+        """The statements of one block in order. After ``if <dialect test>: return ...`` the rest
+        of the block runs only on the other dialects (and not at all when none is left)."""
+        outer = self.live
         for stmt in body:
+            if not self.live:
+                break
             self.statement(stmt)
+            if isinstance(stmt, ast.If) and not stmt.orelse and _leaves(stmt.body):
+                matched = dialects_where_true(stmt.test)
+                if matched is not None:
+                    self.live = self.live - matched
+        self.live = outer
 
     def _branches(
         self, branches: Sequence[Sequence[ast.stmt]], may_skip: bool, live: Sequence[frozenset[str]] = ()
@@ -408,10 +427,16 @@ class Evaluator:
             for target in stmt.targets:
                 self.bind(target, values)
             first = stmt.targets[0]
+            if isinstance(first, ast.Name) and self.scope.program is not None:
+                typed = self.scope.program.type_of(self, stmt.value)
+                if typed is not None:
+                    self.types[first.id] = typed
+                else:
+                    self.types.pop(first.id, None)
             if len(stmt.targets) == 1 and isinstance(first, ast.Name):
                 if isinstance(stmt.value, (ast.List, ast.Tuple)):
                     self.lists[first.id] = list(stmt.value.elts)
-                elif _looks_like_condition(stmt.value):
+                elif looks_like_condition(stmt.value):
                     self.conditions[first.id] = stmt.value
         elif isinstance(stmt, ast.AnnAssign):
             values = self.eval(stmt.value) if stmt.value is not None else ()
@@ -421,6 +446,7 @@ class Evaluator:
             self.unbind(stmt.target)
         elif isinstance(stmt, ast.Return):
             if stmt.value is not None:
+                self.return_nodes.append(stmt.value)
                 values = self.eval(stmt.value)
                 self.returned.extend(values)
         elif isinstance(stmt, ast.Expr):
@@ -852,15 +878,18 @@ class Evaluator:
         found: list[LoaderOption] = []
         opaque = False
         for arg in args:
-            values: list[ast.AST | None]
+            values: list[tuple[Evaluator, ast.AST] | ast.AST | None]
             if isinstance(arg, ast.Starred):
-                values = self.listed(arg.value)
+                values = list(self.listed(arg.value))
             elif isinstance(arg, (ast.List, ast.Tuple)):  # session.get(..., options=[...])
                 values = list(arg.elts)
             else:
                 values = [arg]
             for value in values:
-                chain = self.loader_chain(value, ()) if value is not None else None
+                if isinstance(value, tuple):
+                    chain = value[0].loader_chain(value[1], ())
+                else:
+                    chain = self.loader_chain(value, ()) if value is not None else None
                 if chain is None:
                     opaque = True
                 else:
@@ -1026,7 +1055,7 @@ class Evaluator:
         return tuple(self.new(s.derive(lock=lock)) for s in states)
 
 
-def _looks_like_condition(node: ast.AST) -> bool:
+def looks_like_condition(node: ast.AST) -> bool:
     """An expression assigned to a name that is a SQL condition (``cond = M.a == 1``)."""
     if isinstance(node, ast.Compare):
         return True
@@ -1040,3 +1069,8 @@ def _looks_like_condition(node: ast.AST) -> bool:
         return name in ("and_", "or_", "not_", "in_", "not_in", "notin_", "is_", "is_not", "isnot",
                         "like", "ilike", "between", "contains", "startswith", "endswith")  # fmt: skip
     return False
+
+
+def _leaves(body: Sequence[ast.stmt]) -> bool:
+    """The block always ends in ``return`` or ``raise``."""
+    return bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))

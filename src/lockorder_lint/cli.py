@@ -115,8 +115,8 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
 def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
     cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
-    project = make_project(root, config, cache)
     jobs = args.jobs if args.jobs is not None else default_jobs()
+    project = make_project(root, config, cache, jobs=max(1, jobs))
     progress = progress_for(sys.stderr)
     try:
         result = run(paths, project, jobs=max(1, jobs), progress=progress, cache=cache)

@@ -36,6 +36,10 @@ class Project:
     rules: tuple[Rule, ...] = field(default=ALL_RULES)
     fingerprint: str = ""  # identifies catalog + configuration, for the result cache
     program: Program | None = None
+    # Content digests of the project's files (helpers a result inlined must be unchanged), and
+    # the Alembic revisions among them.
+    digests: dict[str, str] = field(default_factory=dict)
+    migrations: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -60,6 +64,9 @@ class FileResult:
     errors: list[FileError] = field(default_factory=list)
     analysed: bool = False
     parsed: bool = False
+    # Other files whose functions the check followed, with their digests: a cached result is
+    # valid only while they are unchanged.
+    deps: dict[str, str] = field(default_factory=dict)
 
 
 def read_source(path: Path, display: str) -> tuple[bytes | None, FileError | None]:
@@ -117,6 +124,9 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         for code, pattern in project.rule_triggers.items()
         if code in rules_by_code
     }
+    if project.program is not None:
+        project.program.touched = set()
+        project.program.remember(str(path), source, resolver)
     for candidate in candidate_functions(tree, module, hits_by_rule):
         rules = [
             rules_by_code[c]
@@ -135,11 +145,15 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
             qualname=candidate.qualname,
             lock_helpers=project.lock_helpers,
             dialects=project.dialects,
+            path=str(path),
         )
         try:
             _apply_rules(units_of(candidate, scope), rules, project, display, source, result)
         except Exception as exc:  # one bad function must not hide the rest of the file
             result.errors.append(FileError(display, candidate.start_line, describe_failure(exc)))
+    if project.program is not None:
+        here = str(path)
+        result.deps = {p: project.digests.get(p, "") for p in sorted(project.program.touched) if p != here}
     result.findings.sort()
     result.unknown.sort()
     return result

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,11 +12,8 @@ from pathlib import Path
 def module_name(path: Path, root: Path) -> str:
     """The dotted module name of ``path``: its package chain if it has one, else its path under root."""
     path = path.resolve()
-    parts = [] if path.name == "__init__.py" else [path.stem]
-    parent = path.parent
-    while (parent / "__init__.py").is_file() and parent != parent.parent:
-        parts.append(parent.name)
-        parent = parent.parent
+    package = _package_of(path.parent)
+    parts = [*package, path.stem] if path.name != "__init__.py" else list(package)
     if len(parts) <= 1 and path.name != "__init__.py":
         try:
             rel = path.relative_to(root.resolve()).with_suffix("")
@@ -24,7 +22,16 @@ def module_name(path: Path, root: Path) -> str:
                 return ".".join(rel_parts)
         except ValueError:
             pass
-    return ".".join(reversed(parts)) or path.stem
+    return ".".join(parts) or path.stem
+
+
+@functools.lru_cache(maxsize=4096)
+def _package_of(directory: Path) -> tuple[str, ...]:
+    """The package a directory is (its chain of ``__init__.py`` parents), outermost first; asked
+    once per directory, not once per file."""
+    if directory == directory.parent or not (directory / "__init__.py").is_file():
+        return ()
+    return (*_package_of(directory.parent), directory.name)
 
 
 def _absolute(module: str | None, level: int, current: str, is_package: bool) -> str:

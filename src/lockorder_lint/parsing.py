@@ -100,14 +100,19 @@ class Source:
         return " ".join(b" ".join(chunk).decode("utf-8", errors="replace").split())
 
 
-def parse_source(data: bytes, display: str) -> Source:
-    """Decode and parse one file. Raises :class:`SourceError` naming what is wrong."""
+def decode_check(data: bytes) -> str:
+    """The source text, or :class:`SourceError` when the bytes are not Python source text."""
     if b"\x00" in data:
         raise SourceError("cannot parse: not Python source (it contains NUL bytes; binary or UTF-16?)")
     try:
-        text = decode(data)
+        return decode(data)
     except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
         raise SourceError(f"cannot decode: {exc}") from exc
+
+
+def parse_source(data: bytes, display: str) -> Source:
+    """Decode and parse one file. Raises :class:`SourceError` naming what is wrong."""
+    text = decode_check(data)
     try:
         return Source(display, text, parse_ast(text, display))
     except SyntaxError as exc:

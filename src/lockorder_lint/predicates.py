@@ -23,25 +23,30 @@ if TYPE_CHECKING:
 _PINNING_METHODS = {"in_": IN, "is_": OTHER, "isnot": OTHER, "is_not": OTHER}
 
 
-def condition_nodes(ev: Evaluator, call: ast.Call) -> list[ast.AST | None]:
-    """The condition expressions of a ``where``/``filter`` call; ``None`` marks one we cannot see."""
-    values: list[ast.AST | None] = []
+Condition = tuple["Evaluator", ast.AST]
+
+
+def condition_nodes(ev: Evaluator, call: ast.Call) -> list[Condition | None]:
+    """The condition expressions of a ``where``/``filter`` call, each with the evaluator whose
+    names it uses; ``None`` marks one we cannot see."""
+    values: list[Condition | None] = []
     for arg in call.args:
         if isinstance(arg, ast.Starred):
             values.extend(ev.listed(arg.value))
         else:
-            values.append(arg)
+            values.append((ev, arg))
     return values
 
 
-def add_where(ev: Evaluator, state: Statement, values: Sequence[ast.AST | None]) -> Statement:
+def add_where(ev: Evaluator, state: Statement, values: Sequence[Condition | ast.AST | None]) -> Statement:
     preds = list(state.predicates)
     opaque = state.opaque_where
     for value in values:
         if value is None:
             opaque = True
             continue
-        if conjuncts(ev, value, preds):
+        owner, node = value if isinstance(value, tuple) else (ev, value)
+        if conjuncts(owner, node, preds):
             opaque = True
     return replace(state, predicates=tuple(preds), opaque_where=opaque)
 
@@ -56,12 +61,16 @@ def conjuncts(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 for item in ev.listed(arg.value):
-                    opaque |= True if item is None else conjuncts(ev, item, preds)
+                    opaque |= True if item is None else conjuncts(item[0], item[1], preds)
             else:
                 opaque |= conjuncts(ev, arg, preds)
         return opaque
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):
         return conjuncts(ev, node.left, preds) | conjuncts(ev, node.right, preds)
+    if (isinstance(node, ast.Call) and ev.sa_call(node, "or_")) or (
+        isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)
+    ):
+        return _disjunction(ev, node, preds)
     if isinstance(node, ast.Compare) and len(node.ops) == 1:
         found = _comparison(ev, node, preds)
         if found is not None:
@@ -83,6 +92,39 @@ def conjuncts(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
         return True
     preds.extend(Predicate(t, c, OTHER) for t, c in found_columns)
     return False
+
+
+def _disjuncts(ev: Evaluator, node: ast.AST) -> list[Condition | None]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _disjuncts(ev, node.left) + _disjuncts(ev, node.right)
+    if isinstance(node, ast.Call) and ev.sa_call(node, "or_"):
+        found: list[Condition | None] = []
+        for arg in node.args:
+            found.extend(ev.listed(arg.value) if isinstance(arg, ast.Starred) else [(ev, arg)])
+        return found
+    return [(ev, node)]
+
+
+def _disjunction(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
+    """``or_(a, b)``: a column is pinned only when every alternative pins it (a disjunction of
+    exact keys is a key list); every other column it mentions reaches rows some other way."""
+    branches = _disjuncts(ev, node)
+    if not branches or any(b is None for b in branches):
+        ev.consume(ev.eval(node))
+        return True
+    pinned: set[tuple[str, str]] | None = None
+    mentioned: list[tuple[str, str]] = []
+    opaque = False
+    for branch in branches:
+        assert branch is not None
+        found: list[Predicate] = []
+        opaque |= conjuncts(branch[0], branch[1], found)
+        here = {(p.table, p.column) for p in found if p.op in (EQ, IN)}
+        pinned = here if pinned is None else pinned & here
+        mentioned.extend((p.table, p.column) for p in found if (p.table, p.column) not in mentioned)
+    for table, column in mentioned:
+        preds.append(Predicate(table, column, IN if (table, column) in (pinned or set()) else OTHER))
+    return opaque
 
 
 def _comparison(ev: Evaluator, node: ast.Compare, preds: list[Predicate]) -> bool | None:
@@ -117,7 +159,12 @@ def _membership(ev: Evaluator, node: ast.Call, preds: list[Predicate]) -> bool |
     columns: list[tuple[str, str]] = []
     if ev.sa_call(subject, "tuple_"):
         assert isinstance(subject, ast.Call)
-        columns = [c for c in (ev.column_of(a) for a in subject.args) if c]
+        for arg in subject.args:
+            items = ev.listed(arg.value) if isinstance(arg, ast.Starred) else [(ev, arg)]
+            for item in items:
+                found = item[0].column_of(item[1]) if item is not None else None
+                if found:
+                    columns.append(found)
     else:
         column = ev.column_of(subject)
         columns = [column] if column else []

@@ -4,19 +4,18 @@ asked), and gather the results in a stable order."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lockorder_lint.cache import Cache, config_fingerprint, content_digest
-from lockorder_lint.catalog import Catalog
+from lockorder_lint.cache import Cache, content_digest
 from lockorder_lint.config import Config
-from lockorder_lint.engine import FileResult, Project, check_source, file_models, read_source
+from lockorder_lint.engine import FileResult, Project, check_source, read_source
 from lockorder_lint.files import iter_python_files, project_python_files, relative_to_root
 from lockorder_lint.findings import FileError, Finding, Skipped
+from lockorder_lint.project import build_project
 
 
 @dataclass
@@ -40,23 +39,11 @@ def _working_directory(cwd: str) -> Path:
     return Path(cwd).resolve()
 
 
-def make_project(root: Path, config: Config, cache: Cache | None = None) -> Project:
-    """Learn the catalog from every project file, reusing cached declarations of unchanged files."""
-    models = []
-    for path in project_python_files(root, config.exclude):
-        display = display_path(path)
-        cached = cache.get_models(path, display) if cache is not None else None
-        if cached is None:
-            cached = file_models(path, display, root)
-            if cache is not None:
-                cache.put_models(path, display, cached)
-        models.append(cached)
-    project = Project(root=root, config=config, catalog=Catalog.build(models, config.declared_tables()))
-    if cache is not None:
-        # repr, not pickle: pickle's bytes depend on which equal strings happen to be one object.
-        digest = hashlib.sha256(repr(models).encode())
-        digest.update(config_fingerprint(config).encode())
-        project.fingerprint = digest.hexdigest()[:16]
+def make_project(root: Path, config: Config, cache: Cache | None = None, jobs: int = 1) -> Project:
+    """Learn the catalog and the program index from every project file, reusing cached facts of
+    unchanged files."""
+    files = [(path, display_path(path)) for path in project_python_files(root, config.exclude)]
+    project, _facts = build_project(root, config, files, cache, jobs)
     return project
 
 
@@ -110,6 +97,8 @@ def run(
             continue
         key = f"{project.fingerprint}:{display}:{content_digest(data)}"
         cached = cache.get_result(key) if cache is not None else None
+        if cached is not None and any(project.digests.get(p) != d for p, d in cached.deps.items()):
+            cached = None  # a helper it followed into another file has changed
         if cached is not None:
             outcomes[index] = cached
             result.cached += 1

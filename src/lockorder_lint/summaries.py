@@ -1,27 +1,399 @@
 """Whole-program reach: calls into the project's own functions, followed across files.
 
-(Filled in by the cross-function work; the evaluator asks a :class:`Program` what a call into
-the project returns and which models a ``self.model``-style attribute may hold.)
+A caller's call to a project function is evaluated by running the callee's body with its
+parameters bound to the caller's argument expressions (context-sensitive inlining, to a bounded
+depth). What comes back is what the callee returns (a statement a query builder made, a
+statement the caller passed and the callee locked, a condition) and the statements it executed
+that the caller built. Statements from other files are re-anchored at the call that reached
+them, and remember the helpers they came through. The callee's file is parsed on first use and
+kept for the rest of the run (per worker process).
+
+The same index resolves attributes that hold models: ``self.model`` set in subclasses (each
+candidate is judged), and interface objects such as Prefect's ``db.Deployment``.
 """
 
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING
+import bisect
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockorder_lint.names import Resolver, file_resolver
+from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
+from lockorder_lint.statements import EQ, IN, OTHER, Predicate, Span, Statement
+from lockorder_lint.symbols import SQL_HINT, FileSymbols, FunctionInfo, ProgramIndex, read_symbols
 
 if TYPE_CHECKING:
-    from lockorder_lint.builders import Evaluator, ModelRef, Value
-    from lockorder_lint.statements import Predicate
+    from lockorder_lint.builders import Bound, Evaluator, ModelRef, Value
+    from lockorder_lint.catalog import Catalog
+
+MAX_DEPTH = 3  # helpers calling helpers calling helpers
+MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
+
+
+class _File:
+    """A callee's file, parsed once: its text and tree, its names, its functions by qualname."""
+
+    def __init__(self, source: Source, resolver: Resolver, path: str) -> None:
+        self.source = source
+        self.resolver = resolver
+        self.path = path
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        self._symbols: FileSymbols | None = None
+
+        def visit(body: list[ast.stmt], prefix: str) -> None:
+            for node in body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    self.functions[f"{prefix}.{node.name}"] = node
+                elif isinstance(node, ast.ClassDef):
+                    visit(node.body, f"{prefix}.{node.name}")
+                elif isinstance(node, (ast.If, ast.Try)):
+                    visit(node.body, prefix)
+                    visit(node.orelse, prefix)
+
+        visit(source.tree.body, resolver.module)
+
+    @property
+    def symbols(self) -> FileSymbols:
+        if self._symbols is None:
+            data = self.source.text.encode("utf-8")
+            breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+            lines = sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in SQL_HINT.finditer(data)})
+            self._symbols = read_symbols(
+                self.source.tree, self.resolver.module, self.resolver, self.path, lines
+            )
+        return self._symbols
 
 
 class Program:
-    """The project's functions and classes, indexed by qualified name."""
+    """The project's functions and classes, indexed by qualified name, and the analyses that
+    follow calls and attributes into them."""
 
-    def inline(self, ev: Evaluator, call: ast.Call) -> tuple[Value, ...] | None:
+    def __init__(
+        self,
+        modules: dict[str, str],
+        subclass_files: dict[str, list[str]],
+        catalog: Catalog,
+        sql_files: frozenset[str] = frozenset(),
+    ) -> None:
+        self.modules = modules
+        self.module_of = {path: module for module, path in modules.items()}
+        self.subclass_files = subclass_files
+        self.sql_files = sql_files
+        self.catalog = catalog
+        self.index = ProgramIndex(modules, subclass_files, self._symbols, sql_files)
+        self._files: dict[str, _File | None] = {}
+        # Files whose functions the current check followed: its result depends on them.
+        self.touched: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_files"] = {}  # parsed trees and symbols stay in the process that read them
+        state["index"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.index = ProgramIndex(self.modules, self.subclass_files, self._symbols, self.sql_files)
+
+    def remember(self, path: str, source: Source, resolver: Resolver) -> None:
+        """The file being checked, parsed already: calls into it need no second parse."""
+        if path not in self._files and path in self.module_of:
+            self._files[path] = _File(source, resolver, path)
+
+    def _symbols(self, path: str) -> FileSymbols | None:
+        loaded = self.file(path)
+        return loaded.symbols if loaded is not None else None
+
+    # -- files and functions ---------------------------------------------------------------------
+
+    def file(self, path: str) -> _File | None:
+        self.touched.add(path)
+        if path not in self._files:
+            self._files[path] = self._load(path)
+        return self._files[path]
+
+    def _load(self, path: str) -> _File | None:
+        try:
+            data = Path(path).read_bytes()
+            source = parse_source(data, path)
+        except (OSError, SourceError, RecursionError):
+            return None
+        module = self.module_of.get(path, Path(path).stem)
+        return _File(source, file_resolver(source.tree, module, path.endswith("__init__.py")), path)
+
+    def node_of(self, info: FunctionInfo) -> tuple[_File, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+        loaded = self.file(info.path)
+        if loaded is None:
+            return None
+        node = loaded.functions.get(info.qualname)
+        return (loaded, node) if node is not None else None
+
+    # -- what a call, a name, an attribute refers to ---------------------------------------------
+
+    def resolve_call(self, ev: Evaluator, call: ast.Call) -> tuple[FunctionInfo, bool] | None:
+        """The project function a call reaches, and whether it is called on an instance or class
+        (so that its first parameter, ``self``/``cls``, is already bound)."""
+        func = call.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            owner = func.value.id
+            klass: str | None = None
+            if owner in ("self", "cls") and owner not in ev.env and ev.scope.class_qualname:
+                klass = ev.scope.class_qualname
+            elif owner in ev.types:
+                klass = ev.types[owner]
+            if klass is not None:
+                found = self.index.method(klass, func.attr)
+                return (found, found.kind != "staticmethod") if found is not None else None
+        qualified = ev.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+        if qualified is None:
+            return None
+        found = self.index.function(qualified)
+        if found is not None:
+            return found, False
+        owner_name, _, method = qualified.rpartition(".")
+        if owner_name and self.index.find_class(owner_name) is not None:
+            found = self.index.method(owner_name, method)
+            if found is not None:
+                return found, found.kind == "classmethod"
         return None
 
-    def condition(self, ev: Evaluator, call: ast.Call) -> tuple[list[Predicate], bool] | None:
+    def parameter_types(
+        self, ev: Evaluator, function: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> dict[str, str]:
+        """Parameters annotated with a project class (``db: PrefectDBInterface``)."""
+        found: dict[str, str] = {}
+        args = function.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            klass = self._annotated_class(arg.annotation, ev.scope.resolver)
+            if klass is not None:
+                found[arg.arg] = klass
+        return found
+
+    def _annotated_class(self, annotation: ast.AST | None, resolver: Resolver) -> str | None:
+        if annotation is None:
+            return None
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            names = _IDENTIFIER.findall(annotation.value)
+        else:
+            names = [ast.unparse(n) for n in ast.walk(annotation) if isinstance(n, (ast.Name, ast.Attribute))]
+        for name in names:
+            klass = self.index.find_class(resolver.qualify(name))
+            if klass is not None:
+                return klass.qualname
+        return None
+
+    def type_of(self, ev: Evaluator, value: ast.AST) -> str | None:
+        """The project class a value has: a constructor call, or a function whose return
+        annotation names one (``db = provide_database_interface()``)."""
+        if isinstance(value, ast.Await):
+            value = value.value
+        if not isinstance(value, ast.Call):
+            return None
+        qualified = ev.qualify(value.func) if isinstance(value.func, (ast.Name, ast.Attribute)) else None
+        if qualified is None:
+            return None
+        klass = self.index.find_class(qualified)
+        if klass is not None:
+            return klass.qualname
+        info = self.index.function(qualified)
+        if info is not None and info.returns:
+            for name in info.returns.split():
+                found = self.index.find_class(name)
+                if found is not None:
+                    return found.qualname
         return None
 
     def attribute_models(self, ev: Evaluator, node: ast.Attribute) -> list[ModelRef]:
-        return []
+        """``self.model`` / ``cls.db_model`` (each value the class or a subclass assigns), and
+        ``db.Deployment`` where ``db`` is an instance of a project class whose property or
+        attribute of that name holds a model."""
+        from lockorder_lint.builders import ModelRef
+
+        base = node.value
+        klass: str | None = None
+        if isinstance(base, ast.Name):
+            if base.id in ("self", "cls") and base.id not in ev.env:
+                klass = ev.scope.class_qualname
+            else:
+                klass = ev.types.get(base.id)
+        if klass is None:
+            return []
+        found: list[ModelRef] = []
+        for value in self.index.attribute_values(klass, node.attr):
+            table = self.catalog.lookup(value)
+            if table is not None and all(m.table is not table for m in found):
+                found.append(ModelRef(table, mapped=not self.catalog.is_table_variable(value)))
+        return found
+
+    # -- inlining --------------------------------------------------------------------------------
+
+    def _child(
+        self, ev: Evaluator, call: ast.Call, want: str
+    ) -> tuple[Evaluator, ast.FunctionDef | ast.AsyncFunctionDef, list[Bound]] | None:
+        """An evaluator for the callee of ``call`` with its parameters bound to the arguments;
+        None when the callee cannot give what is wanted (``statement`` or ``condition``)."""
+        from lockorder_lint.builders import Bound, Evaluator, Scope
+
+        if ev.scope.depth >= MAX_DEPTH or ev.inlines >= MAX_INLINES:
+            return None
+        resolved = self.resolve_call(ev, call)
+        if resolved is None:
+            return None
+        info, bound_first = resolved
+        if not info.relevant or info.qualname in ev.scope.calls or info.qualname == ev.scope.qualname:
+            return None
+        if want == "condition" and not info.returns_condition:
+            return None
+        if want == "statement" and not info.returns_statement and not _passes_statement(ev, call):
+            return None
+        located = self.node_of(info)
+        if located is None:
+            return None
+        callee_file, node = located
+        ev.inlines += 1
+        params = list(info.params)
+        if bound_first and params:
+            params = params[1:]
+        bindings: dict[str, tuple[Value, ...]] = {}
+        bounds: list[Bound] = []
+        positional = [a for a in call.args if not isinstance(a, ast.Starred)]
+        pairs: list[tuple[str, ast.expr]] = list(zip(params, positional, strict=False))
+        pairs += [(kw.arg, kw.value) for kw in call.keywords if kw.arg is not None and kw.arg in params]
+        for name, arg in pairs:
+            bound = Bound(arg, ev, ev.eval(arg))
+            bindings[name] = (bound,)
+            bounds.append(bound)
+        scope = Scope(
+            source=callee_file.source,
+            resolver=callee_file.resolver,
+            catalog=self.catalog,
+            program=self,
+            class_qualname=info.class_qualname,
+            qualname=info.qualname,
+            lock_helpers=ev.scope.lock_helpers,
+            dialects=ev.scope.dialects,
+            depth=ev.scope.depth + 1,
+            calls=(*ev.scope.calls, info.qualname),
+            path=callee_file.path,
+        )
+        child = Evaluator(scope, bindings)
+        child.inlines = ev.inlines
+        for bound in bounds:
+            for value in bound.values:
+                if isinstance(value, Statement):
+                    child.borrowed.add(value.id)
+        return child, node, bounds
+
+    def inline(self, ev: Evaluator, call: ast.Call) -> tuple[Value, ...] | None:
+        """Evaluate a call into the project: what it returns, in the caller's coordinates; the
+        statements the caller built and the callee executed are recorded in the caller."""
+        made = self._child(ev, call, "statement")
+        if made is None:
+            return None
+        child, node, bounds = made
+        consumed = child.run(node)
+        ev.inlines = child.inlines
+        ev.parents.update(child.parents)
+        call_span = ev.span(call)
+        helper = child.scope.qualname.rsplit(".", 1)[-1]
+        escaped = [s for s in consumed if child.lineage_borrowed(s)]
+        reached: set[int] = set()
+        for statement in escaped + [v for v in child.returned if isinstance(v, Statement)]:
+            reached |= _lineage(statement, child.parents)
+        for bound in bounds:
+            ev.consume(v for v in bound.values if isinstance(v, Statement) and v.id not in reached)
+        ev.consume(self._anchor(ev, s, call_span, helper) for s in escaped)
+        returned: list[Value] = []
+        for value in child.returned:
+            if isinstance(value, Statement):
+                returned.append(self._anchor(ev, value, call_span, helper))
+            elif value not in returned:
+                returned.append(value)
+        return tuple(returned)
+
+    def _anchor(self, ev: Evaluator, statement: Statement, span: Span, helper: str) -> Statement:
+        """A statement from a helper, as the caller reports it: spans from other files move to
+        the call, and the helper joins the chain it came through."""
+        here = ev.scope.path
+
+        def moved(original: Span | None) -> Span | None:
+            if original is None or original.origin == here:
+                return original
+            return span
+
+        lock = statement.lock
+        if lock is not None and lock.span.origin != here:
+            lock = replace(lock, span=span)
+        anchored = replace(
+            statement,
+            span=moved(statement.span) or span,
+            write=moved(statement.write),
+            lock=lock,
+            calls=(helper, *statement.calls),
+            node=statement.node if statement.span.origin == here else ev.current_statement,
+        )
+        return anchored
+
+    def condition(self, ev: Evaluator, call: ast.Call) -> tuple[list[Predicate], bool] | None:
+        """A helper that returns a condition (Airflow's ``tuple_in_condition``, ``filter_for_tis``):
+        its predicates, read in the helper with its parameters bound to the caller's arguments.
+        A column is pinned only when every ``return`` pins it."""
+        from lockorder_lint import predicates
+        from lockorder_lint.builders import looks_like_condition
+
+        made = self._child(ev, call, "condition")
+        if made is None:
+            return None
+        child, node, _bounds = made
+        child.run(node)
+        ev.inlines = child.inlines
+        returns = [r for r in child.return_nodes if not (isinstance(r, ast.Constant) and r.value is None)]
+        if not returns or not all(looks_like_condition(r) or _is_starred_or(r) for r in returns):
+            return None
+        pinned: set[tuple[str, str]] | None = None
+        mentioned: list[tuple[str, str]] = []
+        opaque = False
+        found: list[Predicate] = []
+        for expr in returns:
+            found = []
+            opaque |= predicates.conjuncts(child, expr, found)
+            here = {(p.table, p.column) for p in found if p.op in (EQ, IN)}
+            pinned = here if pinned is None else pinned & here
+            mentioned.extend((p.table, p.column) for p in found if (p.table, p.column) not in mentioned)
+        if len(returns) == 1:
+            return found, opaque
+        ops = [Predicate(t, c, IN if (t, c) in (pinned or set()) else OTHER) for t, c in mentioned]
+        return ops, opaque
+
+
+def _passes_statement(ev: Evaluator, call: ast.Call) -> bool:
+    """Some argument names a statement the caller built (the callee may lock or execute it)."""
+    for arg in [*call.args, *(kw.value for kw in call.keywords)]:
+        value = arg.value if isinstance(arg, ast.Starred) else arg
+        if isinstance(value, ast.Name) and any(isinstance(v, Statement) for v in ev.eval_quiet(value)):
+            return True
+        if isinstance(value, ast.Call):
+            return True  # ``helper(select(...))``: evaluating it tells
+    return False
+
+
+def _is_starred_or(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, (ast.Name, ast.Attribute))
+        and ((node.func.id if isinstance(node.func, ast.Name) else node.func.attr) in ("or_", "and_"))
+    )
+
+
+def _lineage(statement: Statement, parents: dict[int, int | None]) -> set[int]:
+    found: set[int] = set()
+    current: int | None = statement.id
+    while current is not None and current not in found:
+        found.add(current)
+        current = parents.get(current)
+    return found

@@ -1,0 +1,158 @@
+"""Phase one of a run: read every file of the project once into :class:`FileFacts` (its model
+declarations, its symbols, whether it is a migration, and why it could not be read), cached per
+file by its stat, computed in worker processes when many files are new; then merge them into
+the catalog and the program index that every file check consults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockorder_lint.catalog import Catalog
+from lockorder_lint.config import Config
+from lockorder_lint.declarations import MODEL_HINT, FileModels, is_migration, models_of
+from lockorder_lint.findings import FileError
+from lockorder_lint.names import file_resolver, module_name
+from lockorder_lint.parsing import SourceError, decode_check, parse_source
+from lockorder_lint.symbols import SQL_HINT, class_lines
+
+if TYPE_CHECKING:
+    from lockorder_lint.cache import Cache
+    from lockorder_lint.engine import Project
+
+_PARALLEL_FROM = 64  # uncached files before phase one is worth a process pool
+
+
+@dataclass
+class FileFacts:
+    """What one file tells the rest of the run, whatever is checked: its module, its model
+    declarations, its class statements (to find subclasses without parsing), whether it is an
+    Alembic revision, its digest, and why it could not be read."""
+
+    module: str = ""
+    models: FileModels = field(default_factory=FileModels)
+    builds_sql: bool = False  # mentions statement builders: its functions may be worth inlining
+    classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    error: FileError | None = None
+    migration: bool = False
+    digest: str = ""
+
+
+def file_facts(path: Path, display: str, root: Path) -> FileFacts:
+    """Read one file. Never raises: a file that cannot be read says why. Only files that may
+    declare models are parsed here; the rest are parsed when checked or when a call needs them."""
+    module = module_name(path, root)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return FileFacts(module, error=FileError(display, 0, f"cannot read: {exc.strerror or exc}"))
+    digest = hashlib.sha256(data).hexdigest()
+    migration = is_migration(data, path)
+    classes = class_lines(data)
+    builds_sql = SQL_HINT.search(data) is not None
+    if MODEL_HINT.search(data) is None:
+        try:
+            decode_check(data)
+        except SourceError as exc:
+            return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
+        return FileFacts(
+            module, FileModels(migration=migration), builds_sql, classes, None, migration, digest
+        )
+    try:
+        source = parse_source(data, display)
+        resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+        models = models_of(source.tree, module, resolver, display, migration)
+    except SourceError as exc:
+        return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
+    except RecursionError:
+        error = FileError(display, 0, "cannot read: nested too deeply to analyse")
+        return FileFacts(module, error=error, digest=digest)
+    return FileFacts(module, models, builds_sql, classes, None, migration, digest)
+
+
+def _facts_item(item: tuple[Path, str, Path]) -> FileFacts:
+    return file_facts(*item)
+
+
+def read_facts(
+    files: Sequence[tuple[Path, str]], root: Path, cache: Cache | None, jobs: int = 1
+) -> list[FileFacts]:
+    """Facts of every file, from the cache where the file is unchanged."""
+    facts: list[FileFacts | None] = [None] * len(files)
+    pending: list[int] = []
+    for index, (path, display) in enumerate(files):
+        cached = cache.get_models(path, display) if cache is not None else None
+        if isinstance(cached, FileFacts):
+            facts[index] = cached
+        else:
+            pending.append(index)
+    if jobs > 1 and len(pending) >= _PARALLEL_FROM:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            items = [(files[i][0], files[i][1], root) for i in pending]
+            for index, fresh in zip(pending, pool.map(_facts_item, items, chunksize=16), strict=True):
+                facts[index] = fresh
+    else:
+        for index in pending:
+            facts[index] = file_facts(files[index][0], files[index][1], root)
+    if cache is not None:
+        for index in pending:
+            computed = facts[index]
+            if computed is not None and computed.error is None:
+                cache.put_models(files[index][0], files[index][1], computed)
+    return [f if f is not None else FileFacts() for f in facts]
+
+
+def project_fingerprint(facts: Iterable[FileFacts], config_digest: str) -> str:
+    """What every file's result depends on besides the file itself and the files whose helpers
+    it followed (those are checked by digest): the models and the configuration."""
+    digest = hashlib.sha256(config_digest.encode())
+    for fact in facts:
+        # repr, not pickle: pickle's bytes depend on which equal strings happen to be one object.
+        digest.update(repr(fact.models).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_project(
+    root: Path,
+    config: Config,
+    files: Sequence[tuple[Path, str]],
+    cache: Cache | None = None,
+    jobs: int = 1,
+) -> tuple[Project, list[FileFacts]]:
+    """The project (configuration, catalog, program index) from all of its files."""
+    from lockorder_lint.cache import config_fingerprint
+    from lockorder_lint.engine import Project
+    from lockorder_lint.summaries import Program
+
+    facts = read_facts(files, root, cache, jobs)
+    catalog = Catalog.build((f.models for f in facts), config.declared_tables())
+    modules: dict[str, str] = {}
+    subclass_files: dict[str, list[str]] = {}
+    for (path, _display), fact in zip(files, facts, strict=True):
+        if fact.builds_sql or fact.classes:
+            modules.setdefault(fact.module, str(path))
+        for _name, bases in fact.classes:
+            for base in bases:
+                holders = subclass_files.setdefault(base, [])
+                if not holders or holders[-1] != str(path):
+                    holders.append(str(path))
+    sql_files = frozenset(str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.builds_sql)
+    program = Program(modules, subclass_files, catalog, sql_files)
+    project = Project(root=root, config=config, catalog=catalog, program=program)
+    project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
+    project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
+    if cache is not None:
+        project.fingerprint = project_fingerprint(facts, config_fingerprint(config))
+    return project, facts
+
+
+def worker_count(jobs: int | None) -> int:
+    if jobs is not None:
+        return max(1, jobs)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
