@@ -19,7 +19,7 @@ from lockorder_lint.baseline import (
     write_baseline,
 )
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
-from lockorder_lint.config import Config, ConfigError, load_config
+from lockorder_lint.config import Config, ConfigError, code_problem, load_config
 from lockorder_lint.engine import Project, check_source, read_source
 from lockorder_lint.files import find_project_root, iter_python_files
 from lockorder_lint.findings import FileError, Finding
@@ -43,10 +43,14 @@ COMMANDS = ("check", "tables", "explain", "rules")
 
 
 def _codes(value: str) -> tuple[str, ...]:
-    codes = tuple(c.strip().upper() for c in value.split(",") if c.strip())
+    """Comma-separated codes or prefixes, each one known (see ``config.code_problem``)."""
+    codes = tuple(c.strip() for c in value.split(",") if c.strip())
+    if not codes:
+        raise argparse.ArgumentTypeError("names no code")
     for code in codes:
-        if not code.startswith("LCK"):
-            raise argparse.ArgumentTypeError(f"{code!r} is not an LCK code or prefix")
+        problem = code_problem(code)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{code!r} is {problem}")
     return codes
 
 

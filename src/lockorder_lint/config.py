@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -109,15 +110,49 @@ def _per_file_ignores(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: `per-file-ignores` must map glob patterns to lists of codes")
     return tuple(
-        (pattern, _str_list(codes, f"per-file-ignores.{pattern}", where)) for pattern, codes in value.items()
+        (pattern, _codes(codes, f"per-file-ignores.{pattern}", where)) for pattern, codes in value.items()
     )
+
+
+CODE_PREFIX = "LCK"
+
+
+def rule_codes() -> tuple[str, ...]:
+    """The codes of the registered rules (read lazily: the rules import this module)."""
+    from lockorder_lint.rules import RULES_BY_CODE
+
+    return tuple(RULES_BY_CODE)
+
+
+def known_codes() -> frozenset[str]:
+    """Every rule code and every prefix of one that still starts with ``LCK``: what ``select``,
+    ``ignore`` and ``per-file-ignores`` may name. Derived from the rule registry, so a new rule is
+    known as soon as it is registered."""
+    return frozenset(code[:end] for code in rule_codes() for end in range(len(CODE_PREFIX), len(code) + 1))
+
+
+def code_problem(code: str) -> str | None:
+    """Why ``code`` selects no rule, as "<code> is ..." would go on (None when it names a rule or
+    a prefix of rule codes). Codes are case-sensitive, as in flake8."""
+    known = known_codes()
+    if code in known:
+        return None
+    if not code.upper().startswith(CODE_PREFIX):
+        return f"not an {CODE_PREFIX} code or prefix"
+    rules = sorted(rule_codes())
+    close = [code.upper()] if code.upper() in known else difflib.get_close_matches(code.upper(), rules, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(rules)} and their prefixes"
+    return f"not a known code or prefix{hint}"
 
 
 def _codes(value: Any, key: str, where: str) -> tuple[str, ...]:
     codes = _str_list(value, key, where)
     for code in codes:
-        if not code.startswith("LCK"):
-            raise ConfigError(f"{where}: `{key}` holds {code!r}, which is not an LCK code or prefix")
+        problem = code_problem(code)
+        if problem is not None:
+            raise ConfigError(f"{where}: `{key}` holds {code!r}, which is {problem}")
+    if key == "select" and not codes:
+        raise ConfigError(f"{where}: `select` is empty, so no rule would run (leave it out to run all)")
     return codes
 
 
