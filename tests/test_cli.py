@@ -274,10 +274,11 @@ def test_python_dash_m(sample: Path) -> None:
 def test_directory_walk_skips_tool_dirs_and_exclude_globs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sample = make_sample(tmp_path / "s", 'exclude = ["app/generated", "*_skip.py"]\n')
-    for skipped in (".git", ".venv", "node_modules", "build", "app/generated"):
+    sample = make_sample(tmp_path / "s", 'extend-exclude = ["app/generated", "*_skip.py"]\n')
+    for skipped in (".git", ".venv", "node_modules", "app/generated", "env"):
         (sample / skipped).mkdir(parents=True, exist_ok=True)
         (sample / skipped / "jobs.py").write_text(JOBS, encoding="utf-8")
+    (sample / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
     (sample / "app" / "also_skip.py").write_text(JOBS, encoding="utf-8")
     (sample / "app" / "kept.py").write_text(JOBS, encoding="utf-8")
     code, out, err = run_cli(capsys, ".", cwd=sample)

@@ -5,13 +5,18 @@ named after what a user would see."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from lockorder_lint.config import ConfigError, load_config
 from lockorder_lint.rules import RULES_BY_CODE
-from tests.test_cli import make_sample, run_cli
+from tests.hostile import PYTHON, unreadable
+from tests.test_cli import JOBS, make_sample, run_cli
 
 # --- item 1: unknown codes and an empty select are errors, never a silent "0 findings" -------------
 
@@ -102,3 +107,314 @@ def test_known_codes_still_select(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, _err = run_cli(capsys, "--format", "json", "app", cwd=sample)
     assert code == 1
     assert [d["code"] for d in json.loads(out)] == ["LCK001"]
+
+
+# --- items 5 and 6: exclude governs checking, not the catalog; virtualenvs by marker, not by name ---
+
+
+def lines_by_file(out: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        path, _, rest = line.partition(":")
+        found.setdefault(path, []).append(rest.split(": ")[1].split()[0])
+    return found
+
+
+def test_excluded_models_still_form_the_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = make_sample(tmp_path / "s", 'exclude = ["app/models.py"]\n')
+    code, out, err = run_cli(capsys, "app", cwd=sample)
+    assert code == 1, err
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert err.startswith("2 findings in 2 files checked")
+
+
+def test_build_dist_and_venv_directories_are_checked_unless_they_are_virtualenvs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    for name in ("build", "dist", "venv", "env"):
+        (sample / "app" / name).mkdir()
+        (sample / "app" / name / "jobs.py").write_text(JOBS, encoding="utf-8")
+    (sample / "app" / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
+    code, out, _err = run_cli(capsys, "app", cwd=sample)
+    assert code == 1
+    assert sorted(lines_by_file(out)) == [
+        "app/build/jobs.py",
+        "app/dist/jobs.py",
+        "app/jobs.py",
+        "app/venv/jobs.py",
+    ]
+
+
+def test_exclude_replaces_the_default_skips_and_extend_exclude_adds_to_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s", 'extend-exclude = ["generated"]\n')
+    for name in (".hidden", "generated", "node_modules"):
+        (sample / "app" / name).mkdir()
+        (sample / "app" / name / "jobs.py").write_text(JOBS, encoding="utf-8")
+    _code, out, _err = run_cli(capsys, "app", cwd=sample)
+    assert sorted(lines_by_file(out)) == ["app/jobs.py"]
+    replaced = sample / "pyproject.toml"
+    replaced.write_text('[tool.lockorder-lint]\nexclude = ["generated"]\n', encoding="utf-8")
+    _code, out, _err = run_cli(capsys, "app", cwd=sample)
+    assert sorted(lines_by_file(out)) == ["app/.hidden/jobs.py", "app/jobs.py", "app/node_modules/jobs.py"]
+
+
+def test_default_skips_never_hide_a_path_the_user_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s", 'extend-exclude = ["legacy"]\n')
+    for name in (".github", "legacy"):
+        (sample / name).mkdir()
+        (sample / name / "jobs.py").write_text(JOBS, encoding="utf-8")
+    _code, out, _err = run_cli(capsys, ".github", "legacy/jobs.py", cwd=sample)
+    assert sorted(lines_by_file(out)) == [".github/jobs.py"]
+
+
+# --- item 9: a file is checked once however often it is named ------------------------------------
+
+
+def test_paths_given_twice_or_overlapping_are_checked_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "link.py").symlink_to("jobs.py")
+    code, out, err = run_cli(capsys, "app", "app/jobs.py", "./app", str(sample / "app"), cwd=sample)
+    assert code == 1
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert err.startswith("2 findings in 3 files checked")
+    code, out, err = run_cli(capsys, "--write-baseline", "b.json", "app", "app/jobs.py", cwd=sample)
+    entries = json.loads((sample / "b.json").read_text(encoding="utf-8"))["entries"]
+    assert [(e["code"], e["count"]) for e in entries] == [("LCK001", 1), ("LCK002", 1)]
+
+
+# --- item 10: a directory nobody can enter is skipped with a line naming it, never a crash --------
+
+
+def test_unreadable_directory_beside_the_checked_paths_is_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    volume = sample / "pgdata"
+    volume.mkdir()
+    with unreadable(volume, monkeypatch):
+        code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 1
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert err.splitlines() == [
+        "pgdata: note: cannot open directory: Permission denied; its models are not in the catalog",
+        "2 findings in 3 files checked",
+    ]
+
+
+def test_unreadable_directory_in_the_checked_paths_is_an_error_and_the_rest_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    locked = sample / "app" / "locked"
+    locked.mkdir()
+    (locked / "jobs.py").write_text(JOBS, encoding="utf-8")
+    with unreadable(locked, monkeypatch):
+        code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 2
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert err.splitlines() == [
+        "app/locked: error: cannot open directory: Permission denied",
+        "2 findings in 3 files checked; 1 file error",
+    ]
+
+
+# --- item 11: loops, missing directories and the filesystem root are clear errors ---------------
+
+
+def test_self_symlink_named_or_walked_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "loop.py").symlink_to("loop.py")
+    for args in (["app/loop.py", "app/jobs.py"], ["app"]):
+        code, out, err = run_cli(capsys, "--no-cache", *args, cwd=sample)
+        assert code == 2
+        assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+        assert "app/loop.py: error: cannot read: Too many levels of symbolic links" in err.splitlines()
+
+
+def test_write_baseline_into_a_missing_directory_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    code, out, err = run_cli(capsys, "--write-baseline", "missing/b.json", "app", cwd=sample)
+    assert (code, out) == (2, "")
+    assert err == (
+        "lockorder-lint: error: --write-baseline missing/b.json: directory missing does not exist\n"
+    )
+
+
+def test_paths_in_unrelated_trees_do_not_make_the_filesystem_root_the_project(tmp_path: Path) -> None:
+    here = tmp_path / "here.py"
+    here.write_text(JOBS, encoding="utf-8")
+    elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    try:
+        assert os.path.commonpath([elsewhere, tmp_path]) == os.sep, "the trees must be unrelated"
+        (elsewhere / "there.py").write_text(JOBS, encoding="utf-8")
+        result = subprocess.run(
+            [PYTHON, "-m", "lockorder_lint", "--no-cache", str(here), str(elsewhere / "there.py")],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(elsewhere)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(
+        "lockorder-lint: error: the paths share no directory below the filesystem"
+    )
+    assert "--project-root" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_no_project_marker_below_the_root_keeps_the_common_parent(tmp_path: Path) -> None:
+    from lockorder_lint.files import PathError, find_project_root
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert find_project_root([tmp_path / "a", tmp_path / "b"]) == tmp_path.resolve()
+    with pytest.raises(PathError, match="--project-root"):
+        find_project_root([Path("/")])
+
+
+# --- item 12: a FIFO named like a source file never hangs a run ---------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_in_the_tree_is_skipped_with_a_note_and_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s")
+    os.mkfifo(sample / "app" / "pipe.py")
+    os.mkfifo(sample / "outside.py")
+
+    def lint(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [PYTHON, "-m", "lockorder_lint", "--no-cache", "-j", "1", *args]
+        return subprocess.run(command, cwd=sample, capture_output=True, text=True, check=False, timeout=60)
+
+    walked = lint("app")
+    assert walked.returncode == 1, walked.stderr
+    assert lines_by_file(walked.stdout) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert walked.stderr.splitlines() == [
+        "app/pipe.py: note: not a regular file (FIFO); skipped",
+        "outside.py: note: not a regular file (FIFO); skipped",
+        "2 findings in 3 files checked",
+    ]
+    named = lint("app/pipe.py", "app/jobs.py")
+    assert named.returncode == 2
+    assert "app/pipe.py: error: not a regular file (FIFO)" in named.stderr.splitlines()
+    assert len(named.stdout.splitlines()) == 2
+
+
+def test_read_regular_file_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    from lockorder_lint.files import read_regular_file
+
+    os.mkfifo(tmp_path / "pipe.py")
+    with pytest.raises(OSError, match=r"not a regular file \(FIFO\)"):
+        read_regular_file(tmp_path / "pipe.py")
+    (tmp_path / "big.py").write_bytes(b"x = 1\n" * 50_000)
+    assert read_regular_file(tmp_path / "big.py") == b"x = 1\n" * 50_000
+
+
+# --- item 4: a --project-root that does not exist ------------------------------------------------
+
+
+@pytest.mark.parametrize(("make", "reason"), [(False, "does not exist"), (True, "is not a directory")])
+def test_project_root_that_is_not_a_directory_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: bool, reason: str
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    if make:
+        (sample / "root").write_text("", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--project-root", "root", "app", cwd=sample)
+    assert (code, out) == (2, "")
+    assert err == f"lockorder-lint: error: --project-root root {reason}\n"
+    assert make == (sample / "root").exists()
+    assert not (sample / "root" / ".lockorder_cache").exists()
+    code, _out, err = run_cli(capsys, "tables", "--project-root", "root", cwd=sample)
+    assert code == 2 and reason in err
+
+
+# --- item 13: a bug is one line naming the file, and exit 2 --------------------------------------
+
+
+def test_a_crash_checking_one_file_names_it_and_the_others_are_still_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockorder_lint import runner
+
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "more.py").write_text(JOBS, encoding="utf-8")
+    original = runner.check_source
+
+    def crashing(data: bytes, path: Path, display: str, project: object) -> object:
+        if path.name == "more.py":
+            raise RuntimeError("boom")
+        return original(data, path, display, project)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "check_source", crashing)
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 2
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    assert "app/more.py: error: internal error: RuntimeError: boom" in err.splitlines()
+
+
+def test_a_crash_reading_models_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockorder_lint import runner
+
+    sample = make_sample(tmp_path / "s")
+    original = runner.file_models
+
+    def crashing(path: Path, display: str, root: Path) -> object:
+        if path.name == "jobs.py":
+            raise KeyError("x")
+        return original(path, display, root)
+
+    monkeypatch.setattr(runner, "file_models", crashing)
+    code, _out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 2
+    assert "app/jobs.py: error: internal error reading models: KeyError: 'x'" in err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("exception", "line"),
+    [
+        (
+            RuntimeError("boom\nsecond line"),
+            "lockorder-lint: internal error: RuntimeError: boom second line\n",
+        ),
+        (
+            IsADirectoryError(21, "Is a directory", "app/x.py"),
+            "lockorder-lint: internal error: app/x.py: IsADirectoryError: Is a directory\n",
+        ),
+        (
+            PermissionError(13, "Permission denied", "/etc/shadow"),
+            "lockorder-lint: internal error: /etc/shadow: PermissionError: Permission denied\n",
+        ),
+    ],
+)
+def test_any_unexpected_exception_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    exception: Exception,
+    line: str,
+) -> None:
+    from lockorder_lint import cli
+
+    sample = make_sample(tmp_path / "s")
+
+    def crashing(*args: object, **kwargs: object) -> object:
+        raise exception
+
+    monkeypatch.setattr(cli, "run", crashing)
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert (code, out, err) == (2, "", line)

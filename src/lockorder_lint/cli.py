@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,9 +21,9 @@ from lockorder_lint.baseline import (
 )
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
 from lockorder_lint.config import Config, ConfigError, code_problem, load_config
-from lockorder_lint.engine import Project, check_source, read_source
-from lockorder_lint.files import find_project_root, iter_python_files
-from lockorder_lint.findings import FileError, Finding
+from lockorder_lint.engine import Project, check_source
+from lockorder_lint.files import PathError, find_project_root
+from lockorder_lint.findings import FileError, Finding, Note
 from lockorder_lint.noqa import UnusedNoqa, unused_noqa
 from lockorder_lint.parsing import decode
 from lockorder_lint.progress import progress_for
@@ -36,7 +37,7 @@ from lockorder_lint.reporters import (
 )
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
-from lockorder_lint.runner import default_jobs, display_path, make_project, run
+from lockorder_lint.runner import checked_files, default_jobs, display_path, make_project, read_file, run
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 COMMANDS = ("check", "tables", "explain", "rules")
@@ -104,9 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _project_root(args: argparse.Namespace, paths: list[Path]) -> Path:
+    """``--project-root`` if it is a directory, else the root the paths belong to."""
+    if args.project_root is not None:
+        given: Path = args.project_root
+        if not given.is_dir():
+            reason = "is not a directory" if os.path.exists(given) else "does not exist"
+            raise PathError(f"--project-root {given} {reason}")
+        return Path(os.path.realpath(given))
+    return find_project_root([p for p in paths if os.path.exists(p)] or [Path(".")])
+
+
 def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
     paths: list[Path] = args.paths or [Path(".")]
-    root = (args.project_root or find_project_root([p for p in paths if p.exists()] or [Path(".")])).resolve()
+    root = _project_root(args, paths)
     config_path = args.config or root / "pyproject.toml"
     config = load_config(config_path, explicit=args.config is not None)
     if args.select is not None:
@@ -118,8 +130,14 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
+    if args.write_baseline is not None and not os.path.isdir(args.write_baseline.parent or "."):
+        raise PathError(
+            f"--write-baseline {args.write_baseline}: directory {args.write_baseline.parent} does not exist"
+        )
     cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
-    project = make_project(root, config, cache)
+    catalog_notes: list[Note] = []
+    catalog_errors: list[FileError] = []
+    project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     progress = progress_for(sys.stderr)
     try:
@@ -144,20 +162,28 @@ def cmd_check(args: argparse.Namespace) -> int:
         if fixes.files:
             result = run(paths, project, jobs=max(1, jobs), cache=cache)
     findings = result.findings
+    errors = catalog_errors + result.errors
+    reported = {e.path for e in errors} | {n.path for n in result.notes}
+    notes = sorted([n for n in catalog_notes if n.path not in reported] + result.notes, key=lambda n: n.path)
     stale: list[BaselineKey] = []
     if args.write_baseline is not None:
-        count = write_baseline(args.write_baseline, findings, root)
+        try:
+            count = write_baseline(args.write_baseline, findings, root)
+        except OSError as exc:
+            raise PathError(f"cannot write baseline {args.write_baseline}: {exc.strerror or exc}") from exc
         print(f"lockorder-lint: wrote {count} findings to baseline {args.write_baseline}", file=sys.stderr)
         findings = []
     elif args.baseline is not None:
-        checked = project_paths((display for _, display in _checked_files(paths, project)), root)
+        checked = project_paths((display_path(p) for p in checked_files(paths, project).files), root)
         outcome = compare(keys_of(findings, root), read_baseline(args.baseline), checked)
         findings = [findings[i] for i in outcome.new]
         stale = outcome.stale
     unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
-    sys.stdout.write(_render(args.format, findings, root, result.errors))
-    for error in result.errors:
+    sys.stdout.write(_render(args.format, findings, root, errors))
+    for error in errors:
         print(error.render(), file=sys.stderr)
+    for note in notes:
+        print(note.render(), file=sys.stderr)
     for entry in stale:
         print(f"{args.baseline}: stale baseline entry: {entry.describe()}", file=sys.stderr)
     for noqa in unused:
@@ -165,8 +191,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.show_unknown:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
-        sys.stderr.write(summary(len(findings), result.files, len(result.unknown), len(result.errors)))
-    if result.errors:
+        sys.stderr.write(summary(len(findings), result.files, len(result.unknown), len(errors)))
+    if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
 
@@ -181,16 +207,12 @@ def _render(fmt: str, findings: list[Finding], root: Path, errors: list[FileErro
     return render_text(findings)
 
 
-def _checked_files(paths: list[Path], project: Project) -> list[tuple[Path, str]]:
-    existing = [p for p in paths if p.exists()]
-    return [(p, display_path(p)) for p in iter_python_files(existing, project.root, project.config.exclude)]
-
-
 def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
     """Re-check, in this process, only the files that hold a ``# noqa: LCKnnn``."""
     unused: list[UnusedNoqa] = []
-    for path, display in _checked_files(paths, project):
-        data, _error = read_source(path, display)
+    for path in checked_files(paths, project).files:
+        display = display_path(path)
+        data, _error = read_file(path, display)
         if data is None or b"noqa" not in data.lower():
             continue
         try:
@@ -207,7 +229,12 @@ def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
 
 def cmd_tables(args: argparse.Namespace) -> int:
     root, config, _paths = _setup(args)
-    catalog = make_project(root, config).catalog
+    notes: list[Note] = []
+    errors: list[FileError] = []
+    catalog = make_project(root, config, notes=notes, errors=errors).catalog
+    problems: list[FileError | Note] = [*errors, *notes]
+    for problem in problems:
+        print(problem.render(), file=sys.stderr)
     tables = sorted(catalog.tables.values(), key=lambda t: t.name)
     if args.format == "json":
         data = [
@@ -298,7 +325,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lockorder-lint: config error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except PathError as exc:
+        print(f"lockorder-lint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_CLEAN
+    except Exception as exc:  # a bug: one line and exit 2, never a traceback and exit 1 ("findings")
+        print(f"lockorder-lint: internal error: {_crash_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _crash_line(exc: BaseException) -> str:
+    """The exception in one line, naming first the file it concerns when it says which."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {type(exc).__name__}: {exc.strerror or exc}"
+    message = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {message}"

@@ -28,6 +28,11 @@ DEFAULT_SESSION_NAMES = (
     "db.session",
 )
 
+# What a directory walk skips unless ``exclude`` replaces it: hidden directories (.git, .venv,
+# .tox, caches), byte-code caches, JavaScript dependencies, installed packages and build metadata.
+# Virtual environments are skipped by their pyvenv.cfg whatever they are called.
+DEFAULT_EXCLUDE = (".*", "__pycache__", "node_modules", "site-packages", "*.egg-info")
+
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
@@ -49,7 +54,8 @@ class Config:
     lock_helpers: tuple[str, ...] = ()
     select: tuple[str, ...] = ("LCK",)
     ignore: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...] | None = None  # None: DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     dialects: tuple[str, ...] = ("postgresql",)
     session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
@@ -64,6 +70,17 @@ class Config:
         selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
         ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return selected >= 0 and selected > ignored
+
+    @property
+    def walk_exclude(self) -> tuple[str, ...]:
+        """What a directory walk of the checked paths skips: ``exclude`` (or the defaults) and
+        ``extend-exclude``."""
+        return (DEFAULT_EXCLUDE if self.exclude is None else self.exclude) + self.extend_exclude
+
+    @property
+    def named_exclude(self) -> tuple[str, ...]:
+        """What is skipped even when named on the command line: the user's own patterns only."""
+        return (self.exclude or ()) + self.extend_exclude
 
     @property
     def mysql(self) -> bool:
@@ -168,6 +185,8 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
             changes[key] = _codes(value, key, where)
         elif key == "exclude":
             changes["exclude"] = _str_list(value, key, where)
+        elif key == "extend-exclude":
+            changes["extend_exclude"] = _str_list(value, key, where)
         elif key == "per-file-ignores":
             changes["per_file_ignores"] = _per_file_ignores(value, where)
         elif key == "dialects":
