@@ -15,7 +15,7 @@ import pytest
 
 from lockorder_lint.config import ConfigError, load_config
 from lockorder_lint.rules import RULES_BY_CODE
-from tests.hostile import PYTHON, unreadable
+from tests.hostile import DRIVER, PYTHON, unreadable
 from tests.test_cli import JOBS, make_sample, run_cli
 
 # --- item 1: unknown codes and an empty select are errors, never a silent "0 findings" -------------
@@ -223,6 +223,31 @@ def test_unreadable_directory_in_the_checked_paths_is_an_error_and_the_rest_is_c
         "app/locked: error: cannot open directory: Permission denied",
         "2 findings in 3 files checked; 1 file error",
     ]
+
+
+def test_flake8_skips_an_unreadable_directory_with_one_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    volume = sample / "pgdata"
+    volume.mkdir()
+    with unreadable(volume, monkeypatch) as env:
+        monkeypatch.undo()  # the subprocess simulates it (as root) from the environment
+        result = subprocess.run(
+            [PYTHON, "-c", DRIVER, "flake8", "--isolated", "--select", "LCK", "app"],
+            cwd=sample,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == (
+        "lockorder-lint: pgdata: note: cannot open directory: Permission denied; "
+        "its models are not in the catalog\n"
+    )
 
 
 # --- item 11: loops, missing directories and the filesystem root are clear errors ---------------
