@@ -443,3 +443,50 @@ def test_any_unexpected_exception_is_one_line_and_exit_2(
     monkeypatch.setattr(cli, "run", crashing)
     code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
     assert (code, out, err) == (2, "", line)
+
+
+# --- item 3: a hot-tables entry that names no table is said, with the closest table -------------
+
+
+def test_hot_table_that_names_no_table_is_a_warning_naming_the_closest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(
+        tmp_path / "s",
+        'hot-tables = ["acount", "remote", "zzz"]\n[tool.lockorder-lint.tables]\nremote = ["id"]\n',
+    )
+    code, out, err = run_cli(capsys, "app", cwd=sample)
+    assert (code, out) == (0, "")
+    where = sample / "pyproject.toml"
+    assert err.splitlines() == [
+        f"lockorder-lint: warning: {where}: `hot-tables` names 'acount', which is not a table in the "
+        "catalog; did you mean 'account'?",
+        f"lockorder-lint: warning: {where}: `hot-tables` names 'zzz', which is not a table in the catalog",
+        "0 findings in 3 files checked",
+    ]
+
+
+def test_hot_tables_of_a_preset_are_not_checked_against_the_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s", 'preset = "airflow"\n')
+    code, _out, err = run_cli(capsys, "app", cwd=sample)
+    assert code == 0
+    assert "warning" not in err
+
+
+def test_flake8_warns_once_about_a_hot_table_that_names_no_table(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s", 'hot-tables = ["accounts"]\n')
+    (sample / "app" / "more.py").write_text(JOBS, encoding="utf-8")
+    result = subprocess.run(
+        [PYTHON, "-m", "flake8", "--isolated", "--select", "LCK", "app"],
+        cwd=sample,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        f"lockorder-lint: warning: {sample / 'pyproject.toml'}: `hot-tables` names 'accounts', which is not "
+        "a table in the catalog; did you mean 'account'?\n"
+    )

@@ -20,7 +20,7 @@ from lockorder_lint.baseline import (
     write_baseline,
 )
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
-from lockorder_lint.config import Config, ConfigError, code_problem, load_config
+from lockorder_lint.config import Config, ConfigError, code_problem, hot_table_warnings, load_config
 from lockorder_lint.engine import Project, check_source
 from lockorder_lint.files import PathError, find_project_root
 from lockorder_lint.findings import FileError, Finding, Note
@@ -138,6 +138,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     catalog_notes: list[Note] = []
     catalog_errors: list[FileError] = []
     project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors)
+    for warning in hot_table_warnings(config, project.catalog.tables):
+        print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     progress = progress_for(sys.stderr)
     try:

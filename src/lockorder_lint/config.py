@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Config:
     """Everything that changes what the rules report. Hashable, so it can key the cache."""
 
     hot_tables: tuple[str, ...] | None = None
+    hot_tables_from_preset: bool = False
     lock_helpers: tuple[str, ...] = ()
     select: tuple[str, ...] = ("LCK",)
     ignore: tuple[str, ...] = ()
@@ -179,6 +180,7 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
     for key, value in settings.items():
         if key == "hot-tables":
             changes["hot_tables"] = _str_list(value, key, where)
+            changes["hot_tables_from_preset"] = False
         elif key == "lock-helpers":
             changes["lock_helpers"] = _str_list(value, key, where)
         elif key in ("select", "ignore"):
@@ -227,7 +229,7 @@ def _apply_preset(config: Config, name: Any, where: str) -> Config:
         raise ConfigError(f"{where}: unknown preset {name!r}")
     data = _read_toml(path)
     config = apply_settings(config, data.get("tool", {}).get(SECTION, data), str(path))
-    return replace(config, preset=name)
+    return replace(config, preset=name, hot_tables_from_preset=config.hot_tables is not None)
 
 
 def load_config(path: Path | None, explicit: bool = False) -> Config:
@@ -250,3 +252,23 @@ def load_config(path: Path | None, explicit: bool = False) -> Config:
         config = _apply_preset(config, section["preset"], str(path))
     config = apply_settings(config, section, str(path))
     return replace(config, source=str(path))
+
+
+def hot_table_warnings(config: Config, tables: Collection[str]) -> list[str]:
+    """One warning per ``hot-tables`` entry that names no table in the catalog, with the closest
+    table's name: a typo there silently turns the rules off for the table meant.
+
+    Warnings, not errors: the catalog holds what the code declares, and a hot table may be
+    missing from it for good reasons (a checked subset of a project, a configuration shared by
+    branches). A preset's list is not checked: it is written for several versions of a project."""
+    if config.hot_tables is None or config.hot_tables_from_preset:
+        return []
+    where = config.source or "configuration"
+    warnings = []
+    for name in config.hot_tables:
+        if name in tables:
+            continue
+        close = difflib.get_close_matches(name, sorted(tables), 1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (the catalog is empty)" if not tables else ""
+        warnings.append(f"{where}: `hot-tables` names {name!r}, which is not a table in the catalog{hint}")
+    return warnings

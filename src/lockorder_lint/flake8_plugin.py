@@ -20,10 +20,10 @@ import sys
 import tokenize
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from lockorder_lint import __version__
-from lockorder_lint.config import ConfigError, code_problem, load_config
+from lockorder_lint.config import ConfigError, code_problem, hot_table_warnings, load_config
 from lockorder_lint.engine import Project, check_source
 from lockorder_lint.files import PathError, find_project_root
 from lockorder_lint.findings import FileError, Note
@@ -87,7 +87,7 @@ def _bad_option_code(options: argparse.Namespace) -> str | None:
     return None
 
 
-def _abort(message: str) -> None:
+def _abort(message: str) -> NoReturn:
     print(f"lockorder-lint: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -131,6 +131,8 @@ class LockorderChecker:
         lines: list[FileError | Note] = [*errors, *notes]
         for line in lines:
             print(f"lockorder-lint: {line.render()}", file=sys.stderr)
+        for warning in hot_table_warnings(project.config, project.catalog.tables):
+            print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
 
     def _source(self) -> bytes:
         """The bytes flake8 is checking. They are the file on disk unless flake8 read them from
