@@ -125,7 +125,7 @@ def test_excluded_models_still_form_the_catalog(tmp_path: Path, capsys: pytest.C
     code, out, err = run_cli(capsys, "app", cwd=sample)
     assert code == 1, err
     assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
-    assert err.startswith("2 findings in 2 files checked")
+    assert err.startswith("2 findings (LCK001 1, LCK002 1) in 2 files checked")
 
 
 def test_build_dist_and_venv_directories_are_checked_unless_they_are_virtualenvs(
@@ -183,7 +183,7 @@ def test_paths_given_twice_or_overlapping_are_checked_once(
     code, out, err = run_cli(capsys, "app", "app/jobs.py", "./app", str(sample / "app"), cwd=sample)
     assert code == 1
     assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
-    assert err.startswith("2 findings in 3 files checked")
+    assert err.startswith("2 findings (LCK001 1, LCK002 1) in 3 files checked")
     code, out, err = run_cli(capsys, "--write-baseline", "b.json", "app", "app/jobs.py", cwd=sample)
     entries = json.loads((sample / "b.json").read_text(encoding="utf-8"))["entries"]
     assert [(e["code"], e["count"]) for e in entries] == [("LCK001", 1), ("LCK002", 1)]
@@ -204,7 +204,7 @@ def test_unreadable_directory_beside_the_checked_paths_is_a_note(
     assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
     assert err.splitlines() == [
         "pgdata: note: cannot open directory: Permission denied; its models are not in the catalog",
-        "2 findings in 3 files checked",
+        "2 findings (LCK001 1, LCK002 1) in 3 files checked",
     ]
 
 
@@ -221,7 +221,7 @@ def test_unreadable_directory_in_the_checked_paths_is_an_error_and_the_rest_is_c
     assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
     assert err.splitlines() == [
         "app/locked: error: cannot open directory: Permission denied",
-        "2 findings in 3 files checked; 1 file error",
+        "2 findings (LCK001 1, LCK002 1) in 3 files checked; 1 file error",
     ]
 
 
@@ -329,7 +329,7 @@ def test_fifo_in_the_tree_is_skipped_with_a_note_and_named_explicitly_is_an_erro
     assert walked.stderr.splitlines() == [
         "app/pipe.py: note: not a regular file (FIFO); skipped",
         "outside.py: note: not a regular file (FIFO); skipped",
-        "2 findings in 3 files checked",
+        "2 findings (LCK001 1, LCK002 1) in 3 files checked",
     ]
     named = lint("app/pipe.py", "app/jobs.py")
     assert named.returncode == 2
@@ -489,4 +489,23 @@ def test_flake8_warns_once_about_a_hot_table_that_names_no_table(tmp_path: Path)
     assert result.stderr == (
         f"lockorder-lint: warning: {sample / 'pyproject.toml'}: `hot-tables` names 'accounts', which is not "
         "a table in the catalog; did you mean 'account'?\n"
+    )
+
+
+# --- item 24 (the summary half): findings broken down by rule ------------------------------------
+
+
+def test_summary_breaks_findings_down_by_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lockorder_lint.reporters import summary
+
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "more.py").write_text(JOBS.split("\n\ndef lock_owner")[0] + "\n", encoding="utf-8")
+    code, _out, err = run_cli(capsys, "app", cwd=sample)
+    assert code == 1
+    assert err == "3 findings (LCK001 2, LCK002 1) in 4 files checked\n"
+    assert summary(["LCK003"] * 5 + ["LCK001"] * 7, 748, 0, 0) == (
+        "12 findings (LCK001 7, LCK003 5) in 748 files checked\n"
+    )
+    assert summary([], 1, 2, 1) == (
+        "0 findings in 1 file checked; 2 statements not checked (--show-unknown lists them); 1 file error\n"
     )

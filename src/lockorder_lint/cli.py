@@ -193,7 +193,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.show_unknown:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
-        sys.stderr.write(summary(len(findings), result.files, len(result.unknown), len(errors)))
+        sys.stderr.write(summary((f.code for f in findings), result.files, len(result.unknown), len(errors)))
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN

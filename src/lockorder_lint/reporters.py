@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,9 +183,14 @@ def render_unknown(unknown: Sequence[Skipped]) -> str:
     )
 
 
-def summary(findings: int, files: int, unknown: int, errors: int) -> str:
-    noun = "finding" if findings == 1 else "findings"
-    parts = [f"{findings} {noun} in {files} file{'s' if files != 1 else ''} checked"]
+def summary(codes: Iterable[str], files: int, unknown: int, errors: int) -> str:
+    """``12 findings (LCK001 7, LCK003 5) in 748 files checked; ...``: the codes of the findings
+    reported, counted by rule, so that a triage knows where to start."""
+    by_rule = Counter(codes)
+    total = sum(by_rule.values())
+    noun = "finding" if total == 1 else "findings"
+    breakdown = f" ({', '.join(f'{code} {n}' for code, n in sorted(by_rule.items()))})" if by_rule else ""
+    parts = [f"{total} {noun}{breakdown} in {files} file{'s' if files != 1 else ''} checked"]
     if unknown:
         parts.append(
             f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)"
