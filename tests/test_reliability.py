@@ -509,3 +509,72 @@ def test_summary_breaks_findings_down_by_rule(tmp_path: Path, capsys: pytest.Cap
     assert summary([], 1, 2, 1) == (
         "0 findings in 1 file checked; 2 statements not checked (--show-unknown lists them); 1 file error\n"
     )
+
+
+# --- item 8: --diff reports like a check: what it cannot fix, file errors, summary, exit status ---
+
+HANDLER = """\
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.models import Account
+
+
+def mark(session: Session, ident: int) -> None:
+    try:
+        session.execute(update(Account).where(Account.id == ident).values(status="busy"))
+    except Exception:
+        session.execute(update(Account).where(Account.id == ident).values(status="failed"))
+"""
+
+HANDLER_DIFF = """\
+--- a/app/handler.py
++++ b/app/handler.py
+@@ -8,4 +8,5 @@
+     try:
+         session.execute(update(Account).where(Account.id == ident).values(status="busy"))
+     except Exception:
++        session.rollback()
+         session.execute(update(Account).where(Account.id == ident).values(status="failed"))
+"""
+
+
+def test_diff_also_reports_unfixable_findings_file_errors_and_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "handler.py").write_text(HANDLER, encoding="utf-8")
+    (sample / "app" / "broken.py").write_text("def f(session):\n    session.delete(\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in (sample / "app").iterdir()}
+    code, out, err = run_cli(capsys, "--no-cache", "--diff", "app", cwd=sample)
+    assert code == 2
+    assert out == HANDLER_DIFF
+    lines = err.splitlines()
+    assert [line.split(": ")[1].split()[0] for line in lines[:2]] == ["LCK001", "LCK002"]
+    assert lines[0].startswith("app/jobs.py:8:21: LCK001 ")
+    assert lines[2].startswith("app/broken.py:2: error: cannot parse")
+    assert lines[3:] == [
+        "3 findings (LCK001 1, LCK002 1, LCK003 1) in 5 files checked; 1 file error",
+        "lockorder-lint: the diff fixes 1 handler(s) in 1 file(s); 2 finding(s) above have no automatic fix",
+    ]
+    assert {p.name: p.read_bytes() for p in (sample / "app").iterdir()} == before
+
+
+def test_diff_exits_like_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "handler.py").write_text(HANDLER, encoding="utf-8")
+    code, out, err = run_cli(capsys, "--no-cache", "--diff", "app/handler.py", cwd=sample)
+    assert (code, out) == (1, HANDLER_DIFF)
+    assert err.splitlines() == [
+        "1 finding (LCK003 1) in 1 file checked",
+        "lockorder-lint: the diff fixes 1 handler(s) in 1 file(s); 0 finding(s) above have no automatic fix",
+    ]
+    code, out, err = run_cli(capsys, "--no-cache", "--diff", "app/models.py", cwd=sample)
+    assert (code, out) == (0, "")
+
+
+def test_diff_takes_only_the_text_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = make_sample(tmp_path / "s")
+    code, out, err = run_cli(capsys, "--diff", "--format", "json", "app", cwd=sample)
+    assert (code, out) == (2, "")
+    assert "--diff writes the diff on stdout, so it takes only --format text" in err

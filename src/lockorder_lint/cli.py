@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockorder_lint import __version__
 from lockorder_lint.baseline import (
@@ -38,6 +40,9 @@ from lockorder_lint.reporters import (
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
 from lockorder_lint.runner import checked_files, default_jobs, display_path, make_project, read_file, run
+
+if TYPE_CHECKING:  # the fixer imports libcst, which only --fix and --diff need
+    from lockorder_lint.fixer import FixReport
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 COMMANDS = ("check", "tables", "explain", "rules")
@@ -147,24 +152,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    fix_errors: list[FileError] = []
+    diff: FixReport | None = None
     if args.fix or args.diff:
         from lockorder_lint.fixer import apply_fixes
 
         fixes = apply_fixes(
             result.findings, config, write=not args.diff, diff_out=sys.stdout if args.diff else None
         )
-        for error in fixes.errors:
-            print(error.render(), file=sys.stderr)
+        fix_errors = fixes.errors
         if args.diff:
-            return EXIT_FINDINGS if fixes.files else EXIT_CLEAN
-        print(
-            f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
-            file=sys.stderr,
-        )
-        if fixes.files:
-            result = run(paths, project, jobs=max(1, jobs), cache=cache)
+            diff = fixes
+        else:
+            print(
+                f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
+                file=sys.stderr,
+            )
+            if fixes.files:
+                result = run(paths, project, jobs=max(1, jobs), cache=cache)
     findings = result.findings
-    errors = catalog_errors + result.errors
+    errors = catalog_errors + result.errors + fix_errors
     reported = {e.path for e in errors} | {n.path for n in result.notes}
     notes = sorted([n for n in catalog_notes if n.path not in reported] + result.notes, key=lambda n: n.path)
     stale: list[BaselineKey] = []
@@ -181,7 +188,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         findings = [findings[i] for i in outcome.new]
         stale = outcome.stale
     unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
-    sys.stdout.write(_render(args.format, findings, root, errors))
+    not_fixed = _not_fixed(findings, diff, project) if diff is not None else []
+    if diff is not None:  # stdout holds the diff; the findings it does not fix go to stderr
+        sys.stderr.write(render_text(not_fixed))
+    else:
+        sys.stdout.write(_render(args.format, findings, root, errors))
     for error in errors:
         print(error.render(), file=sys.stderr)
     for note in notes:
@@ -194,9 +205,35 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
         sys.stderr.write(summary((f.code for f in findings), result.files, len(result.unknown), len(errors)))
+    if diff is not None:
+        print(
+            f"lockorder-lint: the diff fixes {diff.handlers} handler(s) in {len(diff.files)} file(s); "
+            f"{len(not_fixed)} finding(s) above have no automatic fix",
+            file=sys.stderr,
+        )
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
+
+
+def _not_fixed(findings: list[Finding], fixes: FixReport, project: Project) -> list[Finding]:
+    """The findings that the fixes would leave: all those of files they do not touch, and those of
+    a fixed file still found in its fixed text (matched on code, function and statement, as a
+    baseline matches, since the inserted lines move the rest). Positions are today's."""
+    left_in: dict[str, Counter[tuple[str, str | None, str]]] = {}
+    for fix in fixes.files:
+        after = check_source(fix.after.encode(fix.encoding), fix.path, fix.display, project)
+        left_in[fix.display] = Counter((f.code, f.function, f.statement) for f in after.findings)
+    left = []
+    for finding in findings:
+        remaining = left_in.get(finding.path)
+        key = (finding.code, finding.function, finding.statement)
+        if remaining is None:
+            left.append(finding)
+        elif remaining[key] > 0:
+            remaining[key] -= 1
+            left.append(finding)
+    return left
 
 
 def _render(fmt: str, findings: list[Finding], root: Path, errors: list[FileError]) -> str:
@@ -317,8 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "check"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if args.diff and args.format != "text":
+            parser.error("--diff writes the diff on stdout, so it takes only --format text")
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     handler = {"check": cmd_check, "tables": cmd_tables, "explain": cmd_explain, "rules": cmd_rules}[command]
