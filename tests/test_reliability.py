@@ -578,3 +578,74 @@ def test_diff_takes_only_the_text_format(tmp_path: Path, capsys: pytest.CaptureF
     code, out, err = run_cli(capsys, "--diff", "--format", "json", "app", cwd=sample)
     assert (code, out) == (2, "")
     assert "--diff writes the diff on stdout, so it takes only --format text" in err
+
+
+# --- item 16: --fix respects read-only files and keeps symbolic and hard links ------------------
+
+FIXED_HANDLER = HANDLER.replace(
+    "    except Exception:\n", "    except Exception:\n        session.rollback()\n"
+)
+
+
+def test_fix_does_not_write_a_read_only_file_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    handler = sample / "app" / "handler.py"
+    handler.write_text(HANDLER, encoding="utf-8")
+    handler.chmod(0o444)
+    code, out, err = run_cli(capsys, "--no-cache", "--fix", "app/handler.py", cwd=sample)
+    assert code == 2
+    assert out.startswith("app/handler.py:11:9: LCK003 ")
+    assert "app/handler.py: error: the file is read-only; the fix was not written" in err.splitlines()
+    assert "lockorder-lint: fixed 0 handler(s) in 0 file(s)" in err.splitlines()
+    assert handler.read_text(encoding="utf-8") == HANDLER
+    assert handler.stat().st_mode & 0o777 == 0o444
+
+
+def test_fix_writes_through_a_symbolic_link_to_its_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    real = sample / "shared" / "handler_impl.py"
+    real.parent.mkdir()
+    real.write_text(HANDLER, encoding="utf-8")
+    link = sample / "app" / "handler.py"
+    link.symlink_to(Path("..") / "shared" / "handler_impl.py")
+    code, _out, err = run_cli(capsys, "--no-cache", "--fix", "app", cwd=sample)  # the walk meets the link
+    assert code == 1, err  # jobs.py's findings have no automatic fix
+    assert "lockorder-lint: fixed 1 handler(s) in 1 file(s)" in err.splitlines()
+    assert link.is_symlink() and os.readlink(link) == str(Path("..") / "shared" / "handler_impl.py")
+    assert real.read_text(encoding="utf-8") == FIXED_HANDLER
+    assert sorted(p.name for p in real.parent.iterdir()) == ["handler_impl.py"]
+
+
+def test_fix_keeps_hard_links(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = make_sample(tmp_path / "s")
+    handler = sample / "app" / "handler.py"
+    handler.write_text(HANDLER, encoding="utf-8")
+    handler.chmod(0o640)
+    other = sample / "handler_copy.txt"
+    os.link(handler, other)
+    inode = handler.stat().st_ino
+    code, _out, err = run_cli(capsys, "--no-cache", "--fix", "app/handler.py", cwd=sample)
+    assert code == 0, err
+    assert handler.stat().st_ino == inode == other.stat().st_ino
+    assert handler.stat().st_nlink == 2
+    assert other.read_text(encoding="utf-8") == FIXED_HANDLER
+    assert handler.stat().st_mode & 0o777 == 0o640
+    assert not [p for p in (sample / "app").iterdir() if p.name.startswith(".")]
+
+
+def test_fix_of_an_ordinary_file_is_atomic_and_keeps_mode(tmp_path: Path) -> None:
+    from lockorder_lint.fixer import write_fixed
+
+    target = tmp_path / "m.py"
+    target.write_text("x = 1\n", encoding="utf-8")
+    target.chmod(0o600)
+    inode = target.stat().st_ino
+    write_fixed(target, "x = 2\n", "utf-8")
+    assert target.read_text(encoding="utf-8") == "x = 2\n"
+    assert target.stat().st_ino != inode, "replaced by os.replace, not rewritten in place"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
