@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
 from lockorder_lint.config import ConfigError, load_config
@@ -649,3 +652,142 @@ def test_fix_of_an_ordinary_file_is_atomic_and_keeps_mode(tmp_path: Path) -> Non
     assert target.stat().st_ino != inode, "replaced by os.replace, not rewritten in place"
     assert target.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
+
+
+# --- item 18: SARIF paths relative to the repository, percent-encoded; distinct fingerprints -----
+
+URI_REFERENCE = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})*$")
+
+
+@pytest.fixture(scope="module")
+def sarif_validator() -> Any:
+    schema = json.loads(
+        (Path(__file__).parent / "data" / "sarif-2.1.0-rtm.5.json").read_text(encoding="utf-8")
+    )
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def monorepo(tmp_path: Path, git_file: bool = False) -> Path:
+    """A repository whose lockorder project is one directory of it, as airflow-core is in Airflow."""
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    if git_file:  # a worktree or submodule: .git is a file pointing elsewhere
+        (repository / ".git").write_text("gitdir: /elsewhere/.git/worktrees/repo\n", encoding="utf-8")
+    else:
+        (repository / ".git").mkdir()
+    return make_sample(repository / "airflow-core")
+
+
+def sarif_uris(log: dict[str, Any]) -> list[str]:
+    return [
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]
+    ]
+
+
+@pytest.mark.parametrize("git_file", [False, True])
+def test_sarif_uris_are_relative_to_the_repository_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sarif_validator: Any, git_file: bool
+) -> None:
+    project = monorepo(tmp_path, git_file)
+    code, out, _err = run_cli(capsys, "--format", "sarif", "app", cwd=project)
+    assert code == 1
+    log = json.loads(out)
+    sarif_validator.validate(log)
+    assert sarif_uris(log) == ["airflow-core/app/jobs.py", "airflow-core/app/jobs.py"]
+    (run,) = log["runs"]
+    assert run["originalUriBaseIds"] == {"SRCROOT": {"uri": (tmp_path / "repo").resolve().as_uri() + "/"}}
+    location = run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location["uriBaseId"] == "SRCROOT"
+
+
+def test_repository_root_option_overrides_the_git_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = monorepo(tmp_path)
+    code, out, _err = run_cli(capsys, "--format", "sarif", "--repository-root", ".", "app", cwd=project)
+    assert sarif_uris(json.loads(out)) == ["app/jobs.py", "app/jobs.py"]
+    code, out, err = run_cli(capsys, "--format", "sarif", "--repository-root", "nope", "app", cwd=project)
+    assert (code, out) == (2, "")
+    assert err == "lockorder-lint: error: --repository-root nope is not a directory\n"
+
+
+def test_sarif_uris_are_percent_encoded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sarif_validator: Any
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    odd = sample / "my app" / "50%#ü"
+    odd.mkdir(parents=True)
+    (odd / "jobs.py").write_text(JOBS, encoding="utf-8")
+    (odd / "broken.py").write_text("def f(session):\n    session.delete(\n", encoding="utf-8")
+    code, out, _err = run_cli(capsys, "--format", "sarif", "my app", cwd=sample)
+    assert code == 2
+    log = json.loads(out)
+    sarif_validator.validate(log)
+    assert sarif_uris(log) == ["my%20app/50%25%23%C3%BC/jobs.py"] * 2
+    (notification,) = log["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    uri = notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "my%20app/50%25%23%C3%BC/broken.py"
+    assert all(URI_REFERENCE.match(u) for u in [*sarif_uris(log), uri])
+
+
+def test_identical_findings_get_distinct_fingerprints_that_survive_line_moves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    statement = '    session.execute(update(Account).where(Account.owner == owner).values(status="closed"))\n'
+    jobs = sample / "app" / "jobs.py"
+    lines = JOBS.splitlines(keepends=True)
+    jobs.write_text("".join([*lines[:8], statement, *lines[8:]]), encoding="utf-8")
+
+    def fingerprints() -> list[str]:
+        _code, out, _err = run_cli(capsys, "--format", "sarif", "--select", "LCK001", "app", cwd=sample)
+        return [
+            r["partialFingerprints"]["lockorderContent/v1"] for r in json.loads(out)["runs"][0]["results"]
+        ]
+
+    first = fingerprints()
+    assert len(first) == 2 and len(set(first)) == 2
+    jobs.write_text(
+        "# a comment that moves every line\n\n" + jobs.read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    assert fingerprints() == first
+
+
+# --- item 19: json and github carry file errors; github paths are repository-relative ------------
+
+
+def test_json_carries_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "broken.py").write_text("def f(session):\n    session.delete(\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--format", "json", "app", cwd=sample)
+    assert code == 2
+    entries = json.loads(out)
+    assert [(e["type"], e["code"]) for e in entries] == [
+        ("finding", "LCK001"),
+        ("finding", "LCK002"),
+        ("error", None),
+    ]
+    error = entries[2]
+    assert (error["path"], error["line"]) == ("app/broken.py", 2)
+    assert error["message"].startswith("cannot parse")
+    assert set(error) == set(entries[0])
+    assert "app/broken.py:2: error: cannot parse" in err
+
+
+def test_github_annotations_are_relative_to_the_repository_and_carry_file_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = monorepo(tmp_path)
+    (project / "app" / "broken.py").write_text("def f(session):\n    session.delete(\n", encoding="utf-8")
+    code, out, _err = run_cli(capsys, "--format", "github", ".", cwd=project / "app")
+    assert code == 2
+    lines = out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "::error file=airflow-core/app/jobs.py",
+        "::error file=airflow-core/app/jobs.py",
+        "::error file=airflow-core/app/broken.py",
+    ]
+    assert lines[2].startswith(
+        "::error file=airflow-core/app/broken.py,line=2,title=lockorder-lint%3A file not checked::"
+        "cannot parse"
+    )

@@ -24,7 +24,7 @@ from lockorder_lint.baseline import (
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
 from lockorder_lint.config import Config, ConfigError, code_problem, hot_table_warnings, load_config
 from lockorder_lint.engine import Project, check_source
-from lockorder_lint.files import PathError, find_project_root
+from lockorder_lint.files import PathError, find_project_root, find_repository_root
 from lockorder_lint.findings import FileError, Finding, Note
 from lockorder_lint.noqa import UnusedNoqa, unused_noqa
 from lockorder_lint.parsing import decode
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="configuration file (default: pyproject.toml at the project root)"
     )
     parser.add_argument("--project-root", type=Path, help="root whose models form the catalog")
+    parser.add_argument(
+        "--repository-root",
+        type=Path,
+        metavar="DIR",
+        help="what sarif and github paths are relative to (default: the git repository of the project root)",
+    )
     parser.add_argument(
         "--show-unknown", action="store_true", help="list statements on tables the catalog does not know"
     )
@@ -135,6 +141,7 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
+    repository = _repository_root(args, root)
     if args.write_baseline is not None and not os.path.isdir(args.write_baseline.parent or "."):
         raise PathError(
             f"--write-baseline {args.write_baseline}: directory {args.write_baseline.parent} does not exist"
@@ -192,7 +199,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if diff is not None:  # stdout holds the diff; the findings it does not fix go to stderr
         sys.stderr.write(render_text(not_fixed))
     else:
-        sys.stdout.write(_render(args.format, findings, root, errors))
+        sys.stdout.write(_render(args.format, findings, repository, errors))
     for error in errors:
         print(error.render(), file=sys.stderr)
     for note in notes:
@@ -236,14 +243,23 @@ def _not_fixed(findings: list[Finding], fixes: FixReport, project: Project) -> l
     return left
 
 
-def _render(fmt: str, findings: list[Finding], root: Path, errors: list[FileError]) -> str:
+def _render(fmt: str, findings: list[Finding], repository: Path, errors: list[FileError]) -> str:
     if fmt == "json":
-        return render_json(findings)
+        return render_json(findings, errors)
     if fmt == "sarif":
-        return render_sarif(findings, root, errors)
+        return render_sarif(findings, repository, errors)
     if fmt == "github":
-        return render_github(findings)
+        return render_github(findings, repository, errors)
     return render_text(findings)
+
+
+def _repository_root(args: argparse.Namespace, root: Path) -> Path:
+    """``--repository-root``, else the git repository holding the project root, else that root."""
+    if args.repository_root is None:
+        return find_repository_root(root)
+    if not os.path.isdir(args.repository_root):
+        raise PathError(f"--repository-root {args.repository_root} is not a directory")
+    return Path(os.path.realpath(args.repository_root))
 
 
 def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:

@@ -70,6 +70,16 @@ def find_project_root(paths: Iterable[Path]) -> Path:
     return common
 
 
+def find_repository_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding ``.git`` (a directory, or a file in a
+    worktree or submodule), else ``start``: what code-scanning and annotation paths are relative to."""
+    start = Path(os.path.realpath(start))
+    for candidate in (start, *start.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return start
+
+
 def relative_to_root(path: Path, root: Path) -> str | None:
     """``path`` relative to ``root`` as a posix string, or None outside it. Paths from the walk
     are already absolute and resolved, so a string comparison does; others are resolved first."""
