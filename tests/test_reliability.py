@@ -791,3 +791,39 @@ def test_github_annotations_are_relative_to_the_repository_and_carry_file_errors
         "::error file=airflow-core/app/broken.py,line=2,title=lockorder-lint%3A file not checked::"
         "cannot parse"
     )
+
+
+# --- item 20: baseline entries of deleted or moved files are stale -------------------------------
+
+
+def test_baseline_entries_of_a_deleted_or_moved_file_are_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    run_cli(capsys, "--write-baseline", "b.json", "app", cwd=sample)
+    (sample / "app" / "jobs.py").rename(sample / "app" / "tasks.py")
+    code, out, err = run_cli(capsys, "--baseline", "b.json", "app", cwd=sample)
+    assert code == 1
+    assert sorted(lines_by_file(out)) == ["app/tasks.py"]
+    stale = [line for line in err.splitlines() if "stale" in line]
+    assert [line.split(" session.")[0].split(" return ")[0] for line in stale] == [
+        "b.json: stale baseline entry: app/jobs.py: close_owner: LCK001",
+        "b.json: stale baseline entry: app/jobs.py: lock_owner: LCK002",
+    ]
+    (sample / "app" / "tasks.py").unlink()
+    code, out, err = run_cli(capsys, "--baseline", "b.json", ".", cwd=sample)
+    assert (code, out) == (0, "")
+    assert len([line for line in err.splitlines() if "stale baseline entry: app/jobs.py" in line]) == 2
+
+
+def test_entries_of_deleted_files_outside_the_checked_paths_are_not_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "lib").mkdir()
+    run_cli(capsys, "--write-baseline", "b.json", "app", cwd=sample)
+    (sample / "app" / "jobs.py").unlink()
+    for scope in ("lib", "app/models.py"):
+        code, out, err = run_cli(capsys, "--baseline", "b.json", scope, cwd=sample)
+        assert (code, out) == (0, "")
+        assert "stale" not in err

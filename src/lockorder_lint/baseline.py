@@ -5,6 +5,7 @@ statement text), never on line numbers, so moving code around does not bring fin
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ def _normalise(statement: str) -> str:
 def _project_path(path: str, root: Path) -> str:
     """Paths relative to the project root, so a baseline works from any working directory."""
     try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        return Path(os.path.realpath(path)).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
         return Path(path).as_posix()
 
@@ -61,6 +62,19 @@ class FindingLike(Protocol):
 
 def project_paths(paths: Iterable[str], root: Path) -> set[str]:
     return {_project_path(p, root) for p in paths}
+
+
+def missing_files(baseline: Iterable[BaselineKey], root: Path, directories: Iterable[str]) -> set[str]:
+    """The paths of baseline entries that lie under one of ``directories`` (project-relative;
+    ``.`` is the whole project) and whose file no longer exists: a deleted or moved file's entries
+    can only be stale, though no run will ever check that path again."""
+    scopes = tuple(directories)
+    missing = set()
+    for key in baseline:
+        inside = any(d == "." or key.path == d or key.path.startswith(d + "/") for d in scopes)
+        if inside and not (root / key.path).is_file():
+            missing.add(key.path)
+    return missing
 
 
 def keys_of(findings: Iterable[FindingLike], root: Path) -> list[BaselineKey]:

@@ -17,6 +17,7 @@ from lockorder_lint.baseline import (
     BaselineKey,
     compare,
     keys_of,
+    missing_files,
     project_paths,
     read_baseline,
     write_baseline,
@@ -190,8 +191,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"lockorder-lint: wrote {count} findings to baseline {args.write_baseline}", file=sys.stderr)
         findings = []
     elif args.baseline is not None:
+        recorded = read_baseline(args.baseline)
         checked = project_paths((display_path(p) for p in checked_files(paths, project).files), root)
-        outcome = compare(keys_of(findings, root), read_baseline(args.baseline), checked)
+        directories = project_paths((str(p) for p in paths if os.path.isdir(p)), root)
+        checked |= missing_files(recorded, root, directories)
+        outcome = compare(keys_of(findings, root), recorded, checked)
         findings = [findings[i] for i in outcome.new]
         stale = outcome.stale
     unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
