@@ -827,3 +827,73 @@ def test_entries_of_deleted_files_outside_the_checked_paths_are_not_stale(
         code, out, err = run_cli(capsys, "--baseline", "b.json", scope, cwd=sample)
         assert (code, out) == (0, "")
         assert "stale" not in err
+
+
+# --- item 22: one meaning of noqa comments in the CLI and flake8; real comments only ---------------
+
+
+def with_comment(sample: Path, line: int, comment: str) -> None:
+    jobs = sample / "app" / "jobs.py"
+    lines = jobs.read_text(encoding="utf-8").splitlines()
+    lines[line - 1] += comment
+    jobs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("comment", "codes"),
+    [
+        ("  # noqa: LCK00", ["LCK002"]),
+        ("  # noqa: LCK", ["LCK002"]),  # without digits it is no code list: all suppressed, as in flake8
+        ("  # noqa:LCK0", ["LCK002"]),
+        ("  # noqa: lck001", ["LCK001", "LCK002"]),  # codes are case-sensitive, as in flake8
+        ("  # noqa: LCK0011", ["LCK001", "LCK002"]),
+        ("  # noqa: E501 LCK001", ["LCK002"]),
+    ],
+)
+def test_noqa_means_the_same_in_the_cli_and_in_flake8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], comment: str, codes: list[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    with_comment(sample, 8, comment)
+    _code, out, _err = run_cli(capsys, "--no-cache", "--format", "json", "app/jobs.py", cwd=sample)
+    assert [d["code"] for d in json.loads(out)] == codes
+    flake8 = subprocess.run(
+        [PYTHON, "-m", "flake8", "--isolated", "--select", "LCK", "app/jobs.py"],
+        cwd=sample,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert [line.split(": ")[1].split()[0] for line in flake8.stdout.splitlines()] == codes
+
+
+def test_unused_noqa_counts_prefixes_and_ignores_text_in_strings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    with_comment(sample, 8, "  # noqa: LCK00")  # used: LCK001 is reported here
+    jobs = sample / "app" / "jobs.py"
+    jobs.write_text(
+        jobs.read_text(encoding="utf-8")
+        + 'HELP = "write # noqa: LCK002 on the line"  # noqa: LCK004\n'
+        + 'DOC = """\n# noqa: LCK001\n"""\n',
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "--warn-unused-noqa", "app/jobs.py", cwd=sample)
+    assert code == 1
+    assert len(out.splitlines()) == 1  # LCK002; LCK001 is suppressed
+    column = len('HELP = "write # noqa: LCK002 on the line"  ') + 1
+    assert [line for line in err.splitlines() if "unused noqa" in line] == [
+        f"app/jobs.py:13:{column}: unused noqa: LCK004 suppresses nothing here"
+    ]
+
+
+def test_without_noqa_blanks_comments_not_strings() -> None:
+    from lockorder_lint.noqa import without_noqa
+
+    source = b'x = "# noqa: LCK001"  # noqa: LCK001\n'
+    assert without_noqa(source) == b'x = "# noqa: LCK001"                \n'
+    latin = "# -*- coding: latin-1 -*-\ny = '\xe9'  # noqa: LCK002\n".encode("latin-1")
+    assert without_noqa(latin) == "# -*- coding: latin-1 -*-\ny = '\xe9'                \n".encode("latin-1")
+    bom = b"\xef\xbb\xbfz = 1  # noqa\n"
+    assert without_noqa(bom) == b"\xef\xbb\xbfz = 1        \n"
