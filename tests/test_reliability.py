@@ -303,6 +303,27 @@ def test_paths_in_unrelated_trees_do_not_make_the_filesystem_root_the_project(tm
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_flake8_refuses_the_filesystem_root_as_project_root(tmp_path: Path) -> None:
+    here = tmp_path / "here.py"
+    here.write_text(JOBS, encoding="utf-8")
+    elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    try:
+        (elsewhere / "there.py").write_text(JOBS, encoding="utf-8")
+        result = subprocess.run(
+            [PYTHON, "-m", "flake8", "--isolated", "--select", "LCK", str(here), str(elsewhere / "there.py")],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(elsewhere)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(
+        "lockorder-lint: error: the paths share no directory below the filesystem"
+    )
+
+
 def test_no_project_marker_below_the_root_keeps_the_common_parent(tmp_path: Path) -> None:
     from lockorder_lint.files import PathError, find_project_root
 
