@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from lockorder_lint.cli import main
 from lockorder_lint.config import ConfigError, load_config
 from lockorder_lint.rules import RULES_BY_CODE
 from tests.hostile import DRIVER, PYTHON, unreadable
@@ -431,6 +432,10 @@ def test_a_crash_reading_models_names_the_file(
     code, _out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
     assert code == 2
     assert "app/jobs.py: error: internal error reading models: KeyError: 'x'" in err.splitlines()
+    assert main(["tables", str(sample)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("account  [Account]")
+    assert f"{sample}/app/jobs.py: error: internal error reading models: KeyError: 'x'" in captured.err
 
 
 @pytest.mark.parametrize(

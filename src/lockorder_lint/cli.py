@@ -322,7 +322,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
             for t in tables
         ]
         print(json.dumps(data, indent=2))
-        return EXIT_CLEAN
+        return EXIT_ERROR if errors else EXIT_CLEAN
     for t in tables:
         pk = ", ".join(t.primary_key) or "(none declared)"
         classes = ", ".join(t.classes) or "-"
@@ -336,7 +336,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
             origin = f", {rel.via}" if rel.via != "relationship" else ""
             print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
     print(f"{len(tables)} tables", file=sys.stderr)
-    return EXIT_CLEAN
+    return EXIT_ERROR if errors else EXIT_CLEAN
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
