@@ -127,3 +127,20 @@ def test_compare_is_a_multiset_difference() -> None:
     outcome = compare([a, a, b], Counter({a: 1, b: 2, c: 1}), checked={"p.py"})
     assert outcome.new == [1]
     assert outcome.stale == [b]
+
+
+def test_baseline_keys_survive_a_formatter_run(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Quotes, comments and line breaks inside the flagged statement are not part of its key."""
+    run_cli(capsys, "--write-baseline", "baseline.json", "app", cwd=sample)
+    jobs = sample / "app" / "jobs.py"
+    jobs.write_text(
+        jobs.read_text(encoding="utf-8").replace(
+            'session.execute(update(Account).where(Account.owner == owner).values(status="closed"))',
+            "session.execute(\n        update(Account)  # a comment\n"
+            "        .where(Account.owner == owner)\n        .values(status='closed')\n    )",
+        ),
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(capsys, "--baseline", "baseline.json", "app", cwd=sample)
+    assert (code, out) == (0, "")
+    assert "stale" not in err

@@ -112,7 +112,7 @@ def test_findings_exit_1_in_sorted_path_line_col_code_message_lines(
     assert len(lines) == len(expected_prefixes)
     for line, prefix in zip(lines, expected_prefixes, strict=True):
         assert line.startswith(prefix), line
-    assert err == "4 findings in 4 files checked\n"
+    assert err == "4 findings (LCK001 2, LCK002 2) in 4 files checked\n"
 
 
 def test_clean_code_exits_0(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -274,16 +274,17 @@ def test_python_dash_m(sample: Path) -> None:
 def test_directory_walk_skips_tool_dirs_and_exclude_globs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sample = make_sample(tmp_path / "s", 'exclude = ["app/generated", "*_skip.py"]\n')
-    for skipped in (".git", ".venv", "node_modules", "build", "app/generated"):
+    sample = make_sample(tmp_path / "s", 'extend-exclude = ["app/generated", "*_skip.py"]\n')
+    for skipped in (".git", ".venv", "node_modules", "app/generated", "env"):
         (sample / skipped).mkdir(parents=True, exist_ok=True)
         (sample / skipped / "jobs.py").write_text(JOBS, encoding="utf-8")
+    (sample / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
     (sample / "app" / "also_skip.py").write_text(JOBS, encoding="utf-8")
     (sample / "app" / "kept.py").write_text(JOBS, encoding="utf-8")
     code, out, err = run_cli(capsys, ".", cwd=sample)
     assert code == 1
     assert sorted({line.split(":")[0] for line in out.splitlines()}) == ["app/jobs.py", "app/kept.py"]
-    assert err.startswith("4 findings in 4 files checked")
+    assert err.startswith("4 findings (LCK001 2, LCK002 2) in 4 files checked")
 
 
 def test_show_unknown_lists_statements_on_unknown_tables(
@@ -451,4 +452,4 @@ def test_piped_run_over_many_files_prints_no_progress(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 1
-    assert proc.stderr == "2 findings in 123 files checked\n"
+    assert proc.stderr == "2 findings (LCK001 1, LCK002 1) in 123 files checked\n"

@@ -10,7 +10,7 @@ import pytest
 
 from lockorder_lint.cli import main
 from lockorder_lint.config import Config
-from lockorder_lint.fixer import fix_source, write_atomically
+from lockorder_lint.fixer import fix_source, write_fixed
 from lockorder_lint.runner import check_path, make_project
 
 RULE_FIXTURES = Path(__file__).parent / "fixtures" / "rules"
@@ -179,9 +179,9 @@ def test_line_endings_and_encoding_survive(tmp_path: Path, monkeypatch: pytest.M
     assert module.stat().st_mode & 0o777 == 0o640
 
 
-def test_write_atomically_replaces_in_one_step(tmp_path: Path) -> None:
+def test_write_fixed_replaces_in_one_step(tmp_path: Path) -> None:
     target = tmp_path / "m.py"
     target.write_text("x = 1\n", encoding="utf-8")
-    write_atomically(target, "x = 2\n", "utf-8")
+    write_fixed(target, "x = 2\n", "utf-8")
     assert target.read_text(encoding="utf-8") == "x = 2\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]

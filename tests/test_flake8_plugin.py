@@ -69,12 +69,55 @@ def test_flake8_noqa_and_select(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "")
 
 
-def test_flake8_config_error_is_reported_not_crashed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("select", ["LCK", "LCK001", "E9"])
+def test_flake8_config_error_fails_the_run_once_whatever_is_selected(tmp_path: Path, select: str) -> None:
     sample = make_sample(tmp_path / "s", 'hot-table = ["account"]\n')
-    result = run([*FLAKE8, "app/jobs.py"], sample)
-    assert result.returncode == 1
-    assert result.stdout.startswith("app/jobs.py:1:1: LCK000 lockorder-lint configuration error: ")
-    assert "unknown key `hot-table`" in result.stdout
+    (sample / "app" / "more.py").write_text(CLEAN, encoding="utf-8")
+    result = run([sys.executable, "-m", "flake8", "--isolated", "--select", select, "app"], sample)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"lockorder-lint: configuration error: {sample / 'pyproject.toml'}: "
+        "unknown key `hot-table` in [tool.lockorder-lint]\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--select", "LCK999"], "flake8 option --select holds 'LCK999', which is not a known code"),
+        (["--extend-select", "LCK0011"], "option --extend-select holds 'LCK0011'"),
+        (["--extend-ignore", "LCK9"], "option --extend-ignore holds 'LCK9'"),
+        (["--per-file-ignores", "app/*:LCK0011"], "option --per-file-ignores holds 'LCK0011'"),
+    ],
+)
+def test_flake8_options_naming_unknown_lck_codes_fail_the_run(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    result = run([sys.executable, "-m", "flake8", "--isolated", *options, "app"], sample)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("lockorder-lint: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_flake8_options_may_name_the_plugin_code_and_rule_prefixes(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "s")
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "flake8",
+            "--isolated",
+            "--select",
+            "LCK00",
+            "--extend-ignore",
+            "LCK000",
+            "app",
+        ],
+        sample,
+    )
+    assert result.returncode == 1, result.stderr
+    assert len(result.stdout.splitlines()) == 2
 
 
 # Runs flake8 with make_project wrapped so that every catalog build, in any process, appends a line.
@@ -121,9 +164,9 @@ def test_checkers_of_one_project_share_the_catalog(tmp_path: Path, monkeypatch: 
     builds: list[Path] = []
     original = flake8_plugin.make_project
 
-    def counting(root: Path, *args: object) -> object:
+    def counting(root: Path, *args: object, **kwargs: object) -> object:
         builds.append(root)
-        return original(root, *args)  # type: ignore[arg-type]
+        return original(root, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(flake8_plugin, "make_project", counting)
     found = []

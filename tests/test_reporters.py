@@ -49,13 +49,13 @@ def test_sarif_output_validates_and_describes_tool_rules_and_results(
             page_section(rule.code, "What it finds") or rule.summary
         )
         assert described["helpUri"].endswith(f"/rules/{rule.code}.md")
-    assert run["originalUriBaseIds"]["PROJECTROOT"]["uri"] == sample.resolve().as_uri() + "/"
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == sample.resolve().as_uri() + "/"
     results = run["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("LCK001", "error"), ("LCK002", "error")]
     for result, (line, column) in zip(results, (LCK001_AT, LCK002_AT), strict=True):
         (location,) = result["locations"]
         physical = location["physicalLocation"]
-        assert physical["artifactLocation"] == {"uri": "app/jobs.py", "uriBaseId": "PROJECTROOT"}
+        assert physical["artifactLocation"] == {"uri": "app/jobs.py", "uriBaseId": "SRCROOT"}
         region = physical["region"]
         assert (region["startLine"], region["startColumn"], region["endLine"]) == (line, column, line)
         assert region["endColumn"] > column
@@ -143,6 +143,6 @@ def test_sarif_reports_unparseable_files_as_tool_notifications(
     (notification,) = invocation["toolExecutionNotifications"]
     assert notification["message"]["text"].startswith("cannot parse")
     physical = notification["locations"][0]["physicalLocation"]
-    assert physical["artifactLocation"] == {"uri": "app/broken.py", "uriBaseId": "PROJECTROOT"}
+    assert physical["artifactLocation"] == {"uri": "app/broken.py", "uriBaseId": "SRCROOT"}
     assert physical["region"] == {"startLine": 2}
     assert len(log["runs"][0]["results"]) == 2

@@ -4,7 +4,9 @@ statement text), never on line numbers, so moving code around does not bring fin
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,13 +33,19 @@ class BaselineKey:
 
 
 def _normalise(statement: str) -> str:
-    return " ".join(statement.split())
+    """The statement as canonical code (what findings carry): a baseline written before keys were
+    canonical, or edited by hand, still matches after a formatter run."""
+    try:
+        code = ast.unparse(ast.parse(statement.strip()))
+    except (SyntaxError, ValueError, RecursionError):
+        code = statement
+    return " ".join(code.split())
 
 
 def _project_path(path: str, root: Path) -> str:
     """Paths relative to the project root, so a baseline works from any working directory."""
     try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        return Path(os.path.realpath(path)).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
         return Path(path).as_posix()
 
@@ -61,6 +69,19 @@ class FindingLike(Protocol):
 
 def project_paths(paths: Iterable[str], root: Path) -> set[str]:
     return {_project_path(p, root) for p in paths}
+
+
+def missing_files(baseline: Iterable[BaselineKey], root: Path, directories: Iterable[str]) -> set[str]:
+    """The paths of baseline entries that lie under one of ``directories`` (project-relative;
+    ``.`` is the whole project) and whose file no longer exists: a deleted or moved file's entries
+    can only be stale, though no run will ever check that path again."""
+    scopes = tuple(directories)
+    missing = set()
+    for key in baseline:
+        inside = any(d == "." or key.path == d or key.path.startswith(d + "/") for d in scopes)
+        if inside and not (root / key.path).is_file():
+            missing.add(key.path)
+    return missing
 
 
 def keys_of(findings: Iterable[FindingLike], root: Path) -> list[BaselineKey]:

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockorder_lint import __version__
 from lockorder_lint.baseline import (
     BaselineKey,
     compare,
     keys_of,
+    missing_files,
     project_paths,
     read_baseline,
     write_baseline,
 )
 from lockorder_lint.cache import CACHE_DIR_NAME, Cache
-from lockorder_lint.config import Config, ConfigError, load_config
-from lockorder_lint.engine import Project, check_source, read_source
-from lockorder_lint.files import find_project_root, iter_python_files
-from lockorder_lint.findings import FileError, Finding
+from lockorder_lint.config import Config, ConfigError, code_problem, hot_table_warnings, load_config
+from lockorder_lint.engine import Project, check_source
+from lockorder_lint.files import PathError, find_project_root, find_repository_root
+from lockorder_lint.findings import FileError, Finding, Note
 from lockorder_lint.noqa import UnusedNoqa, unused_noqa
 from lockorder_lint.parsing import decode
 from lockorder_lint.progress import progress_for
@@ -36,17 +40,24 @@ from lockorder_lint.reporters import (
 )
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
-from lockorder_lint.runner import default_jobs, display_path, make_project, run
+from lockorder_lint.runner import checked_files, default_jobs, display_path, make_project, read_file, run
+
+if TYPE_CHECKING:  # the fixer imports libcst, which only --fix and --diff need
+    from lockorder_lint.fixer import FixReport
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 COMMANDS = ("check", "tables", "explain", "rules")
 
 
 def _codes(value: str) -> tuple[str, ...]:
-    codes = tuple(c.strip().upper() for c in value.split(",") if c.strip())
+    """Comma-separated codes or prefixes, each one known (see ``config.code_problem``)."""
+    codes = tuple(c.strip() for c in value.split(",") if c.strip())
+    if not codes:
+        raise argparse.ArgumentTypeError("names no code")
     for code in codes:
-        if not code.startswith("LCK"):
-            raise argparse.ArgumentTypeError(f"{code!r} is not an LCK code or prefix")
+        problem = code_problem(code)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{code!r} is {problem}")
     return codes
 
 
@@ -66,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="configuration file (default: pyproject.toml at the project root)"
     )
     parser.add_argument("--project-root", type=Path, help="root whose models form the catalog")
+    parser.add_argument(
+        "--repository-root",
+        type=Path,
+        metavar="DIR",
+        help="what sarif and github paths are relative to (default: the git repository of the project root)",
+    )
     parser.add_argument(
         "--show-unknown", action="store_true", help="list statements on tables the catalog does not know"
     )
@@ -100,9 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _project_root(args: argparse.Namespace, paths: list[Path]) -> Path:
+    """``--project-root`` if it is a directory, else the root the paths belong to."""
+    if args.project_root is not None:
+        given: Path = args.project_root
+        if not given.is_dir():
+            reason = "is not a directory" if os.path.exists(given) else "does not exist"
+            raise PathError(f"--project-root {given} {reason}")
+        return Path(os.path.realpath(given))
+    return find_project_root([p for p in paths if os.path.exists(p)] or [Path(".")])
+
+
 def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
     paths: list[Path] = args.paths or [Path(".")]
-    root = (args.project_root or find_project_root([p for p in paths if p.exists()] or [Path(".")])).resolve()
+    root = _project_root(args, paths)
     config_path = args.config or root / "pyproject.toml"
     config = load_config(config_path, explicit=args.config is not None)
     if args.select is not None:
@@ -114,46 +142,73 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     root, config, paths = _setup(args)
+    repository = _repository_root(args, root)
+    if args.write_baseline is not None and not os.path.isdir(args.write_baseline.parent or "."):
+        raise PathError(
+            f"--write-baseline {args.write_baseline}: directory {args.write_baseline.parent} does not exist"
+        )
     cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    project = make_project(root, config, cache, jobs=max(1, jobs))
+    catalog_notes: list[Note] = []
+    catalog_errors: list[FileError] = []
+    project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=max(1, jobs))
+    for warning in hot_table_warnings(config, project.catalog.tables):
+        print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
     progress = progress_for(sys.stderr)
     try:
         result = run(paths, project, jobs=max(1, jobs), progress=progress, cache=cache)
     finally:
         if progress is not None:
             progress.close()
+    fix_errors: list[FileError] = []
+    diff: FixReport | None = None
     if args.fix or args.diff:
         from lockorder_lint.fixer import apply_fixes
 
         fixes = apply_fixes(
             result.findings, config, write=not args.diff, diff_out=sys.stdout if args.diff else None
         )
-        for error in fixes.errors:
-            print(error.render(), file=sys.stderr)
+        fix_errors = fixes.errors
         if args.diff:
-            return EXIT_FINDINGS if fixes.files else EXIT_CLEAN
-        print(
-            f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
-            file=sys.stderr,
-        )
-        if fixes.files:
-            result = run(paths, project, jobs=max(1, jobs), cache=cache)
+            diff = fixes
+        else:
+            print(
+                f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
+                file=sys.stderr,
+            )
+            if fixes.files:
+                result = run(paths, project, jobs=max(1, jobs), cache=cache)
     findings = result.findings
+    checked_errors = {e.path for e in result.errors}
+    errors = [e for e in catalog_errors if e.path not in checked_errors] + result.errors + fix_errors
+    reported = {e.path for e in errors} | {n.path for n in result.notes}
+    notes = sorted([n for n in catalog_notes if n.path not in reported] + result.notes, key=lambda n: n.path)
     stale: list[BaselineKey] = []
     if args.write_baseline is not None:
-        count = write_baseline(args.write_baseline, findings, root)
+        try:
+            count = write_baseline(args.write_baseline, findings, root)
+        except OSError as exc:
+            raise PathError(f"cannot write baseline {args.write_baseline}: {exc.strerror or exc}") from exc
         print(f"lockorder-lint: wrote {count} findings to baseline {args.write_baseline}", file=sys.stderr)
         findings = []
     elif args.baseline is not None:
-        checked = project_paths((display for _, display in _checked_files(paths, project)), root)
-        outcome = compare(keys_of(findings, root), read_baseline(args.baseline), checked)
+        recorded = read_baseline(args.baseline)
+        checked = project_paths((display_path(p) for p in checked_files(paths, project).files), root)
+        directories = project_paths((str(p) for p in paths if os.path.isdir(p)), root)
+        checked |= missing_files(recorded, root, directories)
+        outcome = compare(keys_of(findings, root), recorded, checked)
         findings = [findings[i] for i in outcome.new]
         stale = outcome.stale
     unused = _unused_noqa(paths, project) if args.warn_unused_noqa else []
-    sys.stdout.write(_render(args.format, findings, root, result.errors))
-    for error in result.errors:
+    not_fixed = _not_fixed(findings, diff, project) if diff is not None else []
+    if diff is not None:  # stdout holds the diff; the findings it does not fix go to stderr
+        sys.stderr.write(render_text(not_fixed))
+    else:
+        sys.stdout.write(_render(args.format, findings, repository, errors))
+    for error in errors:
         print(error.render(), file=sys.stderr)
+    for note in notes:
+        print(note.render(), file=sys.stderr)
     for entry in stale:
         print(f"{args.baseline}: stale baseline entry: {entry.describe()}", file=sys.stderr)
     for noqa in unused:
@@ -161,32 +216,63 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.show_unknown:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
-        sys.stderr.write(summary(len(findings), result.files, len(result.unknown), len(result.errors)))
-    if result.errors:
+        sys.stderr.write(summary((f.code for f in findings), result.files, len(result.unknown), len(errors)))
+    if diff is not None:
+        print(
+            f"lockorder-lint: the diff fixes {diff.handlers} handler(s) in {len(diff.files)} file(s); "
+            f"{len(not_fixed)} finding(s) above have no automatic fix",
+            file=sys.stderr,
+        )
+    if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
 
 
-def _render(fmt: str, findings: list[Finding], root: Path, errors: list[FileError]) -> str:
+def _not_fixed(findings: list[Finding], fixes: FixReport, project: Project) -> list[Finding]:
+    """The findings that the fixes would leave: all those of files they do not touch, and those of
+    a fixed file still found in its fixed text (matched on code, function and statement, as a
+    baseline matches, since the inserted lines move the rest). Positions are today's."""
+    left_in: dict[str, Counter[tuple[str, str | None, str]]] = {}
+    for fix in fixes.files:
+        after = check_source(fix.after.encode(fix.encoding), fix.path, fix.display, project)
+        left_in[fix.display] = Counter((f.code, f.function, f.statement) for f in after.findings)
+    left = []
+    for finding in findings:
+        remaining = left_in.get(finding.path)
+        key = (finding.code, finding.function, finding.statement)
+        if remaining is None:
+            left.append(finding)
+        elif remaining[key] > 0:
+            remaining[key] -= 1
+            left.append(finding)
+    return left
+
+
+def _render(fmt: str, findings: list[Finding], repository: Path, errors: list[FileError]) -> str:
     if fmt == "json":
-        return render_json(findings)
+        return render_json(findings, errors)
     if fmt == "sarif":
-        return render_sarif(findings, root, errors)
+        return render_sarif(findings, repository, errors)
     if fmt == "github":
-        return render_github(findings)
+        return render_github(findings, repository, errors)
     return render_text(findings)
 
 
-def _checked_files(paths: list[Path], project: Project) -> list[tuple[Path, str]]:
-    existing = [p for p in paths if p.exists()]
-    return [(p, display_path(p)) for p in iter_python_files(existing, project.root, project.config.exclude)]
+def _repository_root(args: argparse.Namespace, root: Path) -> Path:
+    """``--repository-root``, else the git repository holding the project root, else that root."""
+    if args.repository_root is None:
+        return find_repository_root(root)
+    if not os.path.isdir(args.repository_root):
+        raise PathError(f"--repository-root {args.repository_root} is not a directory")
+    return Path(os.path.realpath(args.repository_root))
 
 
 def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
     """Re-check, in this process, only the files that hold a ``# noqa: LCKnnn``."""
     unused: list[UnusedNoqa] = []
-    for path, display in _checked_files(paths, project):
-        data, _error = read_source(path, display)
+    for path in checked_files(paths, project).files:
+        display = display_path(path)
+        data, _error = read_file(path, display)
         if data is None or b"noqa" not in data.lower():
             continue
         try:
@@ -203,7 +289,12 @@ def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
 
 def cmd_tables(args: argparse.Namespace) -> int:
     root, config, _paths = _setup(args)
-    catalog = make_project(root, config).catalog
+    notes: list[Note] = []
+    errors: list[FileError] = []
+    catalog = make_project(root, config, notes=notes, errors=errors).catalog
+    problems: list[FileError | Note] = [*errors, *notes]
+    for problem in problems:
+        print(problem.render(), file=sys.stderr)
     tables = sorted(catalog.tables.values(), key=lambda t: t.name)
     if args.format == "json":
         data = [
@@ -232,7 +323,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
             for t in tables
         ]
         print(json.dumps(data, indent=2))
-        return EXIT_CLEAN
+        return EXIT_ERROR if errors else EXIT_CLEAN
     for t in tables:
         pk = ", ".join(t.primary_key) or "(none declared)"
         classes = ", ".join(t.classes) or "-"
@@ -246,7 +337,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
             origin = f", {rel.via}" if rel.via != "relationship" else ""
             print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
     print(f"{len(tables)} tables", file=sys.stderr)
-    return EXIT_CLEAN
+    return EXIT_ERROR if errors else EXIT_CLEAN
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -284,8 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "check"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if args.diff and args.format != "text":
+            parser.error("--diff writes the diff on stdout, so it takes only --format text")
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     handler = {"check": cmd_check, "tables": cmd_tables, "explain": cmd_explain, "rules": cmd_rules}[command]
@@ -294,7 +388,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lockorder-lint: config error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except PathError as exc:
+        print(f"lockorder-lint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_CLEAN
+    except Exception as exc:  # a bug: one line and exit 2, never a traceback and exit 1 ("findings")
+        print(f"lockorder-lint: internal error: {_crash_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _crash_line(exc: BaseException) -> str:
+    """The exception in one line, naming first the file it concerns when it says which."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {type(exc).__name__}: {exc.strerror or exc}"
+    message = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {message}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ DEFAULT_SESSION_NAMES = (
     "db.session",
 )
 
+# What a directory walk skips unless ``exclude`` replaces it: hidden directories (.git, .venv,
+# .tox, caches), byte-code caches, JavaScript dependencies, installed packages and build metadata.
+# Virtual environments are skipped by their pyvenv.cfg whatever they are called.
+DEFAULT_EXCLUDE = (".*", "__pycache__", "node_modules", "site-packages", "*.egg-info")
+
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
@@ -45,10 +51,12 @@ class Config:
     """Everything that changes what the rules report. Hashable, so it can key the cache."""
 
     hot_tables: tuple[str, ...] | None = None
+    hot_tables_from_preset: bool = False
     lock_helpers: tuple[str, ...] = ()
     select: tuple[str, ...] = ("LCK",)
     ignore: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...] | None = None  # None: DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     dialects: tuple[str, ...] = ("postgresql",)
     session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
@@ -63,6 +71,17 @@ class Config:
         selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
         ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return selected >= 0 and selected > ignored
+
+    @property
+    def walk_exclude(self) -> tuple[str, ...]:
+        """What a directory walk of the checked paths skips: ``exclude`` (or the defaults) and
+        ``extend-exclude``."""
+        return (DEFAULT_EXCLUDE if self.exclude is None else self.exclude) + self.extend_exclude
+
+    @property
+    def named_exclude(self) -> tuple[str, ...]:
+        """What is skipped even when named on the command line: the user's own patterns only."""
+        return (self.exclude or ()) + self.extend_exclude
 
     @property
     def mysql(self) -> bool:
@@ -109,15 +128,49 @@ def _per_file_ignores(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: `per-file-ignores` must map glob patterns to lists of codes")
     return tuple(
-        (pattern, _str_list(codes, f"per-file-ignores.{pattern}", where)) for pattern, codes in value.items()
+        (pattern, _codes(codes, f"per-file-ignores.{pattern}", where)) for pattern, codes in value.items()
     )
+
+
+CODE_PREFIX = "LCK"
+
+
+def rule_codes() -> tuple[str, ...]:
+    """The codes of the registered rules (read lazily: the rules import this module)."""
+    from lockorder_lint.rules import RULES_BY_CODE
+
+    return tuple(RULES_BY_CODE)
+
+
+def known_codes() -> frozenset[str]:
+    """Every rule code and every prefix of one that still starts with ``LCK``: what ``select``,
+    ``ignore`` and ``per-file-ignores`` may name. Derived from the rule registry, so a new rule is
+    known as soon as it is registered."""
+    return frozenset(code[:end] for code in rule_codes() for end in range(len(CODE_PREFIX), len(code) + 1))
+
+
+def code_problem(code: str) -> str | None:
+    """Why ``code`` selects no rule, as "<code> is ..." would go on (None when it names a rule or
+    a prefix of rule codes). Codes are case-sensitive, as in flake8."""
+    known = known_codes()
+    if code in known:
+        return None
+    if not code.upper().startswith(CODE_PREFIX):
+        return f"not an {CODE_PREFIX} code or prefix"
+    rules = sorted(rule_codes())
+    close = [code.upper()] if code.upper() in known else difflib.get_close_matches(code.upper(), rules, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(rules)} and their prefixes"
+    return f"not a known code or prefix{hint}"
 
 
 def _codes(value: Any, key: str, where: str) -> tuple[str, ...]:
     codes = _str_list(value, key, where)
     for code in codes:
-        if not code.startswith("LCK"):
-            raise ConfigError(f"{where}: `{key}` holds {code!r}, which is not an LCK code or prefix")
+        problem = code_problem(code)
+        if problem is not None:
+            raise ConfigError(f"{where}: `{key}` holds {code!r}, which is {problem}")
+    if key == "select" and not codes:
+        raise ConfigError(f"{where}: `select` is empty, so no rule would run (leave it out to run all)")
     return codes
 
 
@@ -127,12 +180,15 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
     for key, value in settings.items():
         if key == "hot-tables":
             changes["hot_tables"] = _str_list(value, key, where)
+            changes["hot_tables_from_preset"] = False
         elif key == "lock-helpers":
             changes["lock_helpers"] = _str_list(value, key, where)
         elif key in ("select", "ignore"):
             changes[key] = _codes(value, key, where)
         elif key == "exclude":
             changes["exclude"] = _str_list(value, key, where)
+        elif key == "extend-exclude":
+            changes["extend_exclude"] = _str_list(value, key, where)
         elif key == "per-file-ignores":
             changes["per_file_ignores"] = _per_file_ignores(value, where)
         elif key == "dialects":
@@ -173,7 +229,7 @@ def _apply_preset(config: Config, name: Any, where: str) -> Config:
         raise ConfigError(f"{where}: unknown preset {name!r}")
     data = _read_toml(path)
     config = apply_settings(config, data.get("tool", {}).get(SECTION, data), str(path))
-    return replace(config, preset=name)
+    return replace(config, preset=name, hot_tables_from_preset=config.hot_tables is not None)
 
 
 def load_config(path: Path | None, explicit: bool = False) -> Config:
@@ -196,3 +252,23 @@ def load_config(path: Path | None, explicit: bool = False) -> Config:
         config = _apply_preset(config, section["preset"], str(path))
     config = apply_settings(config, section, str(path))
     return replace(config, source=str(path))
+
+
+def hot_table_warnings(config: Config, tables: Collection[str]) -> list[str]:
+    """One warning per ``hot-tables`` entry that names no table in the catalog, with the closest
+    table's name: a typo there silently turns the rules off for the table meant.
+
+    Warnings, not errors: the catalog holds what the code declares, and a hot table may be
+    missing from it for good reasons (a checked subset of a project, a configuration shared by
+    branches). A preset's list is not checked: it is written for several versions of a project."""
+    if config.hot_tables is None or config.hot_tables_from_preset:
+        return []
+    where = config.source or "configuration"
+    warnings = []
+    for name in config.hot_tables:
+        if name in tables:
+            continue
+        close = difflib.get_close_matches(name, sorted(tables), 1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (the catalog is empty)" if not tables else ""
+        warnings.append(f"{where}: `hot-tables` names {name!r}, which is not a table in the catalog{hint}")
+    return warnings

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lockorder_lint.catalog import Catalog, FileModels, read_models
+from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
 from lockorder_lint.dialects import module_dialect, normalise
 from lockorder_lint.files import relative_to_root
@@ -67,25 +67,6 @@ class FileResult:
     # Other files whose functions the check followed, with their digests: a cached result is
     # valid only while they are unchanged.
     deps: dict[str, str] = field(default_factory=dict)
-
-
-def read_source(path: Path, display: str) -> tuple[bytes | None, FileError | None]:
-    try:
-        return path.read_bytes(), None
-    except OSError as exc:
-        return None, FileError(display, 0, f"cannot read: {exc.strerror or exc}")
-
-
-def file_models(path: Path, display: str, root: Path) -> FileModels:
-    """One file's model declarations; a file that cannot be read or parsed declares nothing
-    (if it is also checked, the check reports why)."""
-    data, error = read_source(path, display)
-    if data is None or error is not None:
-        return FileModels()
-    try:
-        return read_models(data, path, root, display)
-    except (SyntaxError, ValueError, RecursionError):
-        return FileModels()
 
 
 def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> list[int]:

@@ -50,3 +50,16 @@ class FileError:
     def render(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: error: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a run left out on purpose, said by name: a FIFO named like a source file, a
+    directory under the project root that the catalog could not enter. Unlike a FileError it does
+    not fail the run."""
+
+    path: str
+    reason: str
+
+    def render(self) -> str:
+        return f"{self.path}: note: {self.reason}"

@@ -4,14 +4,16 @@ clause that LCK003 reported, so that the aborted session is usable again before 
 The edit is made with libcst on the whole file, so comments and formatting stay as they were.
 Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
 analysed again and each reported use is matched to the handler it came from. A file is written
-only when it changed, after its new text parses, through a temporary file in the same directory
-and ``os.replace``, so that an interrupted run never leaves a half-written file.
+only when it changed, after its new text parses, and never when it is read-only; see
+``write_fixed`` for how symbolic and hard links are kept.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
+import errno
 import io
 import os
 import tempfile
@@ -252,20 +254,64 @@ def plan_fixes(findings: Iterable[Finding], config: Config) -> FixReport:
     return report
 
 
-def write_atomically(path: Path, text: str, encoding: str) -> None:
-    """Replace ``path``'s content in one step, keeping its permissions."""
-    mode = path.stat().st_mode & 0o7777
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".lockorder-tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(text.encode(encoding))
+class ReadOnlyFile(OSError):
+    """The file to fix may not be written: it is reported, never forced."""
+
+
+def _writable(info: os.stat_result, path: Path) -> bool:
+    """Whether the user may write ``path``; a file with no write bit at all counts as read-only
+    even for root, who ``os.access`` says may write anything."""
+    return bool(info.st_mode & 0o222) and os.access(path, os.W_OK)
+
+
+def write_fixed(path: Path, text: str, encoding: str) -> None:
+    """Write the fixed text over ``path`` without breaking what leads to it.
+
+    A symbolic link stays a link: its target is written. A read-only file raises ``ReadOnlyFile``.
+    A file with one name is replaced atomically: the text goes to a temporary file beside it,
+    flushed to disk, with the file's mode (and owner, when allowed), then ``os.replace``-d over it,
+    so an interrupted run leaves the old or the new file, never a mix. ``os.replace`` would give a
+    file with several hard links a new inode that only this name sees, so such a file is rewritten
+    in place instead, keeping every link; that write is not atomic, so the old text is first
+    saved beside it and removed only once the new text is on disk."""
+    target = Path(os.path.realpath(path))
+    info = target.stat()
+    if not _writable(info, target):
+        raise ReadOnlyFile(errno.EACCES, "the file is read-only; the fix was not written", str(path))
+    data = text.encode(encoding)
+    if info.st_nlink > 1:
+        backup = _write_temporary(target, target.read_bytes(), info, ".lockorder-orig")
+        with target.open("r+b") as out:
+            out.write(data)
+            out.truncate()
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        os.unlink(backup)
+        return
+    temporary = _write_temporary(target, data, info, ".lockorder-tmp")
+    try:
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _write_temporary(beside: Path, data: bytes, info: os.stat_result, suffix: str) -> str:
+    """A hidden file next to ``beside`` holding ``data`` on disk, with ``beside``'s mode and owner."""
+    handle, temporary = tempfile.mkstemp(dir=beside.parent, prefix=f".{beside.name}.", suffix=suffix)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, info.st_mode & 0o7777)
+        if hasattr(os, "chown"):
+            with contextlib.suppress(PermissionError):
+                os.chown(temporary, info.st_uid, info.st_gid)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return temporary
 
 
 def apply_fixes(
@@ -273,14 +319,23 @@ def apply_fixes(
 ) -> FixReport:
     """Fix (``write``) or only show (``diff_out``) the rollbacks for the fixable findings."""
     report = plan_fixes(findings, config)
+    written: list[bool] = []
     for fix in report.files:
         if diff_out is not None:
             diff_out.write(fix.diff())
         if write:
             try:
-                write_atomically(fix.path, fix.after, fix.encoding)
+                write_fixed(fix.path, fix.after, fix.encoding)
+            except ReadOnlyFile as exc:
+                report.errors.append(FileError(fix.display, 0, str(exc.strerror)))
+                written.append(False)
             except OSError as exc:
                 report.errors.append(
                     FileError(fix.display, 0, f"cannot write the fix: {exc.strerror or exc}")
                 )
+                written.append(False)
+            else:
+                written.append(True)
+    if write:
+        report.files = [fix for fix, done in zip(report.files, written, strict=True) if done]
     return report

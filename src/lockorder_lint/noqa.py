@@ -1,30 +1,46 @@
-"""``# noqa`` comments, read the way flake8 reads them, and the ones that suppress nothing."""
+"""``# noqa`` comments, read exactly the way flake8 reads them, and the ones that suppress nothing.
+
+flake8's meaning is the one meaning everywhere: ``# noqa`` alone suppresses every code on its
+line; ``# noqa: CODES`` suppresses the codes listed and every code they are a prefix of
+(``# noqa: LCK00`` covers LCK001 to LCK009); codes are case-sensitive (``# noqa: lck001``
+suppresses nothing, though it is no bare ``# noqa`` either)."""
 
 from __future__ import annotations
 
+import codecs
+import io
 import re
-from collections.abc import Callable, Iterable
+import tokenize
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
-NOQA_BYTES = re.compile(NOQA.pattern.encode("ascii"), re.IGNORECASE)
+# As flake8 matches it: "noqa" in any case, at most one blank after the colon, codes separated by
+# commas or blanks. A code list that does not match this (two blanks after the colon, codes without
+# digits) leaves the comment a bare one, which suppresses everything.
+NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>(?:[A-Z]+[0-9]+(?:[,\s]+)?)+))?", re.IGNORECASE)
 OWN_PREFIX = "LCK"
 
 
 def noqa_codes(line: str) -> frozenset[str] | None:
-    """``None``: no noqa. Empty set: a bare ``# noqa`` (suppresses everything). Else the codes."""
+    """``None``: no noqa. Empty set: a bare ``# noqa`` (suppresses everything). Else the codes,
+    as written (flake8 compares them case-sensitively)."""
     match = NOQA.search(line)
     if match is None:
         return None
     codes = match.group("codes")
     if not codes:
         return frozenset()
-    return frozenset(c.upper() for c in re.split(r"[,\s]+", codes) if c)
+    return frozenset(c for c in re.split(r"[,\s]+", codes) if c)
+
+
+def covers(noqa_code: str, code: str) -> bool:
+    """Whether ``# noqa: noqa_code`` suppresses ``code``: the same code, or a prefix of it."""
+    return code.startswith(noqa_code)
 
 
 def suppressed(line: str, code: str) -> bool:
     codes = noqa_codes(line)
-    return codes is not None and (not codes or code in codes)
+    return codes is not None and (not codes or any(covers(c, code) for c in codes))
 
 
 @dataclass(frozen=True, order=True)
@@ -41,25 +57,55 @@ class UnusedNoqa:
         return f"{self.path}:{self.line}:{self.column}: unused noqa: {codes} suppresses nothing here"
 
 
+def _comments(readline: Callable[[], str]) -> Iterator[tokenize.TokenInfo]:
+    """The real comments of a source (never text inside a string that looks like one); nothing
+    when the source does not tokenize (the check reports that file's error)."""
+    try:
+        for token in tokenize.generate_tokens(readline):
+            if token.type == tokenize.COMMENT:
+                yield token
+    except (tokenize.TokenError, SyntaxError):
+        return
+
+
 def own_noqa_comments(text: str) -> dict[int, tuple[int, frozenset[str]]]:
-    """Lines holding a ``# noqa`` that names LCK codes: line -> (1-based column, those codes).
+    """Lines holding a ``# noqa`` comment that names LCK codes: line -> (1-based column, those codes).
 
     A bare ``# noqa`` is left alone: it may be there for another tool, and we cannot tell."""
     found: dict[int, tuple[int, frozenset[str]]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        match = NOQA.search(line)
+    for token in _comments(io.StringIO(text).readline):
+        match = NOQA.search(token.string)
         if match is None:
             continue
-        codes = noqa_codes(line) or frozenset()
+        codes = noqa_codes(token.string) or frozenset()
         own = frozenset(c for c in codes if c.startswith(OWN_PREFIX))
         if own:
-            found[lineno] = (match.start() + 1, own)
+            line, column = token.start
+            found[line] = (column + match.start() + 1, own)
     return found
 
 
 def without_noqa(data: bytes) -> bytes:
-    """The source with every noqa comment blanked to spaces: same lines, same columns."""
-    return NOQA_BYTES.sub(lambda m: b" " * len(m.group(0)), data)
+    """The source with every noqa comment blanked to spaces: same lines, same columns. Only real
+    comments are blanked, so string literals keep their text."""
+    lines = io.BytesIO(data).readlines()  # split as tokenize splits: on \n only
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text_lines = [line.decode(encoding) for line in lines]
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return data
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    for token in _comments(iter([*text_lines, ""]).__next__):
+        match = NOQA.search(token.string)
+        if match is None:
+            continue
+        row, column = token.start
+        line, text = lines[row - 1], text_lines[row - 1]
+        bom = len(codecs.BOM_UTF8) if row == 1 and line.startswith(codecs.BOM_UTF8) else 0
+        start = bom + len(text[: column + match.start()].encode(codec))
+        end = bom + len(text[: column + match.end()].encode(codec))
+        lines[row - 1] = line[:start] + b" " * (end - start) + line[end:]
+    return b"".join(lines)
 
 
 def unused_noqa(
@@ -78,7 +124,8 @@ def unused_noqa(
         would_report.setdefault(line, set()).add(code)
     unused = []
     for line, (column, codes) in sorted(comments.items()):
-        idle = sorted(codes - would_report.get(line, set()))
+        reported = would_report.get(line, set())
+        idle = sorted(c for c in codes if not any(covers(c, code) for code in reported))
         if idle:
             unused.append(UnusedNoqa(display, line, column, tuple(idle)))
     return unused

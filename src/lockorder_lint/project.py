@@ -73,6 +73,9 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     except RecursionError:
         error = FileError(display, 0, "cannot read: nested too deeply to analyse")
         return FileFacts(module, error=error, digest=digest)
+    except Exception as exc:  # a bug must name its file, and not stop the run
+        error = FileError(display, 0, f"internal error reading models: {type(exc).__name__}: {exc}")
+        return FileFacts(module, error=error, digest=digest)
     return FileFacts(module, models, builds_sql, classes, None, migration, digest)
 
 

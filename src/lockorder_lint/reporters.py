@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lockorder_lint import __version__
 from lockorder_lint.findings import FileError, Finding, Skipped
@@ -16,15 +19,35 @@ from lockorder_lint.rules import ALL_RULES, Rule
 
 HOMEPAGE = "https://github.com/lockorder-lint/lockorder-lint"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-ROOT_BASE_ID = "PROJECTROOT"
+ROOT_BASE_ID = "SRCROOT"
 
 
 def render_text(findings: Sequence[Finding]) -> str:
     return "".join(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}\n" for f in findings)
 
 
-def render_json(findings: Sequence[Finding]) -> str:
-    return json.dumps([f.to_dict() for f in findings], indent=2) + "\n"
+def render_json(findings: Sequence[Finding], errors: Sequence[FileError] = ()) -> str:
+    """One array: the findings (``"type": "finding"``), then the files that could not be checked
+    (``"type": "error"``, the reason in ``message``, the keys a finding has but no position set to
+    null), so that a consumer cannot mistake a file it never saw checked for a clean one."""
+    entries: list[dict[str, Any]] = [{"type": "finding", **f.to_dict()} for f in findings]
+    for error in errors:
+        entries.append(
+            {
+                "type": "error",
+                "path": error.path,
+                "line": error.line or None,
+                "column": None,
+                "end_line": None,
+                "end_column": None,
+                "code": None,
+                "message": error.reason,
+                "table": None,
+                "function": None,
+                "statement": None,
+            }
+        )
+    return json.dumps(entries, indent=2) + "\n"
 
 
 def rule_page_url(code: str) -> str:
@@ -41,19 +64,36 @@ def page_section(code: str, heading: str) -> str:
     return " ".join(match.group("body").split()) if match else ""
 
 
-def _relative_uri(path: str, root: Path) -> str:
-    """Artifact URIs are relative to the project root, so that code-scanning maps them onto the repo."""
-    absolute = Path(path).resolve()
-    try:
-        return absolute.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return absolute.as_uri()
+def repository_path(path: str, repository: Path) -> str | None:
+    """A reported path (relative to the working directory, or absolute) relative to the repository
+    root as a posix path, or None outside it. Symbolic links in the path are kept when the path is
+    inside the repository as written, so a finding stays on the file the user named."""
+    absolute = Path(path) if Path(path).is_absolute() else Path(os.path.realpath(os.getcwd())) / path
+    for candidate in (Path(os.path.normpath(absolute)), Path(os.path.realpath(absolute))):
+        try:
+            return candidate.relative_to(repository).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
-def content_fingerprint(finding: Finding, uri: str) -> str:
-    """Stable across line moves: the same key the baseline uses (path, code, function, statement)."""
-    key = "\0".join((uri, finding.code, finding.function or "", " ".join(finding.statement.split())))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+def _artifact_location(path: str, repository: Path) -> dict[str, Any]:
+    """A percent-encoded URI relative to the repository root (``SRCROOT``), which is what GitHub code
+    scanning reads; an absolute ``file:`` URI for a path outside it."""
+    relative = repository_path(path, repository)
+    if relative is None:
+        return {"uri": Path(os.path.realpath(path)).as_uri()}
+    return {"uri": quote(relative, safe="/"), "uriBaseId": ROOT_BASE_ID}
+
+
+def content_fingerprint(finding: Finding, uri: str, occurrence: int = 0) -> str:
+    """Stable across line moves: the same key the baseline uses (path, code, function, statement),
+    and, for the second and later of identical findings in one file, which one it is in file order,
+    so that distinct results never share a fingerprint (code scanning would merge them)."""
+    parts = [uri, finding.code, finding.function or "", " ".join(finding.statement.split())]
+    if occurrence:
+        parts.append(str(occurrence))
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:
@@ -68,11 +108,9 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _sarif_result(finding: Finding, root: Path, rule_index: dict[str, int]) -> dict[str, Any]:
-    uri = _relative_uri(finding.path, root)
-    location: dict[str, Any] = {"uri": uri}
-    if not uri.startswith("file:"):
-        location["uriBaseId"] = ROOT_BASE_ID
+def _sarif_result(
+    finding: Finding, location: dict[str, Any], occurrence: int, rule_index: dict[str, int]
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "level": "error",
@@ -90,21 +128,32 @@ def _sarif_result(finding: Finding, root: Path, rule_index: dict[str, int]) -> d
                 }
             }
         ],
-        "partialFingerprints": {"lockorderContent/v1": content_fingerprint(finding, uri)},
+        "partialFingerprints": {
+            "lockorderContent/v1": content_fingerprint(finding, location["uri"], occurrence)
+        },
     }
     if finding.code in rule_index:
         result["ruleIndex"] = rule_index[finding.code]
     return result
 
 
-def _sarif_invocation(errors: Sequence[FileError], root: Path) -> dict[str, Any]:
+def _sarif_results(findings: Sequence[Finding], repository: Path) -> list[dict[str, Any]]:
+    rule_index = {rule.code: i for i, rule in enumerate(ALL_RULES)}
+    seen: Counter[tuple[str, str, str | None, str]] = Counter()
+    results = []
+    for finding in sorted(findings, key=lambda f: (f.path, f.line, f.column, f.code)):
+        location = _artifact_location(finding.path, repository)
+        key = (location["uri"], finding.code, finding.function, " ".join(finding.statement.split()))
+        results.append(_sarif_result(finding, location, seen[key], rule_index))
+        seen[key] += 1
+    return results
+
+
+def _sarif_invocation(errors: Sequence[FileError], repository: Path) -> dict[str, Any]:
     """Files that could not be checked become tool notifications, so a dashboard sees the gap."""
     notifications = []
     for error in errors:
-        location: dict[str, Any] = {"uri": _relative_uri(error.path, root)}
-        if not location["uri"].startswith("file:"):
-            location["uriBaseId"] = ROOT_BASE_ID
-        physical: dict[str, Any] = {"artifactLocation": location}
+        physical: dict[str, Any] = {"artifactLocation": _artifact_location(error.path, repository)}
         if error.line:
             physical["region"] = {"startLine": error.line}
         notifications.append(
@@ -117,9 +166,10 @@ def _sarif_invocation(errors: Sequence[FileError], root: Path) -> dict[str, Any]
     return {"executionSuccessful": not errors, "toolExecutionNotifications": notifications}
 
 
-def render_sarif(findings: Sequence[Finding], root: Path, errors: Sequence[FileError] = ()) -> str:
-    """One SARIF 2.1.0 log with one run; columns count code points, as the checker does."""
-    rule_index = {rule.code: i for i, rule in enumerate(ALL_RULES)}
+def render_sarif(findings: Sequence[Finding], repository: Path, errors: Sequence[FileError] = ()) -> str:
+    """One SARIF 2.1.0 log with one run; columns count code points, as the checker does. URIs are
+    relative to ``repository`` (the repository root), as GitHub code scanning reads them."""
+    repository = Path(os.path.realpath(repository))
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -134,10 +184,10 @@ def render_sarif(findings: Sequence[Finding], root: Path, errors: Sequence[FileE
                         "rules": [_sarif_rule(rule) for rule in ALL_RULES],
                     }
                 },
-                "originalUriBaseIds": {ROOT_BASE_ID: {"uri": root.resolve().as_uri() + "/"}},
-                "invocations": [_sarif_invocation(errors, root)],
+                "originalUriBaseIds": {ROOT_BASE_ID: {"uri": repository.as_uri() + "/"}},
+                "invocations": [_sarif_invocation(errors, repository)],
                 "columnKind": "unicodeCodePoints",
-                "results": [_sarif_result(f, root, rule_index) for f in findings],
+                "results": _sarif_results(findings, repository),
             }
         ],
     }
@@ -154,22 +204,34 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(findings: Sequence[Finding]) -> str:
-    """GitHub Actions ``::error`` workflow commands: annotations on the pull request's diff."""
-    lines = []
-    for f in findings:
+def render_github(
+    findings: Sequence[Finding], repository: Path | None = None, errors: Sequence[FileError] = ()
+) -> str:
+    """GitHub Actions ``::error`` workflow commands: annotations on the pull request's diff. GitHub
+    wants each ``file`` relative to the repository root (the runner resolves it there, not in the
+    step's working directory); files that could not be checked are annotated too."""
+    repository = Path(os.path.realpath(repository if repository is not None else os.getcwd()))
+
+    def command(path: str, position: tuple[tuple[str, int], ...], title: str, message: str) -> str:
+        shown = repository_path(path, repository) or path
         properties = ",".join(
             f"{key}={_escape_property(str(value))}"
-            for key, value in (
-                ("file", f.path),
-                ("line", f.line),
-                ("col", f.column),
-                ("endLine", f.end_line),
-                ("endColumn", f.end_column),
-                ("title", f.code),
-            )
+            for key, value in (("file", shown), *position, ("title", title))
         )
-        lines.append(f"::error {properties}::{_escape_data(f.message)}\n")
+        return f"::error {properties}::{_escape_data(message)}\n"
+
+    lines = [
+        command(
+            f.path,
+            (("line", f.line), ("col", f.column), ("endLine", f.end_line), ("endColumn", f.end_column)),
+            f.code,
+            f.message,
+        )
+        for f in findings
+    ]
+    for error in errors:
+        position = (("line", error.line),) if error.line else ()
+        lines.append(command(error.path, position, "lockorder-lint: file not checked", error.reason))
     return "".join(lines)
 
 
@@ -182,9 +244,14 @@ def render_unknown(unknown: Sequence[Skipped]) -> str:
     )
 
 
-def summary(findings: int, files: int, unknown: int, errors: int) -> str:
-    noun = "finding" if findings == 1 else "findings"
-    parts = [f"{findings} {noun} in {files} file{'s' if files != 1 else ''} checked"]
+def summary(codes: Iterable[str], files: int, unknown: int, errors: int) -> str:
+    """``12 findings (LCK001 7, LCK003 5) in 748 files checked; ...``: the codes of the findings
+    reported, counted by rule, so that a triage knows where to start."""
+    by_rule = Counter(codes)
+    total = sum(by_rule.values())
+    noun = "finding" if total == 1 else "findings"
+    breakdown = f" ({', '.join(f'{code} {n}' for code, n in sorted(by_rule.items()))})" if by_rule else ""
+    parts = [f"{total} {noun}{breakdown} in {files} file{'s' if files != 1 else ''} checked"]
     if unknown:
         parts.append(
             f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)"

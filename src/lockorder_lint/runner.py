@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockorder_lint.cache import Cache, content_digest
-from lockorder_lint.config import Config
-from lockorder_lint.engine import FileResult, Project, check_source, read_source
-from lockorder_lint.files import iter_python_files, project_python_files, relative_to_root
-from lockorder_lint.findings import FileError, Finding, Skipped
+from lockorder_lint.config import DEFAULT_EXCLUDE, Config
+from lockorder_lint.engine import FileResult, Project, check_source
+from lockorder_lint.files import Discovery, discover, read_regular_file, relative_to_root
+from lockorder_lint.findings import FileError, Finding, Note, Skipped
 from lockorder_lint.project import build_project
 
 
@@ -23,6 +23,7 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     unknown: list[Skipped] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     files: int = 0
     analysed: int = 0
     cached: int = 0
@@ -39,12 +40,50 @@ def _working_directory(cwd: str) -> Path:
     return Path(cwd).resolve()
 
 
-def make_project(root: Path, config: Config, cache: Cache | None = None, jobs: int = 1) -> Project:
+def make_project(
+    root: Path,
+    config: Config,
+    cache: Cache | None = None,
+    notes: list[Note] | None = None,
+    errors: list[FileError] | None = None,
+    jobs: int = 1,
+) -> Project:
     """Learn the catalog and the program index from every project file, reusing cached facts of
-    unchanged files."""
-    files = [(path, display_path(path)) for path in project_python_files(root, config.exclude)]
-    project, _facts = build_project(root, config, files, cache, jobs)
+    unchanged files.
+
+    ``exclude`` does not apply here: it stops files being checked, not their models being known.
+    Only the default skips (hidden directories, caches, installed packages) and virtual
+    environments are left out. What the walk could not read goes to ``notes`` (the run goes on;
+    if it also checks those paths, the check reports them as errors); a file that could not be
+    read or parsed (its models, if any, are not in the catalog) goes to ``errors``."""
+    found = discover([root], root, DEFAULT_EXCLUDE)
+    for problem in found.problems:
+        if notes is not None:
+            missed = "; its models are not in the catalog" if problem.error else ""
+            notes.append(Note(display_path(problem.path), problem.reason + missed))
+    files = [(path, display_path(path)) for path in found.files]
+    project, facts = build_project(root, config, files, cache, jobs)
+    if errors is not None:
+        errors.extend(fact.error for fact in facts if fact.error is not None)
     return project
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def checked_files(paths: Sequence[Path], project: Project) -> Discovery:
+    """The files a run over ``paths`` checks (see ``files.discover``), and what it could not use."""
+    config = project.config
+    return discover(paths, project.root, config.walk_exclude, config.named_exclude)
+
+
+def read_file(path: Path, display: str) -> tuple[bytes | None, FileError | None]:
+    """A checked file's bytes, or why they could not be read (never blocks on a FIFO)."""
+    try:
+        return read_regular_file(path), None
+    except OSError as exc:
+        return None, FileError(display, 0, f"cannot read: {exc.strerror or exc}")
 
 
 _WORKER_PROJECT: Project | None = None
@@ -57,14 +96,22 @@ def _init_worker(project: Project) -> None:
 
 def _check_item(item: tuple[Path, str, bytes]) -> FileResult:
     assert _WORKER_PROJECT is not None
-    return check_source(item[2], item[0], item[1], _WORKER_PROJECT)
+    return _check_safely(item[2], item[0], item[1], _WORKER_PROJECT)
+
+
+def _check_safely(data: bytes, path: Path, display: str, project: Project) -> FileResult:
+    """``check_source``, with a bug in it turned into an error line naming the file."""
+    try:
+        return check_source(data, path, display, project)
+    except Exception as exc:
+        return FileResult(errors=[FileError(display, 0, f"internal error: {_describe(exc)}")])
 
 
 def check_path(path: Path, display: str, project: Project) -> FileResult:
-    data, error = read_source(path, display)
+    data, error = read_file(path, display)
     if data is None:
         return FileResult(errors=[error] if error else [])
-    return check_source(data, path, display, project)
+    return _check_safely(data, path, display, project)
 
 
 def default_jobs() -> int:
@@ -80,18 +127,19 @@ def run(
 ) -> RunResult:
     """Check ``paths`` against ``project``; output order does not depend on ``jobs`` or the cache."""
     result = RunResult()
-    for path in paths:
-        if not path.exists():
-            result.errors.append(FileError(display_path(path), 0, "no such file or directory"))
-    files = [
-        (p, display_path(p))
-        for p in iter_python_files([p for p in paths if p.exists()], project.root, project.config.exclude)
-    ]
+    found = checked_files(paths, project)
+    for problem in found.problems:
+        display = display_path(problem.path)
+        if problem.error:
+            result.errors.append(FileError(display, 0, problem.reason))
+        else:
+            result.notes.append(Note(display, problem.reason))
+    files = [(p, display_path(p)) for p in found.files]
     result.files = len(files)
     outcomes: list[FileResult | None] = [None] * len(files)
     pending: list[tuple[int, str, tuple[Path, str, bytes]]] = []
     for index, (path, display) in enumerate(files):
-        data, error = read_source(path, display)
+        data, error = read_file(path, display)
         if data is None:
             outcomes[index] = FileResult(errors=[error] if error else [])
             continue
@@ -118,7 +166,7 @@ def run(
                     progress(done, len(files))
     else:
         for index, _key, (path, display, data) in pending:
-            outcomes[index] = check_source(data, path, display, project)
+            outcomes[index] = _check_safely(data, path, display, project)
             done += 1
             if progress:
                 progress(done, len(files))
