@@ -56,7 +56,8 @@ def project_for(config: Config) -> Project:
     base = _BASE_PROJECT.get("base")
     if base is None:
         base = _BASE_PROJECT["base"] = make_project(FIXTURES, Config())
-    return Project(root=FIXTURES, config=config, catalog=base.catalog)
+    program = base.program.with_config(config) if base.program is not None else None
+    return Project(root=FIXTURES, config=config, catalog=base.catalog, program=program)
 
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda p: str(p.relative_to(FIXTURES)))

@@ -166,7 +166,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         from lockorder_lint.fixer import apply_fixes
 
         fixes = apply_fixes(
-            result.findings, config, write=not args.diff, diff_out=sys.stdout if args.diff else None
+            result.findings, project, write=not args.diff, diff_out=sys.stdout if args.diff else None
         )
         fix_errors = fixes.errors
         if args.diff:

@@ -27,6 +27,18 @@ DEFAULT_SESSION_NAMES = (
     "self.session",
     "db.session",
 )
+# Functions, decorators and dependencies that hand out a session: ``with create_session() as s``,
+# ``@provide_session def f(session=...)``, ``db: Session = Depends(get_db)``. Matched by last name.
+DEFAULT_SESSION_PROVIDERS = (
+    "provide_session",
+    "create_session",
+    "session_scope",
+    "session_context",
+    "get_session",
+    "get_db",
+    "get_db_session",
+    "new_session",
+)
 
 # What a directory walk skips unless ``exclude`` replaces it: hidden directories (.git, .venv,
 # .tox, caches), byte-code caches, JavaScript dependencies, installed packages and build metadata.
@@ -60,6 +72,7 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     dialects: tuple[str, ...] = ("postgresql",)
     session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
+    session_providers: tuple[str, ...] = DEFAULT_SESSION_PROVIDERS
     tables: tuple[tuple[str, DeclaredTable], ...] = ()
     preset: str | None = None
     source: str = field(default="", compare=False)
@@ -201,6 +214,8 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
             changes["dialects"] = dialects
         elif key == "session-names":
             changes["session_names"] = _str_list(value, key, where)
+        elif key == "session-providers":
+            changes["session_providers"] = _str_list(value, key, where)
         elif key == "tables":
             changes["tables"] = _declared_tables(value, where)
         elif key == "preset":

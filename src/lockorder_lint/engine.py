@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
@@ -24,6 +25,9 @@ from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_
 from lockorder_lint.rules import ALL_RULES, Rule
 from lockorder_lint.statements import Statement
 from lockorder_lint.summaries import Program
+
+if TYPE_CHECKING:
+    from lockorder_lint.units import Unit
 
 
 @dataclass
@@ -138,6 +142,34 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     result.findings.sort()
     result.unknown.sort()
     return result
+
+
+def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
+    """Every function of a parsed file as a unit, in the scope the rules see it: what ``--fix``
+    re-analyses, so that it finds exactly the handlers the rules reported."""
+    from lockorder_lint.builders import Scope
+    from lockorder_lint.units import candidate_functions, units_of
+
+    module = module_name(path, project.root)
+    resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+    if project.program is not None:
+        project.program.remember(str(path), source, resolver)
+    every_line = {"*": list(range(1, len(source.lines) + 1))}
+    units: list[Unit] = []
+    for candidate in candidate_functions(source.tree, module, every_line):
+        scope = Scope(
+            source=source,
+            resolver=resolver,
+            catalog=project.catalog,
+            program=project.program,
+            class_qualname=candidate.class_qualname,
+            qualname=candidate.qualname,
+            lock_helpers=project.lock_helpers,
+            dialects=project.dialects,
+            path=str(path),
+        )
+        units.extend(units_of(candidate, scope))
+    return units
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -26,11 +26,10 @@ from typing import TextIO
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from lockorder_lint.config import Config
+from lockorder_lint.engine import Project
 from lockorder_lint.findings import FileError, Finding
-from lockorder_lint.names import dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import Source, parse_ast
-from lockorder_lint.session_flow import aborted_session_uses, is_async_session
+from lockorder_lint.session_flow import is_async_session
 
 FIXABLE_CODES = frozenset({"LCK003"})
 
@@ -166,46 +165,34 @@ def _cst_dotted(node: cst.CSTNode) -> str | None:
     return None
 
 
-def plan_for(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> Plan:
+def plan_for(source: str, path: Path, targets: set[tuple[int, int]], project: Project) -> Plan:
     """The handlers behind the reported uses at ``targets`` (line, 1-based column), found by the
-    same analysis that reported them, and the sessions each must roll back."""
-    tree = parse_ast(source, str(path))
-    positions = Source(str(path), source, tree)
-    module = module_name(path, path.parent)
-    resolver = file_resolver(tree, module, path.name == "__init__.py")
+    very analysis that reported them, and the sessions each must roll back."""
+    from lockorder_lint.engine import units_in
+    from lockorder_lint.rules.aborted_session_reuse import analyse_sessions
 
-    def qualify(node: ast.AST) -> str | None:
-        dotted = dotted_name(node)
-        if dotted is None:
-            return None
-        head = dotted.partition(".")[0]
-        if head in resolver.aliases or head in resolver.local_names:
-            return resolver.qualify(dotted)
-        return None
-
+    positions = Source(str(path), source, parse_ast(source, str(path)))
     plan: Plan = {}
-    for function in ast.walk(tree):
-        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        found, sessions = aborted_session_uses(
-            function, qualify, config.session_names, config.dialects, config.lock_helpers
-        )
+    for unit in units_in(positions, path, project):
+        found, sessions, _calls = analyse_sessions(unit, project.config)
         for aborted in found:
             line, column, _, _ = positions.span(aborted.use)
             if (line, column) not in targets:
                 continue
-            handler = aborted.catch.node
-            where = positions.span(handler)[:2]
-            entry = (aborted.session, is_async_session(aborted.session, sessions, function))
+            written = sessions.written.get(aborted.session)
+            if written is None:
+                continue  # a session only helpers use: this function has no name for it
+            where = positions.span(aborted.catch.node)[:2]
+            entry = (written, is_async_session(aborted.session, sessions, unit.node))
             if entry not in plan.setdefault(where, []):
                 plan[where].append(entry)
     return plan
 
 
-def fix_source(source: str, path: Path, targets: set[tuple[int, int]], config: Config) -> tuple[str, int]:
+def fix_source(source: str, path: Path, targets: set[tuple[int, int]], project: Project) -> tuple[str, int]:
     """``source`` with a rollback inserted in every handler behind a reported use at ``targets``
     (line, 1-based column); and how many rollbacks were inserted."""
-    plan = plan_for(source, path, targets, config)
+    plan = plan_for(source, path, targets, project)
     if not plan:
         return source, 0
     wrapper = MetadataWrapper(cst.parse_module(source))
@@ -226,7 +213,7 @@ def _encoding(data: bytes) -> str:
     return encoding
 
 
-def plan_fixes(findings: Iterable[Finding], config: Config) -> FixReport:
+def plan_fixes(findings: Iterable[Finding], project: Project) -> FixReport:
     """The fixed text of every file with fixable findings; files that cannot be fixed become errors."""
     report = FixReport()
     targets: dict[str, set[tuple[int, int]]] = {}
@@ -239,7 +226,7 @@ def plan_fixes(findings: Iterable[Finding], config: Config) -> FixReport:
             data = path.read_bytes()
             encoding = _encoding(data)
             before = data.decode(encoding)
-            after, count = fix_source(before, path, spots, config)
+            after, count = fix_source(before, path, spots, project)
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError, cst.ParserSyntaxError) as exc:
             report.errors.append(FileError(display, 0, f"cannot fix: {exc}"))
             continue
@@ -315,10 +302,10 @@ def _write_temporary(beside: Path, data: bytes, info: os.stat_result, suffix: st
 
 
 def apply_fixes(
-    findings: Sequence[Finding], config: Config, *, write: bool, diff_out: TextIO | None = None
+    findings: Sequence[Finding], project: Project, *, write: bool, diff_out: TextIO | None = None
 ) -> FixReport:
     """Fix (``write``) or only show (``diff_out``) the rollbacks for the fixable findings."""
-    report = plan_fixes(findings, config)
+    report = plan_fixes(findings, project)
     written: list[bool] = []
     for fix in report.files:
         if diff_out is not None:

@@ -20,7 +20,7 @@ from lockorder_lint.declarations import MODEL_HINT, FileModels, is_migration, mo
 from lockorder_lint.findings import FileError
 from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.parsing import SourceError, decode_check, parse_source
-from lockorder_lint.symbols import SQL_HINT, class_lines
+from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines
 
 if TYPE_CHECKING:
     from lockorder_lint.cache import Cache
@@ -38,6 +38,7 @@ class FileFacts:
     module: str = ""
     models: FileModels = field(default_factory=FileModels)
     builds_sql: bool = False  # mentions statement builders: its functions may be worth inlining
+    uses_sessions: bool = False  # mentions sessions: its functions may be worth summarising
     classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     error: FileError | None = None
     migration: bool = False
@@ -56,14 +57,14 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     migration = is_migration(data, path)
     classes = class_lines(data)
     builds_sql = SQL_HINT.search(data) is not None
+    uses_sessions = SESSION_HINT.search(data) is not None
     if MODEL_HINT.search(data) is None:
         try:
             decode_check(data)
         except SourceError as exc:
             return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
-        return FileFacts(
-            module, FileModels(migration=migration), builds_sql, classes, None, migration, digest
-        )
+        models = FileModels(migration=migration)
+        return FileFacts(module, models, builds_sql, uses_sessions, classes, None, migration, digest)
     try:
         source = parse_source(data, display)
         resolver = file_resolver(source.tree, module, path.name == "__init__.py")
@@ -76,7 +77,7 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     except Exception as exc:  # a bug must name its file, and not stop the run
         error = FileError(display, 0, f"internal error reading models: {type(exc).__name__}: {exc}")
         return FileFacts(module, error=error, digest=digest)
-    return FileFacts(module, models, builds_sql, classes, None, migration, digest)
+    return FileFacts(module, models, builds_sql, uses_sessions, classes, None, migration, digest)
 
 
 def _facts_item(item: tuple[Path, str, Path]) -> FileFacts:
@@ -137,16 +138,21 @@ def build_project(
     catalog = Catalog.build((f.models for f in facts), config.declared_tables())
     modules: dict[str, str] = {}
     subclass_files: dict[str, list[str]] = {}
+    class_files: dict[str, list[str]] = {}
     for (path, _display), fact in zip(files, facts, strict=True):
-        if fact.builds_sql or fact.classes:
+        if fact.builds_sql or fact.uses_sessions or fact.classes:
             modules.setdefault(fact.module, str(path))
-        for _name, bases in fact.classes:
+        for name, bases in fact.classes:
+            class_files.setdefault(name, []).append(str(path))
             for base in bases:
                 holders = subclass_files.setdefault(base, [])
                 if not holders or holders[-1] != str(path):
                     holders.append(str(path))
     sql_files = frozenset(str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.builds_sql)
-    program = Program(modules, subclass_files, catalog, sql_files)
+    session_files = frozenset(
+        str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.uses_sessions
+    )
+    program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}

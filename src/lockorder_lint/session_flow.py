@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lockorder_lint.dialects import dialects_where_true, normalise
 from lockorder_lint.names import dotted_name
 from lockorder_lint.sessions import (
     SCOPES,
-    STAGING_METHODS,
+    Calls,
     NodeCache,
     Qualify,
     SessionNames,
@@ -55,7 +55,9 @@ def _protected(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) -> set[st
     return names
 
 
-def session_work(body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qualify) -> dict[str, ast.Call]:
+def session_work(
+    body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qualify, calls: Calls | None = None
+) -> dict[str, ast.Call]:
     """The first call doing work on each session in ``body`` whose failure would leave that
     session's transaction aborted. Not work: staging calls (``add``, ``delete``), acquiring a
     context (the items of a ``with``), and work shielded by a savepoint, a ``begin()`` block, a
@@ -73,7 +75,7 @@ def session_work(body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qual
             visit_block(node.body, shielded | _protected(node, sessions))
             return
         if isinstance(node, _TRY):
-            visit_block(node.body, shielded | _rolled_back_by_handler(node, sessions, qualify))
+            visit_block(node.body, shielded | _rolled_back_by_handler(node, sessions, qualify, calls))
             for handler in node.handlers:
                 visit_block(handler.body, shielded)
             visit_block(node.orelse, shielded)
@@ -82,23 +84,17 @@ def session_work(body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qual
         for child in ast.iter_child_nodes(node):
             visit(child, shielded)
         if isinstance(node, ast.Call):
-            for found in classify_call(node, sessions):
-                if found.kind != "use" or found.session in shielded:
-                    continue
-                func = node.func
-                staging = (
-                    isinstance(func, ast.Attribute)
-                    and func.attr in STAGING_METHODS
-                    and sessions.of(func.value) == found.session
-                )
-                if not staging:
+            for found in classify_call(node, sessions, calls):
+                if found.kind == "use" and found.work and found.session not in shielded:
                     work.setdefault(found.session, node)
 
     visit_block(body, frozenset())
     return work
 
 
-def _rolled_back_by_handler(stmt: ast.Try, sessions: SessionNames, qualify: Qualify) -> set[str]:
+def _rolled_back_by_handler(
+    stmt: ast.Try, sessions: SessionNames, qualify: Qualify, calls: Calls | None
+) -> set[str]:
     """Sessions that a handler of ``stmt`` catching database errors rolls back before using:
     an error from that try body does not leave them aborted for an outer handler."""
     names: set[str] = set()
@@ -108,7 +104,7 @@ def _rolled_back_by_handler(stmt: ast.Try, sessions: SessionNames, qualify: Qual
         used: set[str] = set()
         for line in handler.body:
             for call in sessions.nodes.calls_in(line):
-                for effect in classify_call(call, sessions):
+                for effect in classify_call(call, sessions, calls):
                     if effect.kind == "reset" and effect.session not in used:
                         names.add(effect.session)
                     used.add(effect.session)
@@ -142,9 +138,15 @@ class AbortedUse:
     where: str
 
 
-# A taint: (session, catch index, phase).
-Taint = tuple[str, int, str]
+# A taint: (session, catch index, phase, names the handler left None on this path).
+Taint = tuple[str, int, str, frozenset[str]]
 State = frozenset[Taint]
+_NONE: frozenset[str] = frozenset()
+# Calls that never return: after one, nothing on that path runs.
+_NO_RETURN_CALLS = frozenset(
+    {"sys.exit", "os._exit", "exit", "quit", "flask.abort", "werkzeug.exceptions.abort", "pytest.fail",
+     "pytest.skip", "pytest.exit", "typer.Exit"}
+)  # fmt: skip
 
 
 @dataclass
@@ -183,8 +185,10 @@ class AbortedSessionAnalysis:
         sessions: SessionNames,
         qualify: Qualify,
         dialects: Sequence[str],
+        calls: Calls | None = None,
     ) -> None:
         self.function = function
+        self.calls = calls
         self.dialects = frozenset(normalise(d) for d in dialects)
         self.sessions = sessions
         self.qualify = qualify
@@ -243,15 +247,18 @@ class AbortedSessionAnalysis:
         matched = dialects_where_true(stmt.test)
         body_live = live if matched is None else live & matched
         else_live = live if matched is None else live - matched
-        then = self.block(stmt.body, state) if body_live else _Exits(None)
+        then_state, else_state = _split_on_none(stmt.test, state)
+        if _checks_invalidation(stmt.test):
+            then_state = frozenset()  # the recipe's reconnect: a fresh connection, nothing aborted
+        then = self.block(stmt.body, then_state) if body_live else _Exits(None)
         if not else_live and matched is not None:
             other = _Exits(None)
         elif len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
-            other = self.if_statement(stmt.orelse[0], state, else_live)
+            other = self.if_statement(stmt.orelse[0], else_state, else_live)
         elif stmt.orelse:
-            other = self.block(stmt.orelse, state)
+            other = self.block(stmt.orelse, else_state)
         else:
-            other = _Exits(state)
+            other = _Exits(else_state)
         return _Exits(
             _union(then.normal, other.normal),
             then.breaks | other.breaks,
@@ -265,13 +272,25 @@ class AbortedSessionAnalysis:
         if isinstance(small, ast.Continue):
             return _Exits(None, continues=state)
         state = self.expression(small, state)
-        if isinstance(small, (ast.Return, ast.Raise)):
+        if isinstance(small, (ast.Return, ast.Raise)) or (state and self._never_returns(small)):
             return _Exits(None)
         if isinstance(small, (ast.Assign, ast.AnnAssign)):
             targets = small.targets if isinstance(small, ast.Assign) else [small.target]
             for target in targets:
                 state = self._rebind(target, state)
         return _Exits(state)
+
+    def _never_returns(self, small: ast.stmt) -> bool:
+        """``sys.exit(1)``, ``abort(404)``, a project function annotated ``NoReturn``."""
+        if not isinstance(small, ast.Expr):
+            return False
+        call = small.value.value if isinstance(small.value, ast.Await) else small.value
+        if not isinstance(call, ast.Call):
+            return False
+        qualified = self.qualify(call.func) or dotted_name(call.func) or ""
+        if qualified in _NO_RETURN_CALLS or qualified.rsplit(".", 1)[-1] in ("abort", "exit"):
+            return True
+        return self.calls is not None and self.calls.never_returns(call)
 
     def _rebind(self, target: ast.AST, state: State) -> State:
         """A new object bound to a session's name is a fresh session: its taint ends."""
@@ -282,19 +301,25 @@ class AbortedSessionAnalysis:
         dotted = dotted_name(target)
         if dotted is None:
             return state
-        return frozenset(t for t in state if t[0] != dotted)
+        return frozenset(
+            (t[0], t[1], t[2], t[3] - {dotted}) if dotted in t[3] else t for t in state if t[0] != dotted
+        )
 
     def expression(self, node: ast.AST, state: State) -> State:
         if not state:  # nothing is aborted: neither uses nor resets matter
             return state
         for call in self.sessions.nodes.calls_in(node):
-            for effect in classify_call(call, self.sessions):
+            for effect in classify_call(call, self.sessions, self.calls):
                 if effect.kind == "reset":
                     state = frozenset(t for t in state if t[0] != effect.session)
                     continue
-                for session, index, phase in state:
+                for session, index, phase, _nones in state:
                     if session == effect.session:
                         self._record(session, index, phase, call)
+                if _ends_transaction(call, effect.session, self.sessions):
+                    # ``commit()`` on an aborted transaction is the use reported above; it also
+                    # ends that transaction (PostgreSQL rolls it back), so the next one is new.
+                    state = frozenset(t for t in state if t[0] != effect.session)
         return state
 
     def _record(self, session: str, index: int, phase: str, call: ast.Call) -> None:
@@ -325,7 +350,7 @@ class AbortedSessionAnalysis:
             exits = self.block(stmt.body, top)
             breaks |= exits.breaks
             back = _union(exits.normal, exits.continues) or frozenset()
-            new_top = top | frozenset((s, i, LOOP if p == AFTER else p) for s, i, p in back)
+            new_top = top | frozenset((s, i, LOOP if p == AFTER else p, n) for s, i, p, n in back)
             if new_top == top:
                 break
             top = new_top
@@ -376,9 +401,9 @@ class AbortedSessionAnalysis:
             index = -1
             if exception is not None:
                 index = self._catch(handler, exception, work)
-                handler_entry = entry | frozenset((s, index, HANDLER) for s in work)
+                handler_entry = entry | frozenset((s, index, HANDLER, _NONE) for s in work)
             exits = self.block(handler.body, handler_entry)
-            normal.append(self._leave(exits.normal, index))
+            normal.append(self._leave(exits.normal, index, _left_none(handler.body)))
             breaks |= self._leave(exits.breaks, index) or frozenset()
             continues |= self._leave(exits.continues, index) or frozenset()
         after = _Exits(_union(*normal), breaks, continues)
@@ -399,15 +424,18 @@ class AbortedSessionAnalysis:
         key = id(body)
         found = self._work_of.get(key)
         if found is None:
-            found = self._work_of[key] = session_work(body, self.sessions, self.qualify)
+            found = self._work_of[key] = session_work(body, self.sessions, self.qualify, self.calls)
         return found
 
     @staticmethod
-    def _leave(state: State | None, index: int) -> State | None:
-        """Leaving the handler: its taints now describe the path after the try statement."""
+    def _leave(state: State | None, index: int, nones: frozenset[str] = _NONE) -> State | None:
+        """Leaving the handler: its taints now describe the path after the try statement, on
+        which the names the handler set to None are None."""
         if state is None or index < 0:
             return state
-        return frozenset((s, i, AFTER if i == index and p == HANDLER else p) for s, i, p in state)
+        return frozenset(
+            (s, i, AFTER, n | nones) if i == index and p == HANDLER else (s, i, p, n) for s, i, p, n in state
+        )
 
     def with_statement(self, stmt: ast.With | ast.AsyncWith, state: State) -> _Exits:
         for item in stmt.items:
@@ -422,14 +450,101 @@ class AbortedSessionAnalysis:
             and stmt.items[0].context_expr.id in self._retry_targets
         )
         exits = self.block(stmt.body, state)
+        ended = _transaction_blocks(stmt, self.sessions)
+        if ended:
+            # ``with session.begin():`` ends its transaction on the way out (commit, or rollback
+            # on an error): what was aborted inside it is over for the code after the block.
+            def clear(result: State | None) -> State | None:
+                return None if result is None else frozenset(t for t in result if t[0] not in ended)
+
+            exits = _Exits(
+                clear(exits.normal), clear(exits.breaks) or frozenset(), clear(exits.continues) or frozenset()
+            )
         if not attempt:
             return exits
         work = self._work(stmt.body)
         if not work:
             return exits
         index = self._catch(stmt, "a tenacity `with attempt:` block (it swallows the error to retry)", work)
-        swallowed = state | (exits.normal or frozenset()) | frozenset((s, index, AFTER) for s in work)
+        swallowed = state | (exits.normal or frozenset()) | frozenset((s, index, AFTER, _NONE) for s in work)
         return _Exits(_union(exits.normal, swallowed), exits.breaks, exits.continues)
+
+
+def _ends_transaction(call: ast.Call, session: str, sessions: SessionNames) -> bool:
+    func = call.func
+    return isinstance(func, ast.Attribute) and func.attr == "commit" and sessions.of(func.value) == session
+
+
+def _transaction_blocks(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) -> set[str]:
+    """Sessions whose transaction a ``with <session>.begin():`` item opens (and ends)."""
+    found: set[str] = set()
+    for item in stmt.items:
+        expr = item.context_expr
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "begin":
+            owner = sessions.of(expr.func.value)
+            if owner is not None:
+                found.add(owner)
+    return found
+
+
+def _left_none(body: Sequence[ast.stmt]) -> frozenset[str]:
+    """Names a handler's top-level statements leave set to None (``deployment = None``)."""
+    names: set[str] = set()
+    for statement in body:
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    value = statement.value
+                    if isinstance(value, ast.Constant) and value.value is None:
+                        names.add(target.id)
+                    else:
+                        names.discard(target.id)
+    return frozenset(names)
+
+
+def _none_test(test: ast.AST) -> tuple[str, bool] | None:
+    """``x is None`` / ``not x`` / ``x == None`` -> (x, True); ``x`` / ``x is not None`` ->
+    (x, False): the name the test is about, and whether the test holds when it is None."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _none_test(test.operand)
+        return (inner[0], not inner[1]) if inner is not None else None
+    if isinstance(test, ast.Name):
+        return test.id, False
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.left, ast.Name)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        if isinstance(test.ops[0], (ast.Is, ast.Eq)):
+            return test.left.id, True
+        if isinstance(test.ops[0], (ast.IsNot, ast.NotEq)):
+            return test.left.id, False
+    return None
+
+
+def _split_on_none(test: ast.AST, state: State) -> tuple[State, State]:
+    """The taints that can reach each branch of ``if test``: on a path where the handler left
+    ``x`` None, ``if not x: raise ...`` always takes its first branch."""
+    about = _none_test(test)
+    if about is None:
+        return state, state
+    name, holds_when_none = about
+    then: set[Taint] = set()
+    other: set[Taint] = set()
+    for taint in state:
+        if name in taint[3]:
+            (then if holds_when_none else other).add(taint)
+        else:
+            then.add(taint)
+            other.add(taint)
+    return frozenset(then), frozenset(other)
+
+
+def _checks_invalidation(test: ast.AST) -> bool:
+    """``if err.connection_invalidated:``: SQLAlchemy's disconnect-handling recipe."""
+    return isinstance(test, ast.Attribute) and test.attr == "connection_invalidated"
 
 
 def is_async_session(
@@ -461,8 +576,102 @@ def aborted_session_uses(
     session_patterns: Sequence[str],
     dialects: Sequence[str] = ("postgresql",),
     lock_helpers: Sequence[str] = (),
+    providers: Sequence[str] = (),
+    calls: Calls | None = None,
+    in_project: Callable[[str], bool] = lambda qualified: True,
 ) -> tuple[list[AbortedUse], SessionNames]:
     """Every use of a session that a swallowed database error may have left aborted."""
-    sessions = SessionNames(function, qualify, session_patterns, NodeCache(), lock_helpers)
-    analysis = AbortedSessionAnalysis(function, sessions, qualify, dialects)
+    sessions = SessionNames(
+        function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project
+    )
+    analysis = AbortedSessionAnalysis(function, sessions, qualify, dialects, calls)
     return analysis.run(), sessions
+
+
+# -- retry decorators --------------------------------------------------------------------------
+
+_RETRY_NAME = re.compile(r"retr(?:y|ies|ying)|on_exception|wrap_db_retry", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RetriedWork:
+    """A function a retry decorator runs again after a database error, whose body works on a
+    session it did not open (a parameter, or a module-level session) and never rolls it back:
+    every retry runs on the aborted transaction."""
+
+    decorator: ast.AST
+    name: str
+    session: str
+    work: ast.Call
+
+
+def retried_session_work(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+    sessions: SessionNames,
+    qualify: Qualify,
+    calls: Calls | None = None,
+) -> RetriedWork | None:
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = qualify(target) or dotted_name(target) or ""
+        short = name.rsplit(".", 1)[-1]
+        if not _RETRY_NAME.search(short) or "inactive" in short:
+            continue  # neutron's retry_if_session_inactive retries only outside a transaction
+        if calls is not None and calls.rolls_back(target):
+            continue  # the project's own decorator rolls the session back before it retries
+        if not _retries_database_errors(decorator, function, qualify):
+            continue
+        params = {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
+        for session, call in session_work(function.body, sessions, qualify, calls).items():
+            handed = session in params or ("." in session and not session.startswith(("self.", "cls.")))
+            if handed and not _rolls_back(function, session, sessions, calls):
+                return RetriedWork(decorator, name, session, call)
+    return None
+
+
+def _rolls_back(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+    session: str,
+    sessions: SessionNames,
+    calls: Calls | None,
+) -> bool:
+    nodes = sessions.nodes
+    return any(
+        effect.kind == "reset" and effect.session == session
+        for statement in function.body
+        for call in nodes.calls_in(statement)
+        for effect in classify_call(call, sessions, calls)
+    )
+
+
+def _retries_database_errors(
+    decorator: ast.AST, function: ast.FunctionDef | ast.AsyncFunctionDef, qualify: Qualify
+) -> bool:
+    """Whether the decorator retries on what a database error becomes: any exception (tenacity's
+    default), a database error type, or an exception the function raises from one."""
+    if not isinstance(decorator, ast.Call):
+        return True
+    named: list[ast.expr] = []
+    for kw in decorator.keywords:
+        if kw.arg == "retry" and isinstance(kw.value, ast.Call) and kw.value.args:
+            named.extend(kw.value.args)
+    func_name = (dotted_name(decorator.func) or "").rsplit(".", 1)[-1]
+    if func_name == "on_exception" and len(decorator.args) > 1:
+        named.append(decorator.args[1])
+    if not named:
+        return True
+    flat: list[ast.expr] = []
+    for node in named:
+        flat.extend(node.elts if isinstance(node, ast.Tuple) else [node])
+    if any(database_error(node, qualify) is not None for node in flat):
+        return True
+    raised = {dotted_name(n) for n in flat}
+    for handler in (n for n in ast.walk(function) if isinstance(n, ast.ExceptHandler)):
+        if database_error(handler.type, qualify) is None:
+            continue
+        for inner in ast.walk(handler):
+            if isinstance(inner, ast.Raise) and inner.exc is not None:
+                exc = inner.exc.func if isinstance(inner.exc, ast.Call) else inner.exc
+                if dotted_name(exc) in raised:
+                    return True
+    return False

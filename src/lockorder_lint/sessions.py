@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from lockorder_lint.names import dotted_name
 
@@ -139,13 +141,62 @@ def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.ar
     return [*args.posonlyargs, *args.args, *args.kwonlyargs]
 
 
-# -- which names are sessions ------------------------------------------------------------------
+# Session and connection methods that only SQLAlchemy (or a DB-API connection) has: calling one
+# on a name is evidence that the name holds a database session.
+EVIDENCE_METHODS = frozenset(
+    {
+        "query", "scalars", "scalar", "flush", "merge", "add_all", "refresh", "begin_nested",
+        "exec_driver_sql", "bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings",
+        "get_bind", "cursor", "execution_options", "in_transaction", "no_autoflush",
+    }
+)  # fmt: skip
+# Calls whose result is a session or connection, by their last name.
+_FACTORY_NAMES = frozenset(
+    {"sessionmaker", "scoped_session", "Session", "AsyncSession", "async_sessionmaker"}
+)
+_STATEMENT_BUILDERS = frozenset(
+    {"text", "select", "update", "delete", "insert", "union", "union_all", "exists"}
+)
+# Modules whose connections are outside any transaction unless asked (autocommit), so a failed
+# statement aborts nothing: a raw asyncpg connection.
+_AUTOCOMMIT_DRIVERS = frozenset({"asyncpg"})
+_ENGINE_URL = re.compile(r"^\s*(?P<scheme>[\w]+)(?:\+\w+)?://")
+
+
+@dataclass(frozen=True)
+class Callee:
+    """What a project function does to the sessions it is handed or shares: for each of its
+    parameters (by name) and each module-level session it uses (by qualified name), the first
+    effect along its body: ``reset``, ``work`` (a call that can fail and abort the transaction)
+    or ``use`` (staging only)."""
+
+    params: tuple[str, ...]
+    bound_first: bool
+    effects: dict[str, str] = field(hash=False, compare=False)
+    name: str = ""
+
+
+class Calls(Protocol):
+    """Calls into the project, as far as the session analysis needs them."""
+
+    def callee(self, call: ast.Call) -> Callee | None: ...
+
+    def never_returns(self, call: ast.Call) -> bool: ...
+
+    def rolls_back(self, decorator: ast.AST) -> bool: ...
 
 
 class SessionNames:
-    """Decides which dotted names in one function hold a database session: parameters annotated
-    with a session type, ``with <factory>() as name`` targets, and the configured name patterns,
-    minus names the function binds to something that is plainly not a database session."""
+    """Decides which dotted names in one function hold a database session or connection.
+
+    A name counts only with evidence: an annotation with a session type, construction from a
+    session factory, an engine's ``connect()``/``begin()``, a session provider (``provide_session``,
+    ``Depends(get_db)``, configurable), or, for a name matching ``session-names``, a call on it
+    that only a SQLAlchemy session or DB-API connection has (``query``, ``flush``, ``execute`` of
+    a SQLAlchemy statement...). Names bound to another library's "session", to a connection in
+    autocommit mode, or to an engine for a database without transactions are never sessions.
+    Sessions bound at module level (Flask-SQLAlchemy's ``db.session``) are named by their
+    qualified name, so that helpers in other modules speak of the same one."""
 
     def __init__(
         self,
@@ -154,18 +205,31 @@ class SessionNames:
         patterns: Sequence[str],
         nodes: NodeCache,
         lock_helpers: Sequence[str] = (),
+        providers: Sequence[str] = (),
+        in_project: Callable[[str], bool] = lambda qualified: True,
     ) -> None:
         self.qualify = qualify
+        # Whether a qualified name is the project's own (else an installed library's).
+        self.in_project = in_project
         self.nodes = nodes
         self.patterns = tuple(patterns)
         # Configured lock helpers only add FOR UPDATE to a statement: handing them the session
         # (to read its dialect) is not database work.
         self.lock_helpers = frozenset(lock_helpers)
+        self.providers = frozenset(p.rsplit(".", 1)[-1] for p in providers)
         self.declared: set[str] = set()
         self.excluded: set[str] = set()
+        self.evidenced: set[str] = set()
         self.asynchronous: dict[str, bool] = {}
         # ``with session.begin_nested() as savepoint``: rolling the savepoint back resets the session.
         self.savepoints: dict[str, str] = {}
+        # How this function writes each session key it uses (``db.session`` for a qualified key).
+        self.written: dict[str, str] = {}
+        self._assigned: dict[str, ast.AST] = {}
+        self._engines: dict[str, bool] = {}  # local engine names: do they reach a transactional database
+        for statement in function.body:
+            for call in nodes.calls_in(statement):
+                self._read_usage(call)
         self._read_parameters(function)
         for node in statements_in(function.body):
             if isinstance(node, (ast.With, ast.AsyncWith)):
@@ -182,23 +246,70 @@ class SessionNames:
     def __contains__(self, dotted: object) -> bool:
         if not isinstance(dotted, str) or dotted in self.excluded:
             return False
-        return dotted in self.declared or any(fnmatch.fnmatchcase(dotted, p) for p in self.patterns)
+        if dotted in self.declared:
+            return True
+        return dotted in self.evidenced and self._named_like_a_session(dotted)
+
+    def _named_like_a_session(self, dotted: str) -> bool:
+        return any(fnmatch.fnmatchcase(dotted, p) for p in self.patterns)
 
     def of(self, node: ast.AST) -> str | None:
-        """The session ``node`` names, if it names one."""
+        """The session ``node`` names (its key: qualified for a module-level session), if any."""
         dotted = dotted_name(node)
-        return dotted if dotted is not None and dotted in self else None
+        if dotted is None or dotted not in self:
+            return None
+        key = self.key(dotted)
+        self.written.setdefault(key, dotted)
+        return key
+
+    def key(self, dotted: str) -> str:
+        """A module-level session (``db.session``) by its qualified name; a local one as written."""
+        head = dotted.partition(".")[0]
+        if head in ("self", "cls"):
+            return dotted
+        qualified = self.qualify(ast.parse(dotted, mode="eval").body) if "." in dotted else None
+        return qualified or dotted
+
+    # -- evidence
 
     def _read_parameters(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        decorated = any(
+            (dotted_name(d.func if isinstance(d, ast.Call) else d) or "").rsplit(".", 1)[-1] in self.providers
+            for d in function.decorator_list
+        )
+        args = function.args
+        defaults: dict[str, ast.AST] = {}
+        positional = [*args.posonlyargs, *args.args]
+        for param, default in zip(
+            positional[len(positional) - len(args.defaults) :], args.defaults, strict=True
+        ):
+            defaults[param.arg] = default
+        for param, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+            if kw_default is not None:
+                defaults[param.arg] = kw_default
         for param in _parameters(function):
-            if param.annotation is None:
-                continue
-            verdict = self._annotation_verdict(param.annotation)
+            verdict = self._annotation_verdict(param.annotation) if param.annotation is not None else None
+            given = defaults.get(param.arg)
+            if verdict is None and isinstance(given, ast.Call) and self._provided(given):
+                verdict = True  # ``db: ... = Depends(get_db)``
+            if verdict is None and decorated and self._named_like_a_session(param.arg):
+                verdict = True  # ``@provide_session`` fills it
             if verdict is True:
                 self.declared.add(param.arg)
-                self.asynchronous[param.arg] = self._async_annotation(param.annotation)
+                if param.annotation is not None:
+                    self.asynchronous[param.arg] = self._async_annotation(param.annotation)
             elif verdict is False:
                 self.excluded.add(param.arg)
+
+    def _provided(self, call: ast.Call) -> bool:
+        """``Depends(get_db)`` / ``Depends(provide_session)`` with a configured provider."""
+        name = _last(dotted_name(call.func) or "")
+        if name != "Depends" or not call.args:
+            return False
+        provider = _last(dotted_name(call.args[0]) or "")
+        return (
+            provider in self.providers or "session" in provider.lower() or provider in ("get_db", "get_conn")
+        )
 
     def _annotation_names(self, node: ast.AST) -> Iterator[ast.AST]:
         if isinstance(node, (ast.Name, ast.Attribute)):
@@ -221,14 +332,15 @@ class SessionNames:
             text = dotted_name(name) or ""
             qualified = self.qualify(name) or text
             last = _last(qualified)
-            if _root(qualified) in NON_DB_MODULES:
+            if _root(qualified) in NON_DB_MODULES or _root(qualified) in _AUTOCOMMIT_DRIVERS:
                 verdict = False if verdict is None else verdict
                 continue
-            if last not in SESSION_TYPES:
-                continue
-            if _root(qualified) in ("sqlalchemy", "sqlmodel") or last in _SESSION_CLASSES:
-                return True
-            verdict = False
+            if last in SESSION_TYPES:
+                if _root(qualified) in ("sqlalchemy", "sqlmodel") or last in _SESSION_CLASSES:
+                    return True
+                verdict = False
+            elif last.endswith(("SessionDep", "DbSession", "DBSession")):
+                return True  # ``Annotated[Session, Depends(...)]`` under a project alias
         return verdict
 
     def _async_annotation(self, annotation: ast.AST) -> bool:
@@ -248,23 +360,127 @@ class SessionNames:
 
     def _read_binding(self, target: ast.AST, value: ast.AST, in_async_with: bool) -> None:
         dotted = dotted_name(target)
-        if dotted is None or not isinstance(value, ast.Call):
+        if dotted is None:
             return
-        callee = dotted_name(value.func)
-        if callee is None:
+        self._assigned[dotted] = value
+        if isinstance(value, ast.Await):
+            value = value.value
+        if not isinstance(value, ast.Call):
             return
+        if _autocommit(value):
+            self.excluded.add(dotted)
+            return
+        callee = dotted_name(value.func) or ""
         qualified = self.qualify(value.func) or callee
+        if not qualified and isinstance(value.func, ast.Attribute):
+            qualified = value.func.attr  # ``make_engine().connect()``: the method decides
         last = _last(qualified)
-        if _root(qualified) in NON_DB_MODULES or last in ("get_connection", "get_connection_from_secrets"):
+        root = _root(qualified)
+        if last == "create_engine":
+            self._engines[dotted] = _transactional_url(value)
+            return
+        if (
+            root in NON_DB_MODULES
+            or root in _AUTOCOMMIT_DRIVERS
+            or last in ("get_connection", "get_connection_from_secrets")
+        ):
             self.excluded.add(dotted)
             return
-        if isinstance(target, ast.Name) and last == "Connection" and _root(qualified) != "sqlalchemy":
+        if isinstance(target, ast.Name) and last == "Connection" and root != "sqlalchemy":
             self.excluded.add(dotted)
             return
-        if "session" in last.lower() or last in ("connect", "begin"):
+        if last in ("connect", "begin") and isinstance(value.func, ast.Attribute):
+            engine = dotted_name(value.func.value)
+            if engine in self._engines and not self._engines[engine]:
+                self.excluded.add(dotted)  # an engine for a database without transactions
+                return
+        if root in DRIVER_MODULES and last == "connect":
+            self.declared.add(dotted)
+            return
+        imported = qualified != callee and root not in ("sqlalchemy", "sqlmodel", "flask_sqlalchemy")
+        if imported and not self.in_project(qualified):
+            return  # another library's "session" (an onnxruntime InferenceSession, an HTTP client)
+        if (
+            "session" in last.lower()
+            or last in ("connect", "begin")
+            or last in _FACTORY_NAMES
+            or last in self.providers
+        ):
             self.declared.add(dotted)
             if in_async_with or last.startswith(("Async", "async_")):
                 self.asynchronous[dotted] = True
+
+    def _read_usage(self, call: ast.Call) -> None:
+        """Evidence from use: a method only a database session or connection has, or being
+        passed as a session (``helper(..., session=session)``)."""
+        for kw in call.keywords:
+            passed = dotted_name(kw.value)
+            if kw.arg is not None and passed is not None and self._named_like_a_session(kw.arg):
+                self.evidenced.add(passed)
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            return
+        owner = dotted_name(func.value)
+        if owner is None:
+            return
+        method = func.attr
+        first = call.args[0] if call.args else None
+        staged = method in ("add", "delete") and first is not None and _constructs(first)
+        # ``execute`` of a statement (not of a SQL string, as asyncpg's and raw drivers' take):
+        # what the statement is may be known only to the helper that built it.
+        executed = method == "execute" and first is not None and not _sql_string(first)
+        fetched = method == "get" and first is not None and self._sqlalchemy_argument(first)
+        ended = method in ("commit", "rollback") and not call.args
+        if method in EVIDENCE_METHODS or staged or executed or fetched or ended:
+            self.evidenced.add(owner)
+
+    def _sqlalchemy_argument(self, node: ast.AST, depth: int = 0) -> bool:
+        """A SQLAlchemy statement, ``text(...)``, or a name bound in this function to one."""
+        if isinstance(node, ast.Name) and node.id in self._assigned and depth < 3:
+            return self._sqlalchemy_argument(self._assigned[node.id], depth + 1)
+        inner = node
+        while isinstance(inner, (ast.Call, ast.Attribute)):
+            inner = inner.func if isinstance(inner, ast.Call) else inner.value
+            if isinstance(inner, (ast.Name, ast.Attribute)):
+                qualified = self.qualify(inner) or ""
+                if (
+                    qualified.startswith(("sqlalchemy.", "sqlmodel."))
+                    or _last(qualified) in _STATEMENT_BUILDERS
+                ):
+                    return True
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            qualified = self.qualify(node) or ""
+            return qualified.split(".", 1)[0] not in ("", "builtins") and not qualified.startswith("typing")
+        return False
+
+
+def _sql_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+
+
+def _constructs(node: ast.AST) -> bool:
+    """``Model(...)``: a capitalised call, the way ORM objects are made."""
+    return isinstance(node, ast.Call) and _last(dotted_name(node.func) or "")[:1].isupper()
+
+
+def _autocommit(call: ast.Call) -> bool:
+    """``isolation_level="AUTOCOMMIT"`` anywhere in the expression that made the connection."""
+    for node in ast.walk(call):
+        if isinstance(node, ast.keyword) and node.arg == "isolation_level":
+            value = node.value
+            if isinstance(value, ast.Constant) and str(value.value).upper() == "AUTOCOMMIT":
+                return True
+    return False
+
+
+def _transactional_url(call: ast.Call) -> bool:
+    """Whether ``create_engine(url)`` may reach a database whose failed statements abort the
+    transaction; a literal URL for another backend (``gsheets://``, ``sqlite://``) does not."""
+    if not call.args or not isinstance(call.args[0], ast.Constant) or not isinstance(call.args[0].value, str):
+        return True
+    match = _ENGINE_URL.match(call.args[0].value)
+    scheme = match.group("scheme").lower() if match else ""
+    return scheme in ("postgresql", "postgres", "mysql", "mariadb", "")
 
 
 # -- what touches a session --------------------------------------------------------------------
@@ -272,15 +488,18 @@ class SessionNames:
 
 @dataclass(frozen=True)
 class SessionCall:
-    """A call that uses a session (``kind`` "use") or ends its transaction ("reset")."""
+    """A call that uses a session (``kind`` "use") or ends its transaction ("reset"); ``work``
+    when the call itself can fail in the database and abort the transaction."""
 
     session: str
     kind: str
     call: ast.Call
+    work: bool = True
 
 
-def classify_call(call: ast.Call, sessions: SessionNames) -> list[SessionCall]:
-    """What ``call`` does to sessions: a method on a session, or a session passed as an argument."""
+def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = None) -> list[SessionCall]:
+    """What ``call`` does to sessions: a method on a session, or a session passed to a function
+    (whose own first effect on it decides, when it is a project function the analysis can read)."""
     found: list[SessionCall] = []
     func = call.func
     receiver: str | None = None
@@ -295,18 +514,45 @@ def classify_call(call: ast.Call, sessions: SessionNames) -> list[SessionCall]:
             if method in RESET_METHODS:
                 return [SessionCall(receiver, "reset", call)]
             if method not in PASSIVE_METHODS and not method.startswith("__"):
-                found.append(SessionCall(receiver, "use", call))
+                found.append(SessionCall(receiver, "use", call, method not in STAGING_METHODS))
     callee = dotted_name(func)
     if callee is not None and _last(callee) in _PASSIVE_CALLEES:
         return found
     if sessions.lock_helpers and (sessions.qualify(func) or callee) in sessions.lock_helpers:
         return found
-    values = [a.value if isinstance(a, ast.Starred) else a for a in call.args]
-    values += [kw.value for kw in call.keywords]
-    for value in values:
-        passed = sessions.of(value)
-        if passed is not None and passed != receiver and all(f.session != passed for f in found):
-            found.append(SessionCall(passed, "use", call))
+    known = calls.callee(call) if calls is not None and receiver is None else None
+    passed: list[tuple[str, str | None]] = []  # (session, the callee's parameter it lands in)
+    params = list(
+        known.params[1:] if known is not None and known.bound_first else known.params if known else ()
+    )
+    for index, arg in enumerate(call.args):
+        value = arg.value if isinstance(arg, ast.Starred) else arg
+        session = sessions.of(value)
+        if session is not None:
+            passed.append(
+                (session, params[index] if index < len(params) and not isinstance(arg, ast.Starred) else None)
+            )
+    for kw in call.keywords:
+        session = sessions.of(kw.value)
+        if session is not None:
+            passed.append((session, kw.arg))
+    for session, param in passed:
+        if session == receiver or any(f.session == session for f in found):
+            continue
+        if known is None or param is None:
+            found.append(SessionCall(session, "use", call))  # what it does with it is unknown: a use
+            continue
+        effect = known.effects.get(param)
+        if effect == "reset":
+            found.append(SessionCall(session, "reset", call))
+        elif effect is not None:
+            found.append(SessionCall(session, "use", call, effect == "work"))
+    if known is not None:
+        for shared, effect in known.effects.items():
+            if "." in shared and not any(f.session == shared for f in found):
+                found.append(
+                    SessionCall(shared, "reset" if effect == "reset" else "use", call, effect == "work")
+                )
     return found
 
 

@@ -21,14 +21,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lockorder_lint.config import Config
 from lockorder_lint.names import Resolver, file_resolver
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
 from lockorder_lint.statements import EQ, IN, OTHER, Predicate, Span, Statement
-from lockorder_lint.symbols import SQL_HINT, FileSymbols, FunctionInfo, ProgramIndex, read_symbols
+from lockorder_lint.symbols import (
+    SESSION_HINT,
+    SQL_HINT,
+    FileSymbols,
+    FunctionInfo,
+    ProgramIndex,
+    read_symbols,
+)
 
 if TYPE_CHECKING:
     from lockorder_lint.builders import Bound, Evaluator, ModelRef, Value
     from lockorder_lint.catalog import Catalog
+    from lockorder_lint.sessions import Callee
 
 MAX_DEPTH = 3  # helpers calling helpers calling helpers
 MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
@@ -63,8 +72,11 @@ class _File:
             data = self.source.text.encode("utf-8")
             breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
             lines = sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in SQL_HINT.finditer(data)})
+            session_lines = sorted(
+                {bisect.bisect_right(breaks, m.start()) + 1 for m in SESSION_HINT.finditer(data)}
+            )
             self._symbols = read_symbols(
-                self.source.tree, self.resolver.module, self.resolver, self.path, lines
+                self.source.tree, self.resolver.module, self.resolver, self.path, lines, session_lines
             )
         return self._symbols
 
@@ -79,26 +91,50 @@ class Program:
         subclass_files: dict[str, list[str]],
         catalog: Catalog,
         sql_files: frozenset[str] = frozenset(),
+        session_files: frozenset[str] = frozenset(),
+        config: Config | None = None,
+        class_files: dict[str, list[str]] | None = None,
     ) -> None:
         self.modules = modules
         self.module_of = {path: module for module, path in modules.items()}
         self.subclass_files = subclass_files
         self.sql_files = sql_files
+        self.session_files = session_files
         self.catalog = catalog
-        self.index = ProgramIndex(modules, subclass_files, self._symbols, sql_files)
+        self.config = config or Config()
+        self.class_files = class_files or {}
+        self.index = ProgramIndex(
+            modules, subclass_files, self._symbols, sql_files, session_files, self.class_files
+        )
+        self._effects: dict[str, dict[str, str] | None] = {}
         self._files: dict[str, _File | None] = {}
         # Files whose functions the current check followed: its result depends on them.
         self.touched: set[str] = set()
 
+    def with_config(self, config: Config) -> Program:
+        """The same project under another configuration (its own caches, the same files)."""
+        return Program(
+            self.modules, self.subclass_files, self.catalog, self.sql_files, self.session_files, config,
+            self.class_files,
+        )  # fmt: skip
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_files"] = {}  # parsed trees and symbols stay in the process that read them
+        state["_effects"] = {}
         state["index"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.index = ProgramIndex(self.modules, self.subclass_files, self._symbols, self.sql_files)
+        self.index = ProgramIndex(
+            self.modules,
+            self.subclass_files,
+            self._symbols,
+            self.sql_files,
+            self.session_files,
+            self.class_files,
+        )
 
     def remember(self, path: str, source: Source, resolver: Resolver) -> None:
         """The file being checked, parsed already: calls into it need no second parse."""
@@ -135,7 +171,9 @@ class Program:
 
     # -- what a call, a name, an attribute refers to ---------------------------------------------
 
-    def resolve_call(self, ev: Evaluator, call: ast.Call) -> tuple[FunctionInfo, bool] | None:
+    def resolve_call(
+        self, ev: Evaluator, call: ast.Call, need: str = "sql"
+    ) -> tuple[FunctionInfo, bool] | None:
         """The project function a call reaches, and whether it is called on an instance or class
         (so that its first parameter, ``self``/``cls``, is already bound)."""
         func = call.func
@@ -147,17 +185,17 @@ class Program:
             elif owner in ev.types:
                 klass = ev.types[owner]
             if klass is not None:
-                found = self.index.method(klass, func.attr)
+                found = self.index.method(klass, func.attr, need)
                 return (found, found.kind != "staticmethod") if found is not None else None
         qualified = ev.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if qualified is None:
             return None
-        found = self.index.function(qualified)
+        found = self.index.function(qualified, need)
         if found is not None:
             return found, False
         owner_name, _, method = qualified.rpartition(".")
         if owner_name and self.index.find_class(owner_name) is not None:
-            found = self.index.method(owner_name, method)
+            found = self.index.method(owner_name, method, need)
             if found is not None:
                 return found, found.kind == "classmethod"
         return None
@@ -339,6 +377,64 @@ class Program:
         )
         return anchored
 
+    def evaluator_for(
+        self, info: FunctionInfo, depth: int
+    ) -> tuple[Evaluator, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+        """A fresh evaluator for a project function, in its own file's names."""
+        from lockorder_lint.builders import Evaluator, Scope
+
+        located = self.node_of(info)
+        if located is None:
+            return None
+        callee_file, node = located
+        scope = Scope(
+            source=callee_file.source,
+            resolver=callee_file.resolver,
+            catalog=self.catalog,
+            program=self,
+            class_qualname=info.class_qualname,
+            qualname=info.qualname,
+            lock_helpers=frozenset(self.config.lock_helpers),
+            depth=depth,
+            path=callee_file.path,
+        )
+        evaluator = Evaluator(scope)
+        evaluator.types.update(self.parameter_types(evaluator, node))
+        return evaluator, node
+
+    def session_effects(self, info: FunctionInfo, depth: int = 0) -> dict[str, str] | None:
+        """What a project function does first to each session it is handed (by parameter name)
+        or shares (module-level sessions, by qualified name): ``reset``, ``work`` or ``use``.
+        Read along its body in evaluation order, following its own calls a few levels down."""
+        from lockorder_lint.sessions import NodeCache, SessionNames, classify_call
+
+        if not info.sessions or depth >= MAX_DEPTH:
+            return None
+        if info.qualname in self._effects:
+            return self._effects[info.qualname]
+        self._effects[info.qualname] = None  # a recursive call sees no summary
+        made = self.evaluator_for(info, depth + 1)
+        if made is None:
+            return None
+        ev, node = made
+        config = self.config
+        calls = ProgramCalls(self, ev)
+        sessions = SessionNames(
+            node, ev.qualify, config.session_names, NodeCache(), config.lock_helpers,
+            config.session_providers, calls.in_project,
+        )  # fmt: skip
+        params = set(info.params)
+        effects: dict[str, str] = {}
+        for call in (c for statement in node.body for c in sessions.nodes.calls_in(statement)):
+            for effect in classify_call(call, sessions, calls):
+                key = effect.session
+                shared = "." in key and not key.startswith(("self.", "cls."))
+                if key in effects or not (key in params or shared):
+                    continue
+                effects[key] = "reset" if effect.kind == "reset" else "work" if effect.work else "use"
+        self._effects[info.qualname] = effects
+        return effects
+
     def condition(self, ev: Evaluator, call: ast.Call) -> tuple[list[Predicate], bool] | None:
         """A helper that returns a condition (Airflow's ``tuple_in_condition``, ``filter_for_tis``):
         its predicates, read in the helper with its parameters bound to the caller's arguments.
@@ -369,6 +465,43 @@ class Program:
             return found, opaque
         ops = [Predicate(t, c, IN if (t, c) in (pinned or set()) else OTHER) for t, c in mentioned]
         return ops, opaque
+
+
+class ProgramCalls:
+    """Calls into the project as the session analysis of one function sees them: the callee and
+    what it does to the sessions it is handed or shares (see :class:`sessions.Callee`)."""
+
+    def __init__(self, program: Program, ev: Evaluator) -> None:
+        self.program = program
+        self.ev = ev
+
+    def callee(self, call: ast.Call) -> Callee | None:
+        from lockorder_lint.sessions import Callee
+
+        resolved = self.program.resolve_call(self.ev, call, need="sessions")
+        if resolved is None:
+            return None
+        info, bound_first = resolved
+        effects = self.program.session_effects(info, self.ev.scope.depth)
+        if effects is None:
+            return None
+        return Callee(info.params, bound_first, effects, info.qualname)
+
+    def never_returns(self, call: ast.Call) -> bool:
+        resolved = self.program.resolve_call(self.ev, call, need="")
+        return resolved is not None and resolved[0].no_return
+
+    def rolls_back(self, decorator: ast.AST) -> bool:
+        """A project decorator whose own code calls ``rollback()`` (Airflow's retry_db_transaction)."""
+        qualified = self.ev.qualify(decorator)
+        info = self.program.index.function(qualified, need="sessions") if qualified else None
+        located = self.program.node_of(info) if info is not None else None
+        if located is None:
+            return False
+        return any(isinstance(n, ast.Attribute) and n.attr == "rollback" for n in ast.walk(located[1]))
+
+    def in_project(self, qualified: str) -> bool:
+        return self.program.index._module_of(qualified) is not None
 
 
 def _passes_statement(ev: Evaluator, call: ast.Call) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lockorder_lint.names import Resolver, dotted_name
@@ -22,6 +22,8 @@ SQL_HINT = re.compile(
     rb"select\(|update\(|delete\(|insert\(|\.where\(|\.filter(?:_by)?\(|with_for_update|\.query\b|"
     rb"and_\(|or_\(|tuple_\(|\.in_\(|text\(|__table__|\.c\.|_subquery\(|\.cte\("
 )
+# Text that makes a function worth summarising for the sessions it is handed or shares.
+SESSION_HINT = re.compile(rb"session|Session|\.commit\(|\.rollback\(|\.flush\(|connection|\.execute\(")
 _NO_RETURN = frozenset({"NoReturn", "Never"})
 
 
@@ -39,12 +41,13 @@ class FunctionInfo:
     returns: str | None  # the qualified names the return annotation mentions
     decorators: tuple[str, ...]
     kind: str  # function, method, classmethod, staticmethod, property
-    relevant: bool  # mentions SQL or sessions: worth following
+    relevant: bool  # builds statements or conditions: worth following into
     no_return: bool = False
     # What its ``return`` statements may hand back, read from their shape: a statement builder
     # (or something that may be one), a condition.
     returns_statement: bool = False
     returns_condition: bool = False
+    sessions: bool = False  # mentions sessions: worth summarising for LCK003
 
     def annotation(self, param: str) -> str | None:
         return next((a for p, a in self.annotations if p == param), None)
@@ -64,10 +67,12 @@ class ClassInfo:
 
 @dataclass
 class FileSymbols:
-    """The functions and classes one file defines."""
+    """The functions and classes one file defines, and the names it imports (a package's
+    ``__init__`` re-exports what it imports)."""
 
     functions: list[FunctionInfo] = field(default_factory=list)
     classes: list[ClassInfo] = field(default_factory=list)
+    imports: dict[str, str] = field(default_factory=dict)
 
 
 def _annotation_names(node: ast.AST | None, resolver: Resolver) -> str | None:
@@ -112,11 +117,17 @@ def _hit(lines: list[int], start: int, end: int) -> bool:
 
 
 def read_symbols(
-    tree: ast.Module, module: str, resolver: Resolver, path: str, relevant_lines: list[int]
+    tree: ast.Module,
+    module: str,
+    resolver: Resolver,
+    path: str,
+    relevant_lines: list[int],
+    session_lines: Sequence[int] = (),
 ) -> FileSymbols:
-    """The file's functions (top-level, methods, nested) and classes. ``relevant_lines`` are the
-    sorted lines where :data:`SQL_HINT` matched."""
-    symbols = FileSymbols()
+    """The file's functions (top-level, methods, nested) and classes. ``relevant_lines`` and
+    ``session_lines`` are the sorted lines where :data:`SQL_HINT` and :data:`SESSION_HINT` matched."""
+    symbols = FileSymbols(imports=dict(resolver.aliases))
+    session_list = list(session_lines)
 
     def decorators_of(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[str]:
         found = []
@@ -135,11 +146,12 @@ def read_symbols(
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         qualname = f"{prefix}.{node.name}"
         relevant = _hit(relevant_lines, start, node.end_lineno or node.lineno)
+        sessions = _hit(session_list, start, node.end_lineno or node.lineno)
         returns = _annotation_names(node.returns, resolver)
         no_return = returns is not None and returns.rsplit(".", 1)[-1] in _NO_RETURN
         annotations: tuple[tuple[str, str], ...] = ()
         shapes: set[str] = set()
-        if relevant:  # only functions worth following pay for the rest
+        if relevant or sessions:  # only functions worth following pay for the rest
             annotations = tuple(
                 (a.arg, text)
                 for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
@@ -150,6 +162,7 @@ def read_symbols(
             FunctionInfo(
                 qualname, module, path, node.lineno, owner, tuple(params), annotations, returns,
                 tuple(decorators), kind, relevant, no_return, "statement" in shapes, "condition" in shapes,
+                sessions,
             )
         )  # fmt: skip
 
@@ -310,10 +323,14 @@ class ProgramIndex:
         subclass_files: dict[str, list[str]],
         load: Callable[[str], FileSymbols | None],
         sql_files: frozenset[str] = frozenset(),
+        session_files: frozenset[str] = frozenset(),
+        class_files: dict[str, list[str]] | None = None,
     ) -> None:
         self.modules = modules  # module name -> file path
         self.subclass_files = subclass_files  # base short name -> files with a class deriving it
-        self.sql_files = sql_files  # files that build statements: only their functions are followed
+        self.sql_files = sql_files  # files that build statements: only their functions are inlined
+        self.session_files = session_files  # files that use sessions: their functions are summarised
+        self.class_files = class_files or {}  # class short name -> files with a class of that name
         self._load = load
         self._loaded: dict[str, FileSymbols | None] = {}
         self.functions: dict[str, FunctionInfo] = {}
@@ -342,23 +359,58 @@ class ProgramIndex:
                 return module
         return None
 
-    def _load_for(self, qualname: str, sql_only: bool = False) -> None:
+    def _load_for(self, qualname: str, need: str = "") -> None:
         module = self._module_of(qualname)
-        if module is not None and (not sql_only or self.modules[module] in self.sql_files):
-            self.symbols(self.modules[module])
+        if module is None:
+            return
+        path = self.modules[module]
+        if need == "sql" and path not in self.sql_files:
+            return
+        if need == "sessions" and path not in self.session_files and path not in self.sql_files:
+            return
+        self.symbols(path)
 
-    def function(self, qualname: str) -> FunctionInfo | None:
-        """A function worth following (its file builds statements), by qualified name."""
+    def _reexported(self, qualname: str) -> str | None:
+        """``pkg.Name`` where ``pkg/__init__.py`` imports ``Name`` from a submodule: the name it
+        really has."""
+        module = self._module_of(qualname)
+        if module is None:
+            return None
+        symbols = self.symbols(self.modules[module])
+        rest = qualname[len(module) + 1 :]
+        head, _, tail = rest.partition(".")
+        target = symbols.imports.get(head) if symbols is not None else None
+        if target is None or target == qualname:
+            return None
+        return f"{target}.{tail}" if tail else target
+
+    def function(self, qualname: str, need: str = "sql", hops: int = 0) -> FunctionInfo | None:
+        """A function by qualified name, if its file has what ``need`` asks for (``sql``: it
+        builds statements; ``sessions``: it uses sessions), so other files are never parsed."""
         if qualname not in self.functions:
-            self._load_for(qualname, sql_only=True)
-        return self.functions.get(qualname)
+            self._load_for(qualname, need)
+        found = self.functions.get(qualname)
+        if found is None and hops < 3 and need == "":
+            target = self._reexported(qualname)
+            if target is not None:
+                return self.function(target, need, hops + 1)
+        return found
 
-    def find_class(self, name: str) -> ClassInfo | None:
+    def find_class(self, name: str, hops: int = 0) -> ClassInfo | None:
         if name not in self.classes:
             self._load_for(name)
         if name in self.classes:
             return self.classes[name]
-        candidates = self._short_classes.get(name.rsplit(".", 1)[-1], [])
+        if hops < 3:
+            target = self._reexported(name)
+            if target is not None:
+                found = self.find_class(target, hops + 1)
+                if found is not None:
+                    return found
+        short = name.rsplit(".", 1)[-1]
+        for path in self.class_files.get(short, [])[:4]:
+            self.symbols(path)
+        candidates = self._short_classes.get(short, [])
         if len(candidates) == 1 and "." in name:
             package = name.split(".", 1)[0]
             if candidates[0].split(".", 1)[0] == package:
@@ -403,10 +455,10 @@ class ProgramIndex:
         resolved = self.find_class(base)
         return resolved is not None and resolved.qualname == qualname
 
-    def method(self, class_qualname: str, name: str) -> FunctionInfo | None:
+    def method(self, class_qualname: str, name: str, need: str = "sql") -> FunctionInfo | None:
         """``name`` as the class (or its nearest ancestor) defines it."""
         for klass in self.ancestors(class_qualname):
-            found = self.function(f"{klass.qualname}.{name}")
+            found = self.function(f"{klass.qualname}.{name}", need)
             if found is not None:
                 return found
         return None

@@ -5,7 +5,7 @@ is already dead, so the write meant to record the failure is lost (Airflow #6673
 from __future__ import annotations
 
 import ast
-import fnmatch
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,8 @@ from lockorder_lint.names import dotted_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
-    from lockorder_lint.session_flow import AbortedUse
+    from lockorder_lint.session_flow import AbortedUse, RetriedWork
+    from lockorder_lint.sessions import Calls, SessionNames
     from lockorder_lint.units import Unit
 
 
@@ -22,85 +23,141 @@ class AbortedSessionReuse(Rule):
     code = "LCK003"
     name = "aborted-session-reuse"
     summary = "session used again after an except clause swallowed a database error, before rollback()"
-    # ``except`` clauses, and tenacity-style retry loops (``for attempt in Retrying(...)``).
-    triggers = rb"\bexcept\b|[Rr]etr(?:y|ies|ying)\w*\s*\("
+    # ``except`` clauses, tenacity-style retry loops (``for attempt in Retrying(...)``), and retry
+    # decorators (``@retry(...)``, ``@backoff.on_exception(...)``, ``@retry_db_transaction``).
+    triggers = rb"\bexcept\b|[Rr]etr(?:y|ies|ying)\w*\s*\(|@[\w.]*(?:[Rr]etr|on_exception)"
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: Config) -> bool:
-        """Only a function with a ``try`` (or a retry loop) and something that may be a session
-        is worth parsing: most functions with an ``except`` never touch a database."""
-        has_try = has_retry = has_session = False
+        """A function with a ``try``, a retry loop or a retry decorator: the sessions it may work
+        on, its own or those its helpers share, are only known once it is analysed."""
+        if any(
+            _RETRY.search(dotted_name(d.func if isinstance(d, ast.Call) else d) or "")
+            for d in function.decorator_list
+        ):
+            return True
         for node in ast.walk(function):
             if isinstance(node, _TRY_NODES):
-                has_try = True
-            elif isinstance(node, ast.Call):
-                callee = dotted_name(node.func) or ""
-                last = callee.rsplit(".", 1)[-1].lower()
-                has_retry = has_retry or "retr" in last
-                has_session = has_session or "session" in last or last in ("connect", "begin")
-            elif isinstance(node, (ast.Name, ast.Attribute)) and not has_session:
-                dotted = dotted_name(node)
-                has_session = dotted is not None and any(
-                    fnmatch.fnmatchcase(dotted, p) for p in config.session_names
-                )
-            elif isinstance(node, ast.arg) and node.annotation is not None and not has_session:
-                text = ast.unparse(node.annotation)
-                has_session = "Session" in text or "Connection" in text
-            if (has_try or has_retry) and has_session:
+                return True
+            if isinstance(node, ast.Call) and _RETRY.search(dotted_name(node.func) or ""):
                 return True
         return False
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
-        from lockorder_lint.session_flow import aborted_session_uses
+        from lockorder_lint.session_flow import retried_session_work
 
-        found, _sessions = aborted_session_uses(
-            unit.node,
-            unit.qualify,
-            context.config.session_names,
-            context.config.dialects,
-            context.config.lock_helpers,
-        )
+        found, sessions, calls = analyse_sessions(unit, context.config)
         for aborted in sorted(found, key=lambda a: (unit.span(a.use).line, unit.span(a.use).column)):
             yield Report(
                 self.code,
                 unit.span(aborted.use),
-                self._message(aborted, unit),
+                self._message(aborted, unit, sessions.written.get(aborted.session)),
                 None,
                 unit.canonical(aborted.statement),
             )
+        retried = retried_session_work(unit.node, sessions, unit.qualify, calls)
+        if retried is not None:
+            yield Report(
+                self.code,
+                unit.span(retried.decorator),
+                self._retry_message(retried, unit, sessions.written.get(retried.session)),
+                None,
+                unit.canonical(retried.decorator),
+            )
 
     @staticmethod
-    def _message(aborted: AbortedUse, unit: Unit) -> str:
+    def _message(aborted: AbortedUse, unit: Unit, written: str | None) -> str:
+        """One sentence: what swallowed which error, what then runs on the aborted transaction,
+        what happens to it, and the fix. The story behind it is in ``lockorder-lint explain``."""
         from lockorder_lint.sessions import call_text
 
         session = aborted.session
+        shown = written or _shown(session)
         work = aborted.catch.work[session]
-        work_at = f"`{call_text(work, session)}` (line {unit.span(work).line})"
+        work_at = f"`{call_text(work, shown)}` (line {unit.span(work).line})"
         catch_line = unit.span(aborted.catch.node).line
-        use = f"`{call_text(aborted.use, session)}`"
+        use = f"`{call_text(aborted.use, shown)}`"
+        outcome = "its write never lands" if _writes(aborted.use) else "it fails"
+        fix = f"call {shown}.rollback() first or use a fresh session"
         if aborted.where == "handler":
-            what = (
-                f"{aborted.catch.exception} can catch a database error from {work_at}, which "
-                f"aborts {session}'s transaction; the handler then runs {use} on it before "
-                f"{session}.rollback()"
+            return (
+                f"{aborted.catch.exception} catches a database error from {work_at}, then runs {use} on "
+                f"the aborted transaction: {outcome}; {fix}"
             )
-        elif aborted.where == "after":
-            what = (
-                f"{aborted.catch.exception} (line {catch_line}) can swallow a database error from "
-                f"{work_at} without {session}.rollback(), so {use} after it runs on the aborted "
-                "transaction"
-            )
-        else:
-            what = (
-                f"{aborted.catch.exception} (line {catch_line}) can swallow a database error from "
-                f"{work_at} without {session}.rollback(), and the loop's next iteration runs {use} "
-                "on the aborted transaction"
-            )
+        where = "here" if aborted.where == "after" else "in the loop's next iteration"
         return (
-            f"{what}: PostgreSQL rejects it (InFailedSqlTransaction) and the write is lost, MySQL "
-            f"runs it without the rolled-back work; call {session}.rollback() first or use a fresh "
-            "session, and retry deadlocks and serialization failures (40P01, 40001, MySQL 1213) "
-            "instead of recording a failure"
+            f"{aborted.catch.exception} (line {catch_line}) swallows a database error from {work_at} "
+            f"without rollback, so {use} {where} runs on the aborted transaction: {outcome}; {fix}"
         )
+
+    @staticmethod
+    def _retry_message(retried: RetriedWork, unit: Unit, written: str | None) -> str:
+        from lockorder_lint.sessions import call_text
+
+        shown = written or _shown(retried.session)
+        decorator = retried.name.rsplit(".", 2)[-2:] if "." in retried.name else [retried.name]
+        function = unit.qualname.rsplit(".", 1)[-1]
+        work = f"`{call_text(retried.work, shown)}` (line {unit.span(retried.work).line})"
+        return (
+            f"@{'.'.join(decorator)} runs {function}() again after a database error, but {work} works on "
+            f"{shown}, which nothing rolls back: every retry runs on the aborted transaction; roll back "
+            "before retrying, or give each attempt a fresh session"
+        )
+
+
+def analyse_sessions(unit: Unit, config: Config) -> tuple[list[AbortedUse], SessionNames, Calls | None]:
+    """LCK003's analysis of one function, as the rule runs it and as ``--fix`` repeats it."""
+    from lockorder_lint.session_flow import aborted_session_uses
+    from lockorder_lint.summaries import ProgramCalls
+
+    program = unit.scope.program
+    calls = ProgramCalls(program, unit.evaluator) if program is not None else None
+    found, sessions = aborted_session_uses(
+        unit.node,
+        unit.qualify,
+        config.session_names,
+        config.dialects,
+        config.lock_helpers,
+        config.session_providers,
+        calls,
+        calls.in_project if calls is not None else (lambda qualified: True),
+    )
+    return found, sessions, calls
+
+
+def _shown(session: str) -> str:
+    """A session as the message names it: ``db.session`` rather than its qualified name."""
+    parts = session.split(".")
+    return ".".join(parts[-2:]) if len(parts) > 2 else session
+
+
+# Calls on a session that write (or make the pending writes of the aborted transaction land).
+_WRITES = frozenset(
+    {
+        "execute",
+        "commit",
+        "flush",
+        "add",
+        "add_all",
+        "merge",
+        "delete",
+        "bulk_save_objects",
+        "exec_driver_sql",
+    }
+)
+
+
+def _writes(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        if func.attr in ("execute", "exec_driver_sql") and call.args:
+            first = call.args[0]
+            text = ast.unparse(first).lower()
+            return any(word in text for word in ("update", "delete", "insert", "merge", "values"))
+        return func.attr in _WRITES
+    return True  # a helper handed the session: it may write
+
+
+_RETRY = re.compile(r"[Rr]etr(?:y|ies|ying)|on_exception|wrap_db_retry")
 
 
 # ``try``/``except*`` (the latter from Python 3.11).
