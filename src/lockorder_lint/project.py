@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from lockorder_lint.engine import Project
 
 _PARALLEL_FROM = 64  # uncached files before phase one is worth a process pool
+# A session bound at module level and shared by every function that imports it: its binding
+# (``db = SQLAlchemy()``, ``Session = scoped_session(...)``) or its use (``db.session.query(``).
+SHARED_SESSION = re.compile(
+    rb"(?m)^\w+\s*(?::[^=]+)?=\s*(?:[\w.]+\.)?(?:SQLAlchemy|scoped_session|async_scoped_session)\(|"
+    rb"(?<![\w.])(?!self\.|cls\.)[A-Za-z_]\w*\.session\.(?:query|execute|scalars?|commit|add|flush|get|merge)\("
+)
 
 
 @dataclass
@@ -39,6 +46,7 @@ class FileFacts:
     models: FileModels = field(default_factory=FileModels)
     builds_sql: bool = False  # mentions statement builders: its functions may be worth inlining
     uses_sessions: bool = False  # mentions sessions: its functions may be worth summarising
+    shares_sessions: bool = False  # binds a session at module level (``db = SQLAlchemy()``)
     classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     error: FileError | None = None
     migration: bool = False
@@ -58,13 +66,14 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     classes = class_lines(data)
     builds_sql = SQL_HINT.search(data) is not None
     uses_sessions = SESSION_HINT.search(data) is not None
+    shares = SHARED_SESSION.search(data) is not None
     if MODEL_HINT.search(data) is None:
         try:
             decode_check(data)
         except SourceError as exc:
             return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
         models = FileModels(migration=migration)
-        return FileFacts(module, models, builds_sql, uses_sessions, classes, None, migration, digest)
+        return FileFacts(module, models, builds_sql, uses_sessions, shares, classes, None, migration, digest)
     try:
         source = parse_source(data, display)
         resolver = file_resolver(source.tree, module, path.name == "__init__.py")
@@ -77,7 +86,7 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     except Exception as exc:  # a bug must name its file, and not stop the run
         error = FileError(display, 0, f"internal error reading models: {type(exc).__name__}: {exc}")
         return FileFacts(module, error=error, digest=digest)
-    return FileFacts(module, models, builds_sql, uses_sessions, classes, None, migration, digest)
+    return FileFacts(module, models, builds_sql, uses_sessions, shares, classes, None, migration, digest)
 
 
 def _facts_item(item: tuple[Path, str, Path]) -> FileFacts:
@@ -153,6 +162,7 @@ def build_project(
         str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.uses_sessions
     )
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
+    program.shared_sessions = any(fact.shares_sessions for fact in facts)
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}

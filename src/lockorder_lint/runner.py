@@ -4,6 +4,7 @@ asked), and gather the results in a stable order."""
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -92,6 +93,17 @@ _WORKER_PROJECT: Project | None = None
 def _init_worker(project: Project) -> None:
     global _WORKER_PROJECT
     _WORKER_PROJECT = project
+    _settle_heap()
+
+
+def _settle_heap() -> None:
+    """Before checking files: move the project (catalog, program index) out of the garbage
+    collector's way and let it collect less often. Every file's syntax tree is a hundred thousand
+    fresh objects; with the default thresholds the collector re-walks the heap so often that it
+    costs a third of the run. Memory stays bounded: collections still happen, just fewer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _check_item(item: tuple[Path, str, bytes]) -> FileResult:
@@ -126,6 +138,7 @@ def run(
     cache: Cache | None = None,
 ) -> RunResult:
     """Check ``paths`` against ``project``; output order does not depend on ``jobs`` or the cache."""
+    _settle_heap()
     result = RunResult()
     found = checked_files(paths, project)
     for problem in found.problems:

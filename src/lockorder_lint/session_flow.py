@@ -584,6 +584,8 @@ def aborted_session_uses(
     sessions = SessionNames(
         function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project
     )
+    if not sessions.any() and (calls is None or not calls.shares_sessions()):
+        return [], sessions  # no session here, and none the project shares between modules
     analysis = AbortedSessionAnalysis(function, sessions, qualify, dialects, calls)
     return analysis.run(), sessions
 

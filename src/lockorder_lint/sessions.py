@@ -185,6 +185,8 @@ class Calls(Protocol):
 
     def rolls_back(self, decorator: ast.AST) -> bool: ...
 
+    def shares_sessions(self) -> bool: ...
+
 
 class SessionNames:
     """Decides which dotted names in one function hold a database session or connection.
@@ -242,6 +244,10 @@ class SessionNames:
             elif isinstance(node, ast.Assign) and len(node.targets) == 1:
                 self._read_savepoint(node.targets[0], node.value)
                 self._read_binding(node.targets[0], node.value, False)
+
+    def any(self) -> bool:
+        """Whether the function has a session of its own at all (else only helpers' shared ones)."""
+        return any(name in self for name in self.declared | self.evidenced)
 
     def __contains__(self, dotted: object) -> bool:
         if not isinstance(dotted, str) or dotted in self.excluded:

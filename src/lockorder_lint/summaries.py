@@ -108,19 +108,26 @@ class Program:
         )
         self._effects: dict[str, dict[str, str] | None] = {}
         self._files: dict[str, _File | None] = {}
+        self._current: tuple[str, _File] | None = None
+        # Whether any module binds a session at module level (Flask-SQLAlchemy's ``db``, a
+        # ``scoped_session``): only then can a function without sessions of its own reach one.
+        self.shared_sessions = False
         # Files whose functions the current check followed: its result depends on them.
         self.touched: set[str] = set()
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""
-        return Program(
+        program = Program(
             self.modules, self.subclass_files, self.catalog, self.sql_files, self.session_files, config,
             self.class_files,
         )  # fmt: skip
+        program.shared_sessions = self.shared_sessions
+        return program
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_files"] = {}  # parsed trees and symbols stay in the process that read them
+        state["_current"] = None
         state["_effects"] = {}
         state["index"] = None
         return state
@@ -137,9 +144,10 @@ class Program:
         )
 
     def remember(self, path: str, source: Source, resolver: Resolver) -> None:
-        """The file being checked, parsed already: calls into it need no second parse."""
-        if path not in self._files and path in self.module_of:
-            self._files[path] = _File(source, resolver, path)
+        """The file being checked, parsed already: calls into it need no second parse. It is
+        held only while it is checked; keeping every checked tree would make the process's
+        heap, and every garbage collection, grow with the size of the run."""
+        self._current = (path, _File(source, resolver, path))
 
     def _symbols(self, path: str) -> FileSymbols | None:
         loaded = self.file(path)
@@ -149,6 +157,8 @@ class Program:
 
     def file(self, path: str) -> _File | None:
         self.touched.add(path)
+        if self._current is not None and self._current[0] == path:
+            return self._current[1]
         if path not in self._files:
             self._files[path] = self._load(path)
         return self._files[path]
@@ -499,6 +509,9 @@ class ProgramCalls:
         if located is None:
             return False
         return any(isinstance(n, ast.Attribute) and n.attr == "rollback" for n in ast.walk(located[1]))
+
+    def shares_sessions(self) -> bool:
+        return self.program.shared_sessions
 
     def in_project(self, qualified: str) -> bool:
         return self.program.index._module_of(qualified) is not None
