@@ -587,7 +587,7 @@ def test_diff_also_reports_unfixable_findings_file_errors_and_the_summary(
     assert lines[0].startswith("app/jobs.py:8:21: LCK001 ")
     assert lines[2].startswith("app/broken.py:2: error: cannot parse")
     assert lines[3:] == [
-        "3 findings (LCK001 1, LCK002 1, LCK003 1) in 5 files checked; 1 file error",
+        "3 findings (LCK001 1, LCK002 1, LCK003 1) in 4 files checked; 1 file error",
         "lockorder-lint: the diff fixes 1 handler(s) in 1 file(s); 2 finding(s) above have no automatic fix",
     ]
     assert {p.name: p.read_bytes() for p in (sample / "app").iterdir()} == before

@@ -48,6 +48,7 @@ def findings_for(source: str, tmp_path: Path) -> list[tuple[int, str]]:
     module = tmp_path / "example.py"
     module.write_text(source, encoding="utf-8")
     project = make_project(tmp_path, Config())
+    assert project.hot is not None  # the default: hot tables are those the example locks
     result = check_path(module, "example.py", project)
     assert result.errors == []
     return [(f.line, f.code) for f in result.findings]

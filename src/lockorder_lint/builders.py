@@ -52,7 +52,15 @@ class Bound:
     values: tuple[Value, ...] = ()
 
 
-Value = Statement | ModelRef | Bound
+@dataclass(frozen=True)
+class Instance:
+    """An ORM object of a mapped class this function made (``job = Job(...)``): adding it to a
+    session inserts a row."""
+
+    table: Table
+
+
+Value = Statement | ModelRef | Bound | Instance
 
 # Builder methods that do not change which rows are reached or how they are locked. Any other
 # method on a statement (``all``, ``scalars``, ``subquery``...) hands the statement on: it is used.
@@ -66,6 +74,8 @@ _PASSTHROUGH = frozenset(
         "with_parent", "label", "union", "union_all", "fetch",
     }
 )  # fmt: skip
+# Session methods that stage ORM objects, and the statement each becomes at flush.
+_ORM_WRITES = {"add": "INSERT", "add_all": "INSERT", "merge": "MERGE"}
 # Methods that turn a statement into a FROM source of another one.
 _DERIVING = {"subquery": "subquery", "cte": "cte", "alias": "subquery", "scalar_subquery": "scalar",
              "as_scalar": "scalar", "lateral": "subquery", "exists": "scalar"}  # fmt: skip
@@ -600,6 +610,10 @@ class Evaluator:
                 return self.origin(qualified.rsplit(".", 1)[-1], node)
             if locks.is_lock_helper(qualified, self.scope.lock_helpers):
                 return self.lock_helper(qualified, node)
+        mapped = self.mapped_class(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+        if mapped is not None:
+            self._consume_args(node)
+            return (Instance(mapped),)
         program = self.scope.program
         if program is not None:
             inlined = program.inline(self, node)
@@ -976,6 +990,10 @@ class Evaluator:
             return (self.select_like("query", node, span),)
         if method == "get" and positional(node) and keyword(node, "with_for_update") is not None:
             return self.session_get(func, node, span)
+        if method in _ORM_WRITES and positional(node):
+            staged = self.orm_write(method, node, span)
+            if staged is not None:
+                return staged
         if method in _ORIGIN_METHODS:
             found = self.entities(func.value)
             if not found or any(col is not None for _t, col in found) or not self.is_table_object(func.value):
@@ -994,6 +1012,40 @@ class Evaluator:
                 states.append(self.new(state))
             return tuple(states)
         return None
+
+    def orm_write(self, method: str, node: ast.Call, span: Span) -> tuple[Value, ...] | None:
+        """``session.add(Job(...))``, ``session.add_all([...])``, ``session.merge(job)``: the rows
+        they will insert (or, for merge, upsert by key) at the next flush."""
+        argument = positional(node)[0]
+        items = list(argument.elts) if isinstance(argument, (ast.List, ast.Tuple)) else [argument]
+        tables: list[Table] = []
+        for item in items:
+            for value in self.eval(item):
+                if isinstance(value, Instance) and value.table not in tables:
+                    tables.append(value.table)
+        if not tables:
+            return None
+        kind = _ORM_WRITES[method]
+        states = []
+        for table in tables:
+            preds = (
+                tuple(Predicate(table.name, col, EQ) for col in table.primary_key) if kind == "MERGE" else ()
+            )
+            states.append(
+                self.new(
+                    Statement(
+                        kind="insert" if kind == "INSERT" else "merge",
+                        span=span,
+                        target=table,
+                        target_text=table.name,
+                        predicates=preds,
+                        write=span,
+                        write_kind=kind,
+                    )
+                )
+            )
+        self.consume(states)
+        return ()
 
     def session_get(self, func: ast.Attribute, node: ast.Call, span: Span) -> tuple[Value, ...]:
         args = positional(node)

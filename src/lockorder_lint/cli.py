@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         help="what sarif and github paths are relative to (default: the git repository of the project root)",
     )
     parser.add_argument(
+        "--all-tables",
+        action="store_true",
+        help="treat every table as hot (default without hot-tables: the tables the project row-locks)",
+    )
+    parser.add_argument(
+        "--include-migrations", action="store_true", help="check Alembic migrations too (they run alone)"
+    )
+    parser.add_argument(
         "--show-unknown", action="store_true", help="list statements on tables the catalog does not know"
     )
     parser.add_argument(
@@ -137,6 +145,10 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
         config = replace(config, select=args.select)
     if args.ignore is not None:
         config = replace(config, ignore=config.ignore + args.ignore)
+    if getattr(args, "all_tables", False):
+        config = replace(config, all_tables=True)
+    if getattr(args, "include_migrations", False):
+        config = replace(config, include_migrations=True)
     return root, config, paths
 
 
@@ -216,7 +228,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.show_unknown:
         sys.stderr.write(render_unknown(result.unknown))
     if args.format == "text":
-        sys.stderr.write(summary((f.code for f in findings), result.files, len(result.unknown), len(errors)))
+        sys.stderr.write(
+            summary(
+                (f.code for f in findings), result.parsed, len(result.unknown), len(errors), result.migrations
+            )
+        )
     if diff is not None:
         print(
             f"lockorder-lint: the diff fixes {diff.handlers} handler(s) in {len(diff.files)} file(s); "

@@ -17,7 +17,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 SECTION = "lockorder-lint"
-KNOWN_DIALECTS = ("postgresql", "mysql")
+KNOWN_DIALECTS = ("postgresql", "mysql", "mariadb")
 DEFAULT_SESSION_NAMES = (
     "session",
     "*_session",
@@ -71,6 +71,9 @@ class Config:
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     dialects: tuple[str, ...] = ("postgresql",)
+    dialects_set: bool = False  # False: the project's code says which databases it runs on
+    include_migrations: bool = False  # check Alembic revisions too (they run alone, by default not)
+    all_tables: bool = False  # every table is hot, whatever the code shows
     session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
     session_providers: tuple[str, ...] = DEFAULT_SESSION_PROVIDERS
     tables: tuple[tuple[str, DeclaredTable], ...] = ()
@@ -78,7 +81,13 @@ class Config:
     source: str = field(default="", compare=False)
 
     def is_hot(self, table: str) -> bool:
+        """Hot by configuration: listed in ``hot-tables``, or every table (``all-tables``, or no
+        inference at hand). A project's own evidence is consulted by ``RuleContext.hot``."""
         return self.hot_tables is None or table in self.hot_tables
+
+    @property
+    def infers_hot_tables(self) -> bool:
+        return self.hot_tables is None and not self.all_tables
 
     def code_enabled(self, code: str) -> bool:
         selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
@@ -98,7 +107,13 @@ class Config:
 
     @property
     def mysql(self) -> bool:
-        return "mysql" in self.dialects
+        """InnoDB semantics (MySQL or MariaDB): locks taken as rows are scanned, gap locks."""
+        return "mysql" in self.dialects or "mariadb" in self.dialects
+
+    @property
+    def mariadb(self) -> bool:
+        """MariaDB specifically: no ``FOR UPDATE OF`` (SQLAlchemy drops it), unlike MySQL 8."""
+        return "mariadb" in self.dialects
 
     def declared_tables(self) -> dict[str, DeclaredTable]:
         return dict(self.tables)
@@ -212,8 +227,13 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
                         f"{where}: `dialects` holds {dialect!r}; known: {', '.join(KNOWN_DIALECTS)}"
                     )
             changes["dialects"] = dialects
+            changes["dialects_set"] = True
         elif key == "session-names":
             changes["session_names"] = _str_list(value, key, where)
+        elif key in ("include-migrations", "all-tables"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: `{key}` must be true or false")
+            changes[key.replace("-", "_")] = value
         elif key == "session-providers":
             changes["session_providers"] = _str_list(value, key, where)
         elif key == "tables":

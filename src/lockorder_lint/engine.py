@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
+from lockorder_lint.declarations import is_migration
 from lockorder_lint.dialects import module_dialect, normalise
 from lockorder_lint.files import relative_to_root
 from lockorder_lint.findings import FileError, Finding, Skipped
@@ -44,6 +45,9 @@ class Project:
     # the Alembic revisions among them.
     digests: dict[str, str] = field(default_factory=dict)
     migrations: set[str] = field(default_factory=set)
+    # When ``hot-tables`` is not configured: the tables production code row-locks, each with
+    # where ("path:line function"). None: hotness comes from the configuration alone.
+    hot: dict[str, list[str]] | None = None
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -68,6 +72,7 @@ class FileResult:
     errors: list[FileError] = field(default_factory=list)
     analysed: bool = False
     parsed: bool = False
+    migration: bool = False  # an Alembic revision, not checked unless asked
     # Other files whose functions the check followed, with their digests: a cached result is
     # valid only while they are unchanged.
     deps: dict[str, str] = field(default_factory=dict)
@@ -87,6 +92,9 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         result.errors.append(FileError(display, exc.line, exc.reason))
         return result
     result.parsed = True
+    if not project.config.include_migrations and is_migration(data, path):
+        result.migration = True  # it runs alone, under the migration lock
+        return result
     if project.trigger is None or project.trigger.search(data) is None:
         return result  # one scan rejects the many files no rule can look at
     module = module_name(path, project.root)
@@ -144,6 +152,46 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     return result
 
 
+def lock_sites(
+    data: bytes, path: Path, display: str, project: Project, trigger: re.Pattern[bytes]
+) -> list[tuple[str, str]]:
+    """(table, "path:line function") of every row lock in a file's functions that hold a lock
+    trigger: the evidence pass behind inferred hot tables."""
+    from lockorder_lint.builders import Scope
+    from lockorder_lint.units import candidate_functions, units_of
+
+    try:
+        source = parse_source(data, display)
+    except SourceError:
+        return []
+    module = module_name(path, project.root)
+    resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+    hits = {"lock": hit_lines(data, trigger, breaks)}
+    found: list[tuple[str, str]] = []
+    for candidate in candidate_functions(source.tree, module, hits):
+        scope = Scope(
+            source=source,
+            resolver=resolver,
+            catalog=project.catalog,
+            program=project.program,
+            class_qualname=candidate.class_qualname,
+            qualname=candidate.qualname,
+            lock_helpers=project.lock_helpers,
+            dialects=project.dialects,
+            path=str(path),
+        )
+        try:
+            for unit in units_of(candidate, scope):
+                for statement in unit.statements:
+                    if statement.lock is not None and statement.target is not None:
+                        where = f"{display}:{statement.lock.span.line} {unit.qualname}"
+                        found.append((statement.target.name, where))
+        except Exception:  # evidence is best effort: a function that cannot be followed adds none
+            continue
+    return found
+
+
 def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
     """Every function of a parsed file as a unit, in the scope the rules see it: what ``--fix``
     re-analyses, so that it finds exactly the handlers the rules reported."""
@@ -190,7 +238,7 @@ def _apply_rules(
     from lockorder_lint.rules.base import RuleContext
     from lockorder_lint.units import Unit
 
-    context = RuleContext(project.config)
+    context = RuleContext(project.config, locked=project.hot)
     for unit in units:
         assert isinstance(unit, Unit)
         for rule in rules:

@@ -6,12 +6,13 @@ the catalog and the program index that every file check consults.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from lockorder_lint.engine import Project
 
 _PARALLEL_FROM = 64  # uncached files before phase one is worth a process pool
+# The project's code speaks of MySQL/MariaDB: dialect checks, its dialect package, its drivers.
+MYSQL_MENTION = re.compile(
+    rb"sqlalchemy\.dialects(?:\.mysql| import mysql)|import (?:pymysql|MySQLdb)\b|[\"']mysql\+[a-z]+://|"
+    rb"[\"'](?:mysql|mariadb)[\"']"
+)
 # A session bound at module level and shared by every function that imports it: its binding
 # (``db = SQLAlchemy()``, ``Session = scoped_session(...)``) or its use (``db.session.query(``).
 SHARED_SESSION = re.compile(
@@ -46,6 +52,9 @@ class FileFacts:
     models: FileModels = field(default_factory=FileModels)
     builds_sql: bool = False  # mentions statement builders: its functions may be worth inlining
     uses_sessions: bool = False  # mentions sessions: its functions may be worth summarising
+    mentions_mysql: bool = False  # dialect checks or drivers for MySQL/MariaDB
+    # Functions that add FOR UPDATE to the statement they are handed (``with_row_locks``).
+    lock_helpers: tuple[str, ...] = ()
     shares_sessions: bool = False  # binds a session at module level (``db = SQLAlchemy()``)
     classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     error: FileError | None = None
@@ -55,7 +64,8 @@ class FileFacts:
 
 def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     """Read one file. Never raises: a file that cannot be read says why. Only files that may
-    declare models are parsed here; the rest are parsed when checked or when a call needs them."""
+    declare models or define lock helpers are parsed here; the rest are parsed when checked or
+    when a call needs them."""
     module = module_name(path, root)
     try:
         data = path.read_bytes()
@@ -63,21 +73,20 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
         return FileFacts(module, error=FileError(display, 0, f"cannot read: {exc.strerror or exc}"))
     digest = hashlib.sha256(data).hexdigest()
     migration = is_migration(data, path)
-    classes = class_lines(data)
-    builds_sql = SQL_HINT.search(data) is not None
-    uses_sessions = SESSION_HINT.search(data) is not None
-    shares = SHARED_SESSION.search(data) is not None
-    if MODEL_HINT.search(data) is None:
-        try:
-            decode_check(data)
-        except SourceError as exc:
-            return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
-        models = FileModels(migration=migration)
-        return FileFacts(module, models, builds_sql, uses_sessions, shares, classes, None, migration, digest)
+    has_models = MODEL_HINT.search(data) is not None
+    locks = b"with_for_update" in data
+    models = FileModels(migration=migration)
+    helpers: tuple[str, ...] = ()
     try:
-        source = parse_source(data, display)
-        resolver = file_resolver(source.tree, module, path.name == "__init__.py")
-        models = models_of(source.tree, module, resolver, display, migration)
+        if has_models or locks:
+            source = parse_source(data, display)
+            if has_models:
+                resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+                models = models_of(source.tree, module, resolver, display, migration)
+            if locks:
+                helpers = tuple(lock_helpers_in(source.tree, module))
+        else:
+            decode_check(data)
     except SourceError as exc:
         return FileFacts(module, error=FileError(display, exc.line, exc.reason), digest=digest)
     except RecursionError:
@@ -86,7 +95,53 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     except Exception as exc:  # a bug must name its file, and not stop the run
         error = FileError(display, 0, f"internal error reading models: {type(exc).__name__}: {exc}")
         return FileFacts(module, error=error, digest=digest)
-    return FileFacts(module, models, builds_sql, uses_sessions, shares, classes, None, migration, digest)
+    return FileFacts(
+        module=module,
+        models=models,
+        builds_sql=SQL_HINT.search(data) is not None,
+        uses_sessions=SESSION_HINT.search(data) is not None,
+        shares_sessions=SHARED_SESSION.search(data) is not None,
+        mentions_mysql=MYSQL_MENTION.search(data) is not None,
+        lock_helpers=helpers,
+        classes=class_lines(data),
+        migration=migration,
+        digest=digest,
+    )
+
+
+def lock_helpers_in(tree: ast.Module, module: str) -> list[str]:
+    """Functions that return the statement they were handed with ``with_for_update(...)`` added
+    (Airflow's ``with_row_locks``): treated like configured ``lock-helpers``, so that the lock
+    and its options are read at each call."""
+    found: list[str] = []
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, f"{prefix}.{node.name}")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                params = [
+                    a.arg for a in (*node.args.posonlyargs, *node.args.args) if a.arg not in ("self", "cls")
+                ]
+                if params and _returns_locked(node, params[0]):
+                    found.append(f"{prefix}.{node.name}")
+
+    visit(tree.body, module)
+    return found
+
+
+def _returns_locked(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str) -> bool:
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Return) or not isinstance(node.value, ast.Call):
+            continue
+        func = node.value.func
+        if isinstance(func, ast.Attribute) and func.attr == "with_for_update":
+            root: ast.AST = func.value
+            while isinstance(root, (ast.Call, ast.Attribute)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name) and root.id == param:
+                return True
+    return False
 
 
 def _facts_item(item: tuple[Path, str, Path]) -> FileFacts:
@@ -161,6 +216,7 @@ def build_project(
     session_files = frozenset(
         str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.uses_sessions
     )
+    config = effective_config(config, files, facts)
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
     project = Project(root=root, config=config, catalog=catalog, program=program)
@@ -168,7 +224,66 @@ def build_project(
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         project.fingerprint = project_fingerprint(facts, config_fingerprint(config))
+    if config.infers_hot_tables:
+        project.hot = lock_evidence(project, files, facts, cache)
     return project, facts
+
+
+def is_test_path(display: str) -> bool:
+    """A test module: its transactions never run beside production code's."""
+    parts = display.replace("\\", "/").split("/")
+    name = parts[-1]
+    return (
+        any(part in ("tests", "test", "testing") for part in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    )
+
+
+def effective_config(config: Config, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts]) -> Config:
+    """The configuration with what the code shows filled in where the user said nothing: the
+    databases it runs on (MySQL/MariaDB when production code checks for them or ships their
+    drivers) and the lock helpers it defines (functions that add FOR UPDATE to what they are
+    handed)."""
+    changes: dict[str, object] = {}
+    production = [
+        (d, f) for (_p, d), f in zip(files, facts, strict=True) if not f.migration and not is_test_path(d)
+    ]
+    if not config.dialects_set and any(f.mentions_mysql for _d, f in production):
+        changes["dialects"] = tuple(dict.fromkeys((*config.dialects, "mysql")))
+    inferred = [h for _d, f in production for h in f.lock_helpers]
+    if inferred:
+        changes["lock_helpers"] = tuple(dict.fromkeys((*config.lock_helpers, *inferred)))
+    return replace(config, **changes) if changes else config  # type: ignore[arg-type]
+
+
+def lock_evidence(
+    project: Project, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], cache: Cache | None
+) -> dict[str, list[str]]:
+    """Which tables production code row-locks, and where: the evidence that makes a table hot
+    when ``hot-tables`` does not say. A table someone locks is one its writers contend for."""
+    from lockorder_lint.engine import lock_sites
+
+    helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() for h in project.config.lock_helpers]
+    trigger = re.compile(b"|".join([rb"with_for_update", *(h + rb"\s*\(" for h in helpers)]))
+    evidence: dict[str, list[str]] = {}
+    for (path, display), fact in zip(files, facts, strict=True):
+        if fact.migration or fact.error is not None or is_test_path(display):
+            continue
+        key = f"locks:{project.fingerprint}:{display}:{fact.digest}"
+        sites = cache.get_result(key) if cache is not None else None
+        if sites is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            sites = lock_sites(data, path, display, project, trigger) if trigger.search(data) else []
+            if cache is not None:
+                cache.put_result(key, sites)
+        for table, where in sites:
+            evidence.setdefault(table, []).append(where)
+    return evidence
 
 
 def worker_count(jobs: int | None) -> int:

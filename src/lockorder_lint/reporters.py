@@ -244,7 +244,7 @@ def render_unknown(unknown: Sequence[Skipped]) -> str:
     )
 
 
-def summary(codes: Iterable[str], files: int, unknown: int, errors: int) -> str:
+def summary(codes: Iterable[str], files: int, unknown: int, errors: int, migrations: int = 0) -> str:
     """``12 findings (LCK001 7, LCK003 5) in 748 files checked; ...``: the codes of the findings
     reported, counted by rule, so that a triage knows where to start."""
     by_rule = Counter(codes)
@@ -256,6 +256,9 @@ def summary(codes: Iterable[str], files: int, unknown: int, errors: int) -> str:
         parts.append(
             f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)"
         )
+    if migrations:
+        plural = "s" if migrations != 1 else ""
+        parts.append(f"{migrations} migration{plural} not checked (--include-migrations checks them)")
     if errors:
         parts.append(f"{errors} file error{'s' if errors != 1 else ''}")
     return "; ".join(parts) + "\n"

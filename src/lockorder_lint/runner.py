@@ -27,6 +27,8 @@ class RunResult:
     notes: list[Note] = field(default_factory=list)
     files: int = 0
     analysed: int = 0
+    parsed: int = 0  # files read and parsed (what the summary calls checked)
+    migrations: int = 0  # Alembic revisions left out
     cached: int = 0
 
 
@@ -193,6 +195,8 @@ def run(
         result.unknown.extend(final.unknown)
         result.errors.extend(final.errors)
         result.analysed += final.analysed
+        result.parsed += final.parsed and not final.migration
+        result.migrations += final.migration
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     if cache is not None:
         cache.save()

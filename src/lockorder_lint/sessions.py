@@ -403,7 +403,11 @@ class SessionNames:
         if root in DRIVER_MODULES and last == "connect":
             self.declared.add(dotted)
             return
-        imported = qualified != callee and root not in ("sqlalchemy", "sqlmodel", "flask_sqlalchemy")
+        imported = self.qualify(value.func) is not None and root not in (
+            "sqlalchemy",
+            "sqlmodel",
+            "flask_sqlalchemy",
+        )
         if imported and not self.in_project(qualified):
             return  # another library's "session" (an onnxruntime InferenceSession, an HTTP client)
         if (

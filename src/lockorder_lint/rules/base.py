@@ -34,9 +34,16 @@ class RuleContext:
 
     config: Config
     unknown: list[Statement] = field(default_factory=list)
+    # Tables production code row-locks (inferred hotness), or None when the configuration decides.
+    locked: dict[str, list[str]] | None = None
 
-    def hot(self, table: Table) -> bool:
-        return self.config.is_hot(table.name)
+    def hot(self, table: Table | str) -> bool:
+        """A table whose rows writers contend for: configured in ``hot-tables`` (or every table
+        with ``all-tables``), else one the project row-locks somewhere."""
+        name = table if isinstance(table, str) else table.name
+        if self.locked is None or not self.config.infers_hot_tables:
+            return self.config.is_hot(name)
+        return name in self.locked
 
 
 class Rule:

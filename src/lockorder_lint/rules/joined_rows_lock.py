@@ -32,14 +32,14 @@ class JoinedRowsLock(Rule):
             lock = statement.lock
             if lock is None or statement.kind not in _READS or statement.target is None:
                 continue
-            if lock.of is not None and not context.config.mysql:
+            if lock.of is not None and not context.config.mariadb:
                 continue  # the statement says which tables it means to lock
             # MariaDB has no OF (SQLAlchemy drops it) and InnoDB locks the rows it reads: there,
             # of= narrows nothing and only loading without the join helps.
             extra = [
                 joined
                 for joined in joined_tables(statement, unit.evaluator.catalog)
-                if context.config.is_hot(joined.table)
+                if context.hot(joined.table)
             ]
             if not extra:
                 continue
@@ -50,49 +50,43 @@ class JoinedRowsLock(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                self._message(statement, extra, mysql=context.config.mysql),
+                self._message(statement, extra, mariadb=context.config.mariadb),
                 statement.target.name,
                 statement.statement_text,
             )
 
     @staticmethod
-    def _message(statement: Statement, extra: list[JoinedTable], mysql: bool = False) -> str:
+    def _message(statement: Statement, extra: list[JoinedTable], mariadb: bool = False) -> str:
+        """One sentence: the lock, the rows it also takes and why they are in the FROM clause,
+        and the fix; outer joins get PostgreSQL's refusal noted."""
         table = statement.target
         assert table is not None and statement.lock is not None
         lock = statement.lock
-        clause = "FOR SHARE" if lock.read else "FOR UPDATE"
         via = f" (via {lock.via})" if lock.via != "with_for_update" else ""
         joined = ", ".join(f"{j.table} ({j.via})" for j in extra)
         entity = table.classes[0] if table.classes else table.name
         stoppers = list(dict.fromkeys(j.relationship for j in extra if j.relationship))
         lazy = ", ".join(f"lazyload({name})" for name in stoppers)
-        if statement.kind == "get":
-            fix = f'pass with_for_update={{"of": {entity}}}'
-            fix += f", or load without the join: options=[{lazy}]" if stoppers else ""
+        without_join = (
+            f"load without the join ({lazy})"
+            if stoppers
+            else "lock the joined rows in a statement of their own"
+        )
+        if mariadb:
+            fix = f"{without_join}: MariaDB has no OF (SQLAlchemy drops it)"
+        elif statement.kind == "get":
+            fix = f'pass with_for_update={{"of": {entity}}}, or {without_join}'
         elif lock.via != "with_for_update":
-            fix = f"pass of={entity} to {lock.via}"
-            fix += f", or load without the join: .options({lazy})" if stoppers else ""
+            fix = f"pass of={entity} to {lock.via}, or {without_join}"
         else:
-            fix = f"use .with_for_update(of={entity})"
-            fix += f", or load without the join: .options({lazy})" if stoppers else ""
-        if mysql:
-            fix = (
-                "on MySQL/MariaDB of= does not help (MariaDB has no OF and SQLAlchemy drops it; "
-                "InnoDB locks the rows it reads): load without the join"
-                + (f" (.options({lazy}))" if stoppers else "")
-                + " or lock the rows by key first in a statement of their own"
-            )
+            fix = f"use .with_for_update(of={entity}), or {without_join}"
         outer = [j.table for j in extra if j.outer]
-        outer_note = ""
-        if outer:
-            outer_note = f" (PostgreSQL rejects it outright for the outer join to {', '.join(outer)})"
-        if mysql and lock.of is not None:
-            return (
-                f"{clause}{via} on {table.name} also locks the rows of {joined} on MySQL/MariaDB, "
-                f"a second lock taken in an order other transactions do not share; {fix}"
-            )
+        refused = (
+            f" (PostgreSQL refuses it for the outer join to {', '.join(outer)})"
+            if outer and not mariadb
+            else ""
+        )
         return (
-            f"{clause}{via} on {table.name} also locks the rows of {joined}: without OF, PostgreSQL "
-            f"locks the rows of every table in FROM and MySQL/MariaDB every row read, a second lock "
-            f"taken in an order other transactions do not share{outer_note}; {fix}"
+            f"{lock.mode}{via} on {table.name} also locks the rows of {joined}, a second lock in an order "
+            f"other transactions do not share{refused}; {fix}"
         )

@@ -3,6 +3,7 @@ than the primary key locks them in that path's order, against writers that lock 
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -20,27 +21,39 @@ class UnorderedBulkWrite(Rule):
     triggers = rb"\b(?:update|delete)\s*\("
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
-        for index, statement in enumerate(unit.statements):
-            if statement.write is None or statement.kind == "insert":
+        statements = unit.statements
+        inserted = {s.table_name for s in statements if s.kind in ("insert", "merge") and s.table_name}
+        for index, statement in enumerate(statements):
+            if statement.write is None or statement.kind in ("insert", "merge"):
                 continue
             table = statement.target
             if table is None or not table.primary_key:
                 context.unknown.append(statement)
                 continue
-            if not context.hot(table) or statement.reaches_rows_by_key():
+            mysql = context.config.mysql
+            # On MySQL/MariaDB a range write takes next-key (gap) locks: against INSERTs into the
+            # same range by another copy of this transaction, key order does not help. Copies run
+            # at once where requests and tasks do: in a handler, not an admin command.
+            gap = (
+                mysql
+                and table.name in inserted
+                and not statement.pins_primary_key()
+                and handles_requests(unit.node)
+            )
+            joins_hot = mysql and any(context.hot(t) for t in _other_tables(statement))
+            if not (context.hot(table) or gap or joins_hot):
+                continue
+            if statement.reaches_rows_by_key() and not gap:
                 continue
             if statement.opaque_where:
                 context.unknown.append(statement)
                 continue
-            if any(self._locks_first(earlier, statement, context) for earlier in unit.statements[:index]):
+            if not gap and any(
+                self._locks_first(earlier, statement, context) for earlier in statements[:index]
+            ):
                 continue
-            yield Report(
-                self.code,
-                statement.write,
-                self._message(statement, context),
-                table.name,
-                statement.statement_text,
-            )
+            message = self._gap_message(statement) if gap else self._message(statement, context)
+            yield Report(self.code, statement.write, message, table.name, statement.statement_text)
 
     @staticmethod
     def _locks_first(earlier: Statement, write: Statement, context: RuleContext) -> bool:
@@ -56,20 +69,58 @@ class UnorderedBulkWrite(Rule):
         table = statement.target
         assert table is not None
         pk = key_text(table)
-        pk_cols = ", ".join(table.primary_key)
         through = reached_through(statement)
         kind = statement.write_kind or "UPDATE"
-        reach = (
-            f"reaches its rows through {through}" if through else "has no WHERE clause and reaches every row"
+        reach = f"reaches rows through {through}" if through else "has no WHERE clause"
+        batch = "SKIP LOCKED" if context.config.mysql else "ORDER BY " + ", ".join(table.primary_key)
+        return (
+            f"bulk {kind} of {table.name} {reach}, not its key {pk}, so it locks rows in another order than "
+            f"writers that lock by {pk}: select the {pk} values first ({batch} ... FOR UPDATE), then "
+            f"{kind} by {pk}"
         )
-        message = (
-            f"bulk {kind} of {table.name} {reach}, not the primary key {pk}; "
-            f"lock them in {pk} order first (SELECT {pk_cols} ... ORDER BY {pk_cols} "
-            f"FOR UPDATE SKIP LOCKED, then {kind} ... WHERE {pk} IN (...))"
+
+    @staticmethod
+    def _gap_message(statement: Statement) -> str:
+        table = statement.target
+        assert table is not None
+        through = reached_through(statement) or "every row"
+        kind = statement.write_kind or "UPDATE"
+        name = table.name
+        return (
+            f"{kind} of {name} through {through} in a transaction that also inserts into {name}: on "
+            "MySQL/MariaDB two of them take the same gap lock and deadlock on their INSERTs (1213); use READ "
+            "COMMITTED, lock the parent row first, or retry on 1213"
         )
-        if context.config.mysql:
-            message += (
-                "; on MySQL/MariaDB keep SKIP LOCKED: InnoDB locks rows as it scans, "
-                "before ORDER BY sorts them"
-            )
-        return message
+
+
+# Decorators that make a function a request handler or a task: many copies run at once.
+_ENTRY_POINTS = frozenset(
+    {"route", "get", "post", "put", "patch", "delete", "expose", "api_route", "websocket", "task",
+     "shared_task", "periodic_task", "action", "endpoint"}
+)  # fmt: skip
+
+
+def handles_requests(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A web endpoint (Flask, FastAPI, Flask-AppBuilder's ``@expose``) or a task queue's task."""
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = (
+            target.attr
+            if isinstance(target, ast.Attribute)
+            else target.id
+            if isinstance(target, ast.Name)
+            else ""
+        )
+        if name in _ENTRY_POINTS:
+            return True
+    return False
+
+
+def _other_tables(statement: Statement) -> list[str]:
+    """Tables besides the target a write reads through (joins, subqueries): on MySQL/MariaDB it
+    takes shared locks on the rows it reads there."""
+    found = [
+        p.table for p in statement.predicates if p.op in ("join", "sub") and p.table != statement.table_name
+    ]
+    found += [p.via.split(" ", 1)[0] for p in statement.predicates if p.op == "sub" and p.via]
+    return [t for t in dict.fromkeys(found + list(statement.joins)) if t]

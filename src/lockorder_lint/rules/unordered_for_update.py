@@ -53,19 +53,17 @@ class UnorderedForUpdate(Rule):
         lock = statement.lock
         assert lock is not None
         pk = key_text(table)
-        pk_cols = ", ".join(table.primary_key)
-        clause = "FOR SHARE" if lock.read else "FOR UPDATE"
-        via = f" (via {lock.via})" if lock.via not in ("with_for_update",) else ""
+        via = f" (via {lock.via})" if lock.via != "with_for_update" else ""
         through = reached_through(statement)
         reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             return (
-                f"{clause}{via} on {table.name} is ordered by {pk}, but MySQL/MariaDB lock {reach} "
-                f"as InnoDB scans them, before ORDER BY sorts; add skip_locked=True or nowait=True, "
-                f"or pin the rows by {pk}"
+                f"{lock.mode}{via} on {table.name} is ordered by {pk}, but InnoDB (MySQL/MariaDB) locks "
+                f"{reach} as it scans them, before sorting; add skip_locked=True or nowait=True, or pin the "
+                f"rows by {pk}"
             )
+        order = ", ".join(table.primary_key)
         return (
-            f"{clause}{via} on {table.name} locks {reach} in whatever order the plan visits them; "
-            f"lock in {pk} order (ORDER BY {pk_cols}), or pass skip_locked=True / nowait=True, "
-            f"or pin the rows by {pk}"
+            f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; "
+            f"add ORDER BY {order}, or skip_locked=True / nowait=True"
         )
