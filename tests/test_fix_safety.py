@@ -91,21 +91,29 @@ CASES = {
         ("rollback", True),
     ),
     "the caller's session: savepoint, safe": (
-        "def f(session):\n"
+        "def f(session: Session):\n"
         "    try:\n"
         "        session.execute(q)\n"
         "    except Exception:\n"
         "        session.execute(fail)\n",
         ("savepoint", True),
     ),
-    "self.session: savepoint, safe": (
+    "a session only by its name: savepoint, unsafe": (
+        "def f(session):\n"
+        "    try:\n"
+        "        session.execute(q)\n"
+        "    except Exception:\n"
+        "        session.execute(fail)\n",
+        ("savepoint", False),
+    ),
+    "self.session, a session by its name: savepoint, unsafe": (
         "class Store:\n"
         "    def f(self):\n"
         "        try:\n"
         "            self.session.execute(q)\n"
         "        except Exception:\n"
         "            self.session.execute(fail)\n",
-        ("savepoint", True),
+        ("savepoint", False),
     ),
     "earlier work on a fresh session: savepoint, safe": (
         "def f():\n"
@@ -171,6 +179,20 @@ CASES = {
 def test_which_fix_and_whether_it_is_safe(tmp_path: Path, name: str) -> None:
     source, expected = CASES[name]
     assert outcome(tmp_path, source) == expected
+
+
+def test_autocommit_is_not_fixed(tmp_path: Path) -> None:
+    source = (
+        "def create(engine, name):\n"
+        '    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:\n'
+        "        try:\n"
+        "            conn.exec_driver_sql(create_database)\n"
+        "        except Exception:\n"
+        "            conn.exec_driver_sql(drop_database)\n"
+    )
+    assert outcome(tmp_path, source) == (None, False)
+    [left] = fix_source(source, Path("m.py"), targets(tmp_path, source), Config(), unsafe=True).left
+    assert left.reason.startswith('the function sets isolation_level="AUTOCOMMIT" (line 2)')
 
 
 def test_a_savepoint_is_unsafe_when_mysql_is_a_dialect(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ Each reported except clause (or tenacity ``with attempt:`` block) gets, per sess
   the error rolls back to the savepoint and the transaction stays usable with its earlier work;
 * rollback: ``session.rollback()`` first in the handler (in a ``with attempt:`` block, a ``try``
   that rolls back and re-raises), which discards the whole transaction;
-* none, with the reason: an ``except*`` clause, or a handler inside a ``begin()`` block (where a
-  rollback breaks the block) whose ``try`` body cannot run under a savepoint.
+* none, with the reason: an ``except*`` clause, a handler inside a ``begin()`` block (where a
+  rollback breaks the block) whose ``try`` body cannot run under a savepoint, and AUTOCOMMIT code.
 
 A fix is *safe* when it cannot discard work the transaction did before the ``try`` on the
 configured ``dialects``; any other fix is *unsafe* and applied only on request (``--unsafe-fixes``),
@@ -17,7 +17,8 @@ the way ruff separates the two. A rollback is safe when the session is created i
 does no work before the ``try``, and the ``try`` is not in a loop; else a savepoint is used when
 the ``try`` body allows one. A savepoint is safe on PostgreSQL (ROLLBACK TO SAVEPOINT ends the
 error and keeps the earlier work and its locks); on MySQL/MariaDB a deadlock rolls back the whole
-transaction, savepoint included, so there it is unsafe. ``rules/LCK003.md`` says why at length.
+transaction, savepoint included, so there it is unsafe. A fix on a session known only by its name
+(``session-names``) is unsafe too: it may not be a session. ``rules/LCK003.md`` says why at length.
 
 The edit is made with libcst on the whole file, so comments and formatting stay as they were.
 Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
@@ -193,8 +194,32 @@ class _Function:
 
 
 def remedy_for(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
-    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session."""
+    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session.
+    A session known only by its name (``session-names``) may be something else that has no
+    ``rollback()`` or ``begin_nested()``, so its fix is never safe."""
+    remedy = _remedy(aborted, function, config, awaited)
+    session = aborted.session
+    if remedy.kind is None or not remedy.safe or session in function.sessions.declared:
+        return remedy
+    method = "begin_nested" if remedy.kind == SAVEPOINT else "rollback"
+    return Remedy(
+        remedy.kind,
+        False,
+        f"`{session}` is a session only by its name (`session-names`): if it is not a SQLAlchemy "
+        f"session or connection, it may have no `{method}()`",
+    )
+
+
+def _remedy(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
     catch, session = aborted.catch.node, aborted.session
+    autocommit = _autocommit(function)
+    if autocommit is not None:
+        return Remedy(
+            None,
+            False,
+            f'the function sets isolation_level="AUTOCOMMIT" (line {autocommit}): a failed statement '
+            "aborts no transaction there, and a savepoint cannot be set outside one",
+        )
     if isinstance(catch, ast.ExceptHandler):
         anchor = function.parents[catch]
         if _TRY_STAR is not None and isinstance(anchor, _TRY_STAR):
@@ -229,6 +254,19 @@ def remedy_for(aborted: AbortedUse, function: _Function, config: Config, awaited
     if no_savepoint is None:
         return _savepoint(config)
     return Remedy(ROLLBACK, False, f"{risk} (no savepoint instead: {no_savepoint})")
+
+
+def _autocommit(function: _Function) -> int | None:
+    """The line of an ``isolation_level="AUTOCOMMIT"`` option in the function, if it has one."""
+    for node in own_nodes(function.node):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "isolation_level"
+            and isinstance(node.value, ast.Constant)
+            and str(node.value.value).upper() == "AUTOCOMMIT"
+        ):
+            return node.value.lineno
+    return None
 
 
 def _savepoint(config: Config) -> Remedy:
@@ -772,6 +810,7 @@ def apply_fixes(
                 _moved(item, fix.before, fix.after) if item.path == fix.display else item
                 for item in report.left
             ]
+    report.left.sort(key=lambda item: (item.path, item.line, item.column))
     return report
 
 
