@@ -1,5 +1,6 @@
 """``--fix`` and ``--diff`` for LCK003: the fix removes every finding it targets, a second run
-changes nothing, ``--diff`` writes nothing, and the edit keeps the code around it as it was."""
+changes nothing, ``--diff`` writes nothing, and the edit keeps the code around it as it was.
+Which fix a handler gets, and whether it is safe, is in ``test_fix_safety.py``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lockorder_lint.catalog import Catalog
 from lockorder_lint.cli import main
-from lockorder_lint.config import Config
-from lockorder_lint.engine import Project
+from lockorder_lint.config import Config, load_config
 from lockorder_lint.fixer import fix_source, write_fixed
 from lockorder_lint.runner import check_path, make_project
 
@@ -24,7 +23,10 @@ def fixture_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     project = tmp_path / "project"
     package = project / "fixtures"
     package.mkdir(parents=True)
-    (project / "pyproject.toml").write_text("[project]\nname = 'copy'\n", encoding="utf-8")
+    # PostgreSQL only: the fixtures import MySQL drivers, which would make the savepoints unsafe.
+    (project / "pyproject.toml").write_text(
+        "[project]\nname = 'copy'\n\n[tool.lockorder-lint]\ndialects = ['postgresql']\n", encoding="utf-8"
+    )
     for source in RULE_FIXTURES.glob("*.py"):
         if source.name == "LCK003_calls.py":
             continue  # retry decorators and helper-only sessions: findings with no automatic fix
@@ -34,12 +36,13 @@ def fixture_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
-def lck003_lines(project: Path) -> list[tuple[str, int]]:
-    built = make_project(project, Config())
+def lck003_findings(project: Path) -> list[tuple[str, str | None]]:
+    """(file, function) of each LCK003 finding."""
+    built = make_project(project, load_config(project / "pyproject.toml"))
     found = []
     for path in sorted((project / "fixtures").glob("*.py")):
         result = check_path(path, path.name, built)
-        found.extend((path.name, f.line) for f in result.findings if f.code == "LCK003")
+        found.extend((path.name, f.function) for f in result.findings if f.code == "LCK003")
     return found
 
 
@@ -47,20 +50,33 @@ def snapshot(project: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((project / "fixtures").glob("*.py"))}
 
 
-def test_fix_leaves_no_finding_and_a_second_run_changes_nothing(
+def test_fix_leaves_only_unsafe_fixes_and_unsafe_fixes_leave_no_finding(
     fixture_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = snapshot(fixture_copy)
-    assert lck003_lines(fixture_copy), "the copied fixtures should have LCK003 findings to fix"
+    found = lck003_findings(fixture_copy)
+    assert found, "the copied fixtures should have LCK003 findings to fix"
 
+    # Safe fixes only: what stays is the findings whose fix is unsafe (sessions known only by
+    # their names, rollbacks of a caller's session), each named where the re-check reports it.
     status = main(["--select", "LCK003", "--no-cache", "--fix", "fixtures"])
-    assert status == 0, capsys.readouterr()
-    assert lck003_lines(fixture_copy) == []
-    fixed = snapshot(fixture_copy)
-    assert fixed != before
+    out, err = capsys.readouterr()
+    assert status == 1
+    left = [line.split(" LCK003 ")[0] for line in err.splitlines() if " LCK003 " in line]
+    assert all("unsafe fix not applied" in line for line in err.splitlines() if " LCK003 " in line)
+    assert left == [line.split(" LCK003 ")[0] for line in out.splitlines()]
+    assert 0 < len(left) < len(found)
+    assert "unsafe fix(es) available with --fix --unsafe-fixes" in err
+    safe = snapshot(fixture_copy)
+    assert safe != before
     assert [p for p in (fixture_copy / "fixtures").iterdir() if "lockorder-tmp" in p.name] == []
+    assert main(["--select", "LCK003", "--no-cache", "--fix", "fixtures"]) == 1
+    assert snapshot(fixture_copy) == safe
 
-    assert main(["--select", "LCK003", "--no-cache", "--fix", "fixtures"]) == 0
+    assert main(["--select", "LCK003", "--no-cache", "--fix", "--unsafe-fixes", "fixtures"]) == 0
+    assert lck003_findings(fixture_copy) == []
+    fixed = snapshot(fixture_copy)
+    assert main(["--select", "LCK003", "--no-cache", "--fix", "--unsafe-fixes", "fixtures"]) == 0
     assert snapshot(fixture_copy) == fixed
 
 
@@ -72,36 +88,37 @@ def test_diff_prints_the_fix_and_writes_nothing(
     out = capsys.readouterr().out
     assert status == 1
     assert "--- a/fixtures/LCK003_handler.py" in out
-    assert "+        session.rollback()" in out
-    assert "+        await session.rollback()" in out
+    assert "+        with session.begin_nested():" in out
+    assert "+        async with session.begin_nested():" in out
+    assert "+            db.rollback()" in out  # a session of its own, with no earlier work
     assert snapshot(fixture_copy) == before
 
 
-def fixed(source: str, *targets: tuple[int, int]) -> str:
-    project = Project(root=Path.cwd(), config=Config(), catalog=Catalog())
-    text, _count = fix_source(source, Path("example.py"), set(targets), project)
-    return text
+def fixed(source: str, *targets: tuple[int, int], unsafe: bool = False) -> str:
+    return fix_source(source, Path("example.py"), set(targets), Config(), unsafe=unsafe).text
 
 
 def test_rollback_goes_first_and_comments_stay_on_top() -> None:
     source = (
-        "def f(session):\n"
-        "    try:\n"
-        "        session.execute(q)\n"
-        "    except Exception:  # best effort\n"
-        "        # mark it failed\n"
-        "        log.exception('x')\n"
-        "        session.execute(fail)\n"
+        "def f():\n"
+        "    with SessionLocal() as session:\n"
+        "        try:\n"
+        "            session.execute(q)\n"
+        "        except Exception:  # best effort\n"
+        "            # mark it failed\n"
+        "            log.exception('x')\n"
+        "            session.execute(fail)\n"
     )
-    assert fixed(source, (7, 9)) == (
-        "def f(session):\n"
-        "    try:\n"
-        "        session.execute(q)\n"
-        "    except Exception:  # best effort\n"
-        "        # mark it failed\n"
-        "        session.rollback()\n"
-        "        log.exception('x')\n"
-        "        session.execute(fail)\n"
+    assert fixed(source, (8, 13)) == (
+        "def f():\n"
+        "    with SessionLocal() as session:\n"
+        "        try:\n"
+        "            session.execute(q)\n"
+        "        except Exception:  # best effort\n"
+        "            # mark it failed\n"
+        "            session.rollback()\n"
+        "            log.exception('x')\n"
+        "            session.execute(fail)\n"
     )
 
 
@@ -113,7 +130,8 @@ def test_one_line_handler_becomes_a_block() -> None:
         "    except Exception: log.warning('x')\n"
         "    session.commit()\n"
     )
-    assert fixed(source, (5, 5)) == (
+    assert fixed(source, (5, 5)) == source  # the rollback of a caller's session is unsafe
+    assert fixed(source, (5, 5), unsafe=True) == (
         "def f(session):\n"
         "    try:\n"
         "        session.flush()\n"
@@ -124,10 +142,59 @@ def test_one_line_handler_becomes_a_block() -> None:
     )
 
 
+def test_savepoint_keeps_comments_where_they_were() -> None:
+    source = (
+        "def f(session: Session):\n"
+        "    try:  # header\n"
+        "        # what the work is\n"
+        "        session.execute(q)  # the work\n"
+        "        done = True\n"
+        "\n"
+        "        # the end of the body\n"
+        "    except Exception:\n"
+        "        session.execute(fail)\n"
+    )
+    assert fixed(source, (9, 9)) == (
+        "def f(session: Session):\n"
+        "    try:  # header\n"
+        "        # what the work is\n"
+        "        with session.begin_nested():\n"
+        "            session.execute(q)  # the work\n"
+        "            done = True\n"
+        "\n"
+        "        # the end of the body\n"
+        "    except Exception:\n"
+        "        session.execute(fail)\n"
+    )
+
+
+def test_one_line_try_under_a_savepoint_keeps_its_comment() -> None:
+    source = (
+        "def f(session: Session):\n"
+        "    try: session.execute(q)  # the work\n"
+        "    except Exception: session.execute(fail)\n"
+    )
+    assert fixed(source, (3, 23)) == (
+        "def f(session: Session):\n"
+        "    try:\n"
+        "        with session.begin_nested():\n"
+        "            session.execute(q)  # the work\n"
+        "    except Exception: session.execute(fail)\n"
+    )
+
+
 def test_async_session_is_awaited_and_sync_session_in_async_code_is_not() -> None:
     source = (
         "from sqlalchemy.orm import Session\n"
         "async def f(session, other: Session):\n"
+        "    try:\n"
+        "        await session.flush()\n"
+        "    except Exception:\n"
+        "        await session.commit()\n"
+        "    try:\n"
+        "        other.flush()\n"
+        "    except Exception:\n"
+        "        other.commit()\n"
         "    try:\n"
         "        await session.execute(q)\n"
         "    except Exception:\n"
@@ -137,9 +204,13 @@ def test_async_session_is_awaited_and_sync_session_in_async_code_is_not() -> Non
         "    except Exception:\n"
         "        other.commit()\n"
     )
-    out = fixed(source, (6, 15), (10, 9))
+    out = fixed(source, (6, 15), (10, 9), (14, 15), (18, 9), unsafe=True)
     assert "    except Exception:\n        await session.rollback()\n        await session.commit()\n" in out
     assert "    except Exception:\n        other.rollback()\n        other.commit()\n" in out
+    assert (
+        "    try:\n        async with session.begin_nested():\n            await session.execute(q)\n" in out
+    )
+    assert "    try:\n        with other.begin_nested():\n            other.execute(q)\n" in out
 
 
 def test_only_reported_handlers_change() -> None:
@@ -156,7 +227,7 @@ def test_only_reported_handlers_change() -> None:
         "        session.commit()  # noqa: LCK003\n"
         "        raise\n"
     )
-    out = fixed(source, (5, 9))
+    out = fixed(source, (5, 9), unsafe=True)
     assert out.count("session.rollback()") == 1
     assert out.index("session.rollback()") < out.index("session.commit()")
 
@@ -173,13 +244,23 @@ def test_line_endings_and_encoding_survive(tmp_path: Path, monkeypatch: pytest.M
         "    except Exception:\r\n"
         "        log.warning('\xe9chec')\r\n"
         "    session.commit()\r\n"
+        "    try:\r\n"
+        "        session.execute(q)\r\n"
+        "    except Exception:\r\n"
+        "        log.warning('\xe9chec')\r\n"
+        "    session.commit()\r\n"
     )
     module.write_bytes(source.encode("latin-1"))
     module.chmod(0o640)
-    assert main(["--no-cache", "--fix", "legacy.py"]) == 0
+    assert main(["--no-cache", "--fix", "--unsafe-fixes", "legacy.py"]) == 0
     data = module.read_bytes()
     assert data.decode("latin-1") == source.replace(
-        "    except Exception:\r\n", "    except Exception:\r\n        session.rollback()\r\n"
+        "    except Exception:\r\n        log",
+        "    except Exception:\r\n        session.rollback()\r\n        log",
+        1,
+    ).replace(
+        "        session.execute(q)\r\n",
+        "        with session.begin_nested():\r\n            session.execute(q)\r\n",
     )
     assert module.stat().st_mode & 0o777 == 0o640
 

@@ -560,16 +560,23 @@ def mark(session: Session, ident: int) -> None:
         session.execute(update(Account).where(Account.id == ident).values(status="failed"))
 """
 
-HANDLER_DIFF = """\
+HANDLER_DIFF = (
+    """\
 --- a/app/handler.py
 +++ b/app/handler.py
-@@ -8,4 +8,5 @@
+@@ -6,6 +6,7 @@
+"""
+    + " \n"
+    + """\
+ def mark(session: Session, ident: int) -> None:
      try:
-         session.execute(update(Account).where(Account.id == ident).values(status="busy"))
+-        session.execute(update(Account).where(Account.id == ident).values(status="busy"))
++        with session.begin_nested():
++            session.execute(update(Account).where(Account.id == ident).values(status="busy"))
      except Exception:
-+        session.rollback()
          session.execute(update(Account).where(Account.id == ident).values(status="failed"))
 """
+)
 
 
 def test_diff_also_reports_unfixable_findings_file_errors_and_the_summary(
@@ -616,7 +623,9 @@ def test_diff_takes_only_the_text_format(tmp_path: Path, capsys: pytest.CaptureF
 # --- item 16: --fix respects read-only files and keeps symbolic and hard links ------------------
 
 FIXED_HANDLER = HANDLER.replace(
-    "    except Exception:\n", "    except Exception:\n        session.rollback()\n"
+    '        session.execute(update(Account).where(Account.id == ident).values(status="busy"))\n',
+    "        with session.begin_nested():\n"
+    '            session.execute(update(Account).where(Account.id == ident).values(status="busy"))\n',
 )
 
 

@@ -116,10 +116,15 @@ def _parser() -> argparse.ArgumentParser:
         help="report `# noqa: LCKnnn` comments that suppress nothing",
     )
     parser.add_argument(
-        "--fix", action="store_true", help="insert session.rollback() first in handlers LCK003 reports"
+        "--fix", action="store_true", help="apply the safe fixes of LCK003 findings (savepoint or rollback)"
     )
     parser.add_argument(
         "--diff", action="store_true", help="print the --fix changes as a diff; write nothing"
+    )
+    parser.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        help="with --fix or --diff, also the fixes that may discard work done before the error",
     )
     parser.add_argument("--version", action="version", version=f"lockorder-lint {__version__}")
     return parser
@@ -178,16 +183,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         from lockorder_lint.fixer import apply_fixes
 
         fixes = apply_fixes(
-            result.findings, project, write=not args.diff, diff_out=sys.stdout if args.diff else None
+            result.findings,
+            project,
+            write=not args.diff,
+            diff_out=sys.stdout if args.diff else None,
+            unsafe=args.unsafe_fixes,
         )
         fix_errors = fixes.errors
         if args.diff:
             diff = fixes
         else:
             print(
-                f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)",
+                f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)"
+                + _unsafe_left(fixes, "--fix --unsafe-fixes"),
                 file=sys.stderr,
             )
+            for left in fixes.left:
+                print(left.render(), file=sys.stderr)
             if fixes.files:
                 result = run(paths, project, jobs=max(1, jobs), cache=cache)
     findings = result.findings
@@ -234,14 +246,25 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         )
     if diff is not None:
+        for left in diff.left:
+            print(left.render(), file=sys.stderr)
+        unsafe = {(item.path, item.line, item.column) for item in diff.left if item.unsafe}
+        no_fix = [f for f in not_fixed if (f.path, f.line, f.column) not in unsafe]
         print(
             f"lockorder-lint: the diff fixes {diff.handlers} handler(s) in {len(diff.files)} file(s); "
-            f"{len(not_fixed)} finding(s) above have no automatic fix",
+            f"{len(no_fix)} finding(s) above have no automatic fix"
+            + _unsafe_left(diff, "--diff --unsafe-fixes"),
             file=sys.stderr,
         )
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
+
+
+def _unsafe_left(fixes: FixReport, options: str) -> str:
+    """The tail of the fix summary that counts the unsafe fixes left out, worded as ruff's is."""
+    count = fixes.unsafe_left
+    return f"; {count} unsafe fix(es) available with {options}" if count else ""
 
 
 def _not_fixed(findings: list[Finding], fixes: FixReport, project: Project) -> list[Finding]:
@@ -396,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.diff and args.format != "text":
             parser.error("--diff writes the diff on stdout, so it takes only --format text")
+        if args.unsafe_fixes and not (args.fix or args.diff):
+            parser.error("--unsafe-fixes only applies with --fix or --diff")
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     handler = {"check": cmd_check, "tables": cmd_tables, "explain": cmd_explain, "rules": cmd_rules}[command]

@@ -1,5 +1,24 @@
-"""``--fix`` and ``--diff``: insert ``<session>.rollback()`` as the first statement of each except
-clause that LCK003 reported, so that the aborted session is usable again before its next use.
+"""``--fix`` and ``--diff`` for LCK003: make a session that a swallowed database error left with an
+aborted transaction usable again before its next use, keeping what the transaction did before the
+``try`` wherever that can be done.
+
+Each reported except clause (or tenacity ``with attempt:`` block) gets, per session, one remedy:
+
+* savepoint: the ``try`` body (the attempt's body) runs under ``with session.begin_nested():``, so
+  the error rolls back to the savepoint and the transaction stays usable with its earlier work;
+* rollback: ``session.rollback()`` first in the handler (in a ``with attempt:`` block, a ``try``
+  that rolls back and re-raises), which discards the whole transaction;
+* none, with the reason: an ``except*`` clause, a handler inside a ``begin()`` block (where a
+  rollback breaks the block) whose ``try`` body cannot run under a savepoint, and AUTOCOMMIT code.
+
+A fix is *safe* when it cannot discard work the transaction did before the ``try`` on the
+configured ``dialects``; any other fix is *unsafe* and applied only on request (``--unsafe-fixes``),
+the way ruff separates the two. A rollback is safe when the session is created in this function,
+does no work before the ``try``, and the ``try`` is not in a loop; else a savepoint is used when
+the ``try`` body allows one. A savepoint is safe on PostgreSQL (ROLLBACK TO SAVEPOINT ends the
+error and keeps the earlier work and its locks); on MySQL/MariaDB a deadlock rolls back the whole
+transaction, savepoint included, so there it is unsafe. A fix on a session known only by its name
+(``session-names``) is unsafe too: it may not be a session. ``rules/LCK003.md`` says why at length.
 
 The edit is made with libcst on the whole file, so comments and formatting stay as they were.
 Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
@@ -19,19 +38,70 @@ import os
 import tempfile
 import tokenize
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from lockorder_lint.catalog import Catalog
+from lockorder_lint.config import Config
+from lockorder_lint.dialects import normalise
 from lockorder_lint.engine import Project
 from lockorder_lint.findings import FileError, Finding
+from lockorder_lint.names import dotted_name
 from lockorder_lint.parsing import Source, parse_ast
-from lockorder_lint.session_flow import is_async_session
+from lockorder_lint.session_flow import AbortedUse, is_async_session
+from lockorder_lint.sessions import SCOPES, SessionNames, classify_call, own_nodes
 
 FIXABLE_CODES = frozenset({"LCK003"})
+SAVEPOINT, ROLLBACK = "savepoint", "rollback"
+
+_TRY_STAR = getattr(ast, "TryStar", None)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_WITHS = (ast.With, ast.AsyncWith)
+# Calls on the session in a ``try`` body that rule out wrapping that body in a savepoint.
+_ENDS_TRANSACTION = frozenset({"commit", "rollback", "close", "invalidate", "reset", "remove"})
+
+EXCEPT_STAR = (
+    "the errors an `except*` clause receives may come from concurrent tasks, and neither a "
+    "rollback nor a savepoint on one session shared by concurrent tasks is safe (SQLAlchemy wants "
+    "one session per task); fix it by hand"
+)
+MYSQL_SAVEPOINT = (
+    "on MySQL/MariaDB (in `dialects`) a deadlock rolls back the whole transaction, savepoint "
+    "included: the work before the `try` is lost anyway and the handler gets error 1305 (SAVEPOINT "
+    "does not exist) instead of the deadlock 1213"
+)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """How one except clause (or ``with attempt:``) and one session are fixed: ``kind`` is
+    SAVEPOINT, ROLLBACK or None (no fix); ``reason`` says why the fix is unsafe, or why there is
+    none ("" for a safe fix)."""
+
+    kind: str | None
+    safe: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A finding that a fix run leaves in place, and why: it has no fix, or its fix is unsafe and
+    ``--unsafe-fixes`` was not given. ``fix`` names the remedy (several findings can share one)."""
+
+    path: str
+    line: int
+    column: int
+    reason: str
+    unsafe: bool
+    fix: tuple[int, int, str] = field(compare=False)
+
+    def render(self) -> str:
+        what = "unsafe fix not applied (--unsafe-fixes applies it)" if self.unsafe else "not fixed"
+        return f"{self.path}:{self.line}:{self.column}: LCK003 {what}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -62,60 +132,481 @@ class FixReport:
 
     files: list[FileFix] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    left: list[LeftOut] = field(default_factory=list)
 
     @property
     def handlers(self) -> int:
         return sum(f.handlers for f in self.files)
 
+    @property
+    def unsafe_left(self) -> int:
+        """How many unsafe fixes were left out (a fix may serve several findings)."""
+        return len({(item.path, item.fix) for item in self.left if item.unsafe})
 
-# Handlers to fix, by the (line, 1-based column) where they start, with each session to roll back.
-Plan = dict[tuple[int, int], list[tuple[str, bool]]]
+
+@dataclass
+class SourceFix:
+    """One source text after its fixes: how many were applied, and the findings left in place."""
+
+    text: str
+    applied: int
+    left: list[LeftOut] = field(default_factory=list)
+
+
+# Sessions to fix, by the (line, 1-based column) where the edited node starts: the handler or
+# ``with attempt:`` for rollbacks, the ``try`` or ``with attempt:`` for savepoints.
+Sessions = list[tuple[str, bool]]
+
+
+@dataclass
+class _Plan:
+    rollbacks: dict[tuple[int, int], Sessions] = field(default_factory=dict)
+    savepoints: dict[tuple[int, int], Sessions] = field(default_factory=dict)
+    left: list[LeftOut] = field(default_factory=list)
+
+
+# -- deciding: which remedy, and is it safe -----------------------------------------------------
+
+
+class _Function:
+    """One function's ast with what the decisions ask of it: parents, and its sessions."""
+
+    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef, sessions: SessionNames) -> None:
+        self.node = node
+        self.sessions = sessions
+        self.parents: dict[ast.AST, ast.AST] = {}
+        for parent in ast.walk(node):
+            for child in ast.iter_child_nodes(parent):
+                self.parents[child] = parent
+
+    def ancestors(self, node: ast.AST) -> list[ast.AST]:
+        """From ``node``'s parent up to the function, not included."""
+        found = []
+        current = self.parents.get(node)
+        while current is not None and current is not self.node:
+            found.append(current)
+            current = self.parents.get(current)
+        return found
+
+    def parameters(self) -> set[str]:
+        args = self.node.args
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+        return set(names)
+
+
+def remedy_for(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
+    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session.
+    A session known only by its name (``session-names``) may be something else that has no
+    ``rollback()`` or ``begin_nested()``, so its fix is never safe."""
+    remedy = _remedy(aborted, function, config, awaited)
+    session = aborted.session
+    if remedy.kind is None or not remedy.safe or session in function.sessions.declared:
+        return remedy
+    method = "begin_nested" if remedy.kind == SAVEPOINT else "rollback"
+    return Remedy(
+        remedy.kind,
+        False,
+        f"`{session}` is a session only by its name (`session-names`): if it is not a SQLAlchemy "
+        f"session or connection, it may have no `{method}()`",
+    )
+
+
+def _remedy(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
+    catch, session = aborted.catch.node, aborted.session
+    autocommit = _autocommit(function)
+    if autocommit is not None:
+        return Remedy(
+            None,
+            False,
+            f'the function sets isolation_level="AUTOCOMMIT" (line {autocommit}): a failed statement '
+            "aborts no transaction there, and a savepoint cannot be set outside one",
+        )
+    if isinstance(catch, ast.ExceptHandler):
+        anchor = function.parents[catch]
+        if _TRY_STAR is not None and isinstance(anchor, _TRY_STAR):
+            return Remedy(None, False, EXCEPT_STAR)
+        assert isinstance(anchor, ast.Try)
+        body, where = anchor.body, "the `try` body"
+    else:
+        assert isinstance(catch, _WITHS)
+        anchor, body, where = catch, catch.body, "the `with attempt:` body"
+    if awaited and not isinstance(function.node, ast.AsyncFunctionDef):
+        return Remedy(
+            None,
+            False,
+            f"`{session}` is asynchronous but `{function.node.name}` is not a coroutine function, so "
+            f"neither `await {session}.rollback()` nor `async with {session}.begin_nested():` can go there",
+        )
+    no_savepoint = _savepoint_obstacle(body, where, session, function.sessions)
+    block = _transaction_block(anchor, session, function)
+    if block is not None:
+        if no_savepoint is None:
+            return _savepoint(config)
+        return Remedy(
+            None,
+            False,
+            f"inside `{block}` a `{session}.rollback()` would end the block's transaction and its next "
+            'statement would raise "Can\'t operate on closed transaction inside context manager", '
+            f"and no savepoint can go around {where}: {no_savepoint}; re-raise, or fix it by hand",
+        )
+    risk = _rollback_risk(anchor, catch, session, function)
+    if risk is None:
+        return Remedy(ROLLBACK, True)
+    if no_savepoint is None:
+        return _savepoint(config)
+    return Remedy(ROLLBACK, False, f"{risk} (no savepoint instead: {no_savepoint})")
+
+
+def _autocommit(function: _Function) -> int | None:
+    """The line of an ``isolation_level="AUTOCOMMIT"`` option in the function, if it has one."""
+    for node in own_nodes(function.node):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "isolation_level"
+            and isinstance(node.value, ast.Constant)
+            and str(node.value.value).upper() == "AUTOCOMMIT"
+        ):
+            return node.value.lineno
+    return None
+
+
+def _savepoint(config: Config) -> Remedy:
+    if "mysql" in {normalise(d) for d in config.dialects}:
+        return Remedy(
+            SAVEPOINT, False, f"`begin_nested()` keeps earlier work on PostgreSQL, but {MYSQL_SAVEPOINT}"
+        )
+    return Remedy(SAVEPOINT, True)
+
+
+def _calls(body: Sequence[ast.stmt]) -> Iterable[ast.Call]:
+    """The calls of a block, not looking into nested functions, classes or lambdas."""
+    for statement in body:
+        if isinstance(statement, SCOPES):
+            continue
+        for node in own_nodes(statement):
+            if isinstance(node, ast.Call):
+                yield node
+
+
+def _savepoint_obstacle(
+    body: Sequence[ast.stmt], where: str, session: str, sessions: SessionNames
+) -> str | None:
+    """Why ``body`` (``where``, for the message) cannot run under ``with session.begin_nested():``."""
+    for call in _calls(body):
+        func = call.func
+        if not isinstance(func, ast.Attribute) or sessions.of(func.value) != session:
+            continue
+        if func.attr in _ENDS_TRANSACTION:
+            return (
+                f"{where} calls `{session}.{func.attr}()` (line {call.lineno}), which would end "
+                "the savepoint's transaction"
+            )
+        if func.attr == "begin":
+            return f"{where} begins a transaction itself (line {call.lineno})"
+        if func.attr == "flush":
+            return (
+                f"`begin_nested()` flushes pending changes before its SAVEPOINT, so a failing "
+                f"`{session}.flush()` (line {call.lineno}) would still abort the transaction"
+            )
+    return None
+
+
+def _transaction_block(anchor: ast.AST, session: str, function: _Function) -> str | None:
+    """The ``with`` holding ``anchor`` that opened ``session``'s transaction as a block
+    (``session.begin()``, ``begin_nested()``, ``engine.begin() as conn``), as source text."""
+    for outer in function.ancestors(anchor):
+        if not isinstance(outer, _WITHS):
+            continue
+        for item in outer.items:
+            expr = item.context_expr
+            if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
+                continue
+            method = expr.func.attr
+            owner = function.sessions.of(expr.func.value)
+            bound = dotted_name(item.optional_vars) if item.optional_vars is not None else None
+            if (method in ("begin", "begin_nested") and owner == session) or (
+                method == "begin" and bound == session
+            ):
+                prefix = "async with" if isinstance(outer, ast.AsyncWith) else "with"
+                return f"{prefix} {ast.unparse(item)}:"
+    return None
+
+
+def _rollback_risk(anchor: ast.stmt, catch: ast.AST, session: str, function: _Function) -> str | None:
+    """Why ``session.rollback()`` may discard work done before the ``try``; None when it cannot:
+    the session is created in this function, does no work before the ``try``, and the ``try``
+    does not run in a loop (a tenacity retry loop aside) that would make earlier iterations
+    earlier work."""
+    rollback = f"`{session}.rollback()`"
+    if session in function.parameters():
+        return (
+            f"{rollback} would also discard what the caller did in this transaction "
+            f"(`{session}` is a parameter)"
+        )
+    creation = _creation(session, anchor, function)
+    if creation is None:
+        return (
+            f"`{session}` is not created in this function, so {rollback} would also discard work "
+            "done on it before"
+        )
+    binding, scope = creation
+    earlier = _earlier_use(session, binding, anchor, function)
+    if earlier is not None:
+        return f"{rollback} would also discard what `{session}` did earlier in this function (line {earlier})"
+    retry_loop = function.parents.get(catch) if isinstance(catch, _WITHS) else None
+    for outer in function.ancestors(anchor):
+        if outer is scope:
+            break
+        if isinstance(outer, _LOOPS) and outer is not retry_loop:
+            return (
+                f"the `try` runs in a loop (line {outer.lineno}), so {rollback} would also discard "
+                "what earlier iterations did"
+            )
+    return None
+
+
+def _creates_session(value: ast.AST) -> bool:
+    """``Session()``, ``SessionLocal()``, ``create_session()``, ``sessionmaker(...)()``,
+    ``engine.connect()``: a call that hands out a session or connection of its own."""
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func.func if isinstance(value.func, ast.Call) else value.func
+    callee = dotted_name(func)
+    if callee is None:
+        return False
+    last = callee.rsplit(".", 1)[-1].lower()
+    return "session" in last or last == "connect"
+
+
+def _creation(session: str, anchor: ast.stmt, function: _Function) -> tuple[ast.stmt, ast.AST] | None:
+    """The one statement of this function that creates ``session`` and is in force at ``anchor``,
+    and the innermost node that holds both: ``(with, with)`` for a ``with ... as session:``
+    holding ``anchor``; ``(assign, owner)`` for ``session = Factory()`` earlier in the block (of
+    ``owner``) that holds ``anchor`` or one of its ancestors. None when the name is bound
+    elsewhere, more than once, or otherwise."""
+    if "." in session:
+        return None
+    bindings = [
+        node
+        for node in own_nodes(function.node)
+        if (isinstance(node, ast.Name) and node.id == session and isinstance(node.ctx, ast.Store))
+        or (isinstance(node, ast.ExceptHandler) and node.name == session)
+        or (isinstance(node, (ast.Global, ast.Nonlocal)) and session in node.names)
+        or (isinstance(node, ast.alias) and (node.asname or node.name) == session)
+    ]
+    if len(bindings) != 1 or not isinstance(bindings[0], ast.Name):
+        return None
+    holder = function.parents.get(bindings[0])
+    chain = [anchor, *function.ancestors(anchor)]
+    if isinstance(holder, ast.withitem) and _creates_session(holder.context_expr):
+        statement = function.parents.get(holder)
+        if isinstance(statement, _WITHS) and statement in chain:
+            return statement, statement
+        return None
+    if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and _creates_session(holder.value):
+        for node in chain:
+            block = _block_of(node, function)
+            if block is not None and holder in block:
+                owner = function.parents[node]
+                return (holder, owner) if block.index(holder) < block.index(node) else None
+    return None
+
+
+def _block_of(statement: ast.AST, function: _Function) -> list[ast.AST] | None:
+    """The statement list that holds ``statement``."""
+    parent = function.parents.get(statement)
+    if parent is None:
+        return None
+    for name in ("body", "orelse", "finalbody", "handlers"):
+        block = getattr(parent, name, None)
+        if isinstance(block, list) and statement in block:
+            return block
+    return None
+
+
+def _earlier_use(session: str, binding: ast.stmt, anchor: ast.stmt, function: _Function) -> int | None:
+    """The line of the first use of ``session`` written after ``binding`` and before ``anchor``."""
+    if isinstance(binding, _WITHS):
+        last = binding.items[-1].optional_vars or binding.items[-1].context_expr
+        after = (last.end_lineno or last.lineno, last.end_col_offset or 0)
+    else:
+        after = (binding.end_lineno or binding.lineno, binding.end_col_offset or 0)
+    before = (anchor.lineno, anchor.col_offset)
+    uses = [
+        node.lineno
+        for node in own_nodes(function.node)
+        if isinstance(node, ast.Call)
+        and after <= (node.lineno, node.col_offset) < before
+        and any(c.session == session and c.kind == "use" for c in classify_call(node, function.sessions))
+    ]
+    return min(uses) if uses else None
+
+
+# -- planning: the remedies of one file --------------------------------------------------------
+
+
+def _plan(
+    source: str, path: Path, display: str, targets: set[tuple[int, int]], project: Project, unsafe: bool
+) -> _Plan:
+    """The edits behind the reported uses at ``targets`` (line, 1-based column), found by the
+    very analysis that reported them (the same units, scope and helpers' summaries), and the
+    targets left in place with the reason."""
+    from lockorder_lint.engine import units_in
+    from lockorder_lint.rules.aborted_session_reuse import analyse_sessions
+
+    config = project.config
+    positions = Source(str(path), source, parse_ast(source, str(path)))
+    plan = _Plan()
+    matched: set[tuple[int, int]] = set()
+    for unit in units_in(positions, path, project):
+        node = unit.node
+        found, sessions, _calls = analyse_sessions(unit, config)
+        function: _Function | None = None
+        for aborted in found:
+            line, column, _, _ = positions.span(aborted.use)
+            if (line, column) not in targets:
+                continue
+            matched.add((line, column))
+            catch = aborted.catch.node
+            written = sessions.written.get(aborted.session)
+            if written is None:
+                reason = (
+                    "the session is used only inside helpers: this function has no name to roll it back by"
+                )
+                key = (*positions.span(catch)[:2], aborted.session)
+                plan.left.append(LeftOut(display, line, column, reason, False, key))
+                continue
+            function = function or _Function(node, sessions)
+            awaited = is_async_session(aborted.session, sessions, node)
+            remedy = remedy_for(replace(aborted, session=written), function, config, awaited)
+            if remedy.kind is None or (not remedy.safe and not unsafe):
+                key = (*positions.span(catch)[:2], written)
+                plan.left.append(LeftOut(display, line, column, remedy.reason, remedy.kind is not None, key))
+                continue
+            if remedy.kind == ROLLBACK:
+                where, edits = positions.span(catch)[:2], plan.rollbacks
+            else:
+                anchor = function.parents[catch] if isinstance(catch, ast.ExceptHandler) else catch
+                where, edits = positions.span(anchor)[:2], plan.savepoints
+            entry = (written, awaited)
+            if entry not in edits.setdefault(where, []):
+                edits[where].append(entry)
+    for line, column in sorted(targets - matched):
+        reason = "the analysis found no handler behind it to fix"
+        plan.left.append(LeftOut(display, line, column, reason, False, (line, column, "")))
+    return plan
+
+
+def _project(settings: Project | Config, path: Path) -> Project:
+    """A bare project for a configuration alone (a file fixed on its own, as tests do)."""
+    if isinstance(settings, Project):
+        return settings
+    return Project(root=path.parent, config=settings, catalog=Catalog())
+
+
+# -- editing ------------------------------------------------------------------------------------
 
 
 def _rollback(session: str, awaited: bool) -> cst.BaseStatement:
     return cst.parse_statement(f"{'await ' if awaited else ''}{session}.rollback()\n")
 
 
-class _RollbackInserter(cst.CSTTransformer):
-    """Puts ``[await] <session>.rollback()`` first in each planned handler, unless it is there;
-    wraps the body of each planned tenacity ``with attempt:`` in ``try`` / ``except Exception:``
-    rolling back and re-raising, so that the retry starts on a clean session."""
+def _indented(block: cst.BaseSuite) -> cst.IndentedBlock:
+    """A block as an indented one: ``try: x  # c`` on one line becomes ``try:`` and ``x  # c``."""
+    if isinstance(block, cst.SimpleStatementSuite):
+        line = cst.SimpleStatementLine(body=block.body, trailing_whitespace=block.trailing_whitespace)
+        return cst.IndentedBlock(body=[line])
+    assert isinstance(block, cst.IndentedBlock)
+    return block
 
-    def __init__(self, plan: dict[cst.CSTNode, list[tuple[str, bool]]]) -> None:
+
+def _is_savepoint(statement: cst.CSTNode, session: str) -> bool:
+    if not isinstance(statement, cst.With) or len(statement.items) != 1:
+        return False
+    return cst.Module(body=[]).code_for_node(statement.items[0].item) == f"{session}.begin_nested()"
+
+
+def _under_savepoints(block: cst.BaseSuite, sessions: Sessions) -> cst.IndentedBlock | None:
+    """``block``'s statements under ``with <session>.begin_nested():`` (``async with`` when
+    awaited), one ``with`` per session; None when the block already is exactly that. Comments
+    above the first statement stay on top; the header comment stays on its line."""
+    block = _indented(block)
+    statements = list(block.body)
+    if len(statements) == 1 and _is_savepoint(statements[0], sessions[0][0]):
+        return None
+    first = statements[0]
+    leading: Sequence[cst.EmptyLine] = ()
+    if isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        leading = first.leading_lines
+        statements[0] = first.with_changes(leading_lines=())
+    inner = cst.IndentedBlock(body=statements, indent=block.indent)
+    for session, awaited in reversed(sessions):
+        savepoint = cst.With(
+            items=[cst.WithItem(item=cst.parse_expression(f"{session}.begin_nested()"))],
+            body=inner,
+            asynchronous=cst.Asynchronous() if awaited else None,
+        )
+        inner = cst.IndentedBlock(body=[savepoint], indent=block.indent)
+    outer = inner.body[0]
+    assert isinstance(outer, cst.With)
+    return block.with_changes(body=[outer.with_changes(leading_lines=leading)])
+
+
+class _Fixer(cst.CSTTransformer):
+    """Applies the plan: a savepoint around each planned ``try`` body (or ``with attempt:``
+    body); ``[await] <session>.rollback()`` first in each planned handler, unless it is there; and
+    for each planned tenacity ``with attempt:`` rollback, its body in ``try`` / ``except
+    Exception:`` rolling back and re-raising, so that the retry starts on a clean session."""
+
+    def __init__(
+        self, rollbacks: dict[cst.CSTNode, Sessions], savepoints: dict[cst.CSTNode, Sessions]
+    ) -> None:
         super().__init__()
-        self.plan = plan
-        self.inserted = 0
+        self.rollbacks = rollbacks
+        self.savepoints = savepoints
+        self.applied = 0
+
+    def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
+        wanted = self.savepoints.get(original_node)
+        if not wanted:
+            return updated_node
+        body = _under_savepoints(updated_node.body, wanted)
+        if body is None:
+            return updated_node
+        self.applied += len(wanted)
+        return updated_node.with_changes(body=body)
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
-        wanted = self.plan.get(original_node)
-        if not wanted or not isinstance(updated_node.body, cst.IndentedBlock):
-            return updated_node
-        handler = cst.ExceptHandler(
-            type=cst.Name("Exception"),
-            body=cst.IndentedBlock(
-                body=[*(_rollback(s, a) for s, a in wanted), cst.SimpleStatementLine([cst.Raise()])]
-            ),
-        )
-        guarded = cst.Try(
-            body=updated_node.body.with_changes(header=cst.TrailingWhitespace()), handlers=[handler]
-        )
-        self.inserted += len(wanted)
-        return updated_node.with_changes(
-            body=cst.IndentedBlock(body=[guarded], header=updated_node.body.header)
-        )
+        rollbacks = self.rollbacks.get(original_node)
+        if rollbacks:
+            handler = cst.ExceptHandler(
+                type=cst.Name("Exception"),
+                body=cst.IndentedBlock(
+                    body=[*(_rollback(s, a) for s, a in rollbacks), cst.SimpleStatementLine([cst.Raise()])]
+                ),
+            )
+            body = _indented(updated_node.body)
+            guarded = cst.Try(body=body.with_changes(header=cst.TrailingWhitespace()), handlers=[handler])
+            self.applied += len(rollbacks)
+            updated_node = updated_node.with_changes(
+                body=cst.IndentedBlock(body=[guarded], header=body.header, indent=body.indent)
+            )
+        savepoints = self.savepoints.get(original_node)
+        if savepoints:
+            wrapped = _under_savepoints(updated_node.body, savepoints)
+            if wrapped is not None:
+                self.applied += len(savepoints)
+                updated_node = updated_node.with_changes(body=wrapped)
+        return updated_node
 
     def leave_ExceptHandler(
         self, original_node: cst.ExceptHandler, updated_node: cst.ExceptHandler
     ) -> cst.ExceptHandler:
-        wanted = self.plan.get(original_node)
+        wanted = self.rollbacks.get(original_node)
         if not wanted:
             return updated_node
-        body = updated_node.body
-        if isinstance(body, cst.SimpleStatementSuite):
-            body = cst.IndentedBlock(
-                body=[cst.SimpleStatementLine(body=body.body)], header=body.trailing_whitespace
-            )
-        assert isinstance(body, cst.IndentedBlock)
+        body = _indented(updated_node.body)
         statements = list(body.body)
         present = {_rollback_of(s) for s in statements}
         new: list[cst.BaseStatement] = []
@@ -126,7 +617,7 @@ class _RollbackInserter(cst.CSTTransformer):
             new.append(_rollback(session, awaited))
         if not new:
             return updated_node
-        self.inserted += len(new)
+        self.applied += len(new)
         if statements:
             # Comments above the first statement describe the handler: keep them on top.
             first = statements[0]
@@ -165,47 +656,33 @@ def _cst_dotted(node: cst.CSTNode) -> str | None:
     return None
 
 
-def plan_for(source: str, path: Path, targets: set[tuple[int, int]], project: Project) -> Plan:
-    """The handlers behind the reported uses at ``targets`` (line, 1-based column), found by the
-    very analysis that reported them, and the sessions each must roll back."""
-    from lockorder_lint.engine import units_in
-    from lockorder_lint.rules.aborted_session_reuse import analyse_sessions
-
-    positions = Source(str(path), source, parse_ast(source, str(path)))
-    plan: Plan = {}
-    for unit in units_in(positions, path, project):
-        found, sessions, _calls = analyse_sessions(unit, project.config)
-        for aborted in found:
-            line, column, _, _ = positions.span(aborted.use)
-            if (line, column) not in targets:
-                continue
-            written = sessions.written.get(aborted.session)
-            if written is None:
-                continue  # a session only helpers use: this function has no name for it
-            where = positions.span(aborted.catch.node)[:2]
-            entry = (written, is_async_session(aborted.session, sessions, unit.node))
-            if entry not in plan.setdefault(where, []):
-                plan[where].append(entry)
-    return plan
-
-
-def fix_source(source: str, path: Path, targets: set[tuple[int, int]], project: Project) -> tuple[str, int]:
-    """``source`` with a rollback inserted in every handler behind a reported use at ``targets``
-    (line, 1-based column); and how many rollbacks were inserted."""
-    plan = plan_for(source, path, targets, project)
-    if not plan:
-        return source, 0
+def fix_source(
+    source: str,
+    path: Path,
+    targets: set[tuple[int, int]],
+    settings: Project | Config,
+    *,
+    unsafe: bool = False,
+    display: str | None = None,
+) -> SourceFix:
+    """``source`` with the fixes for the reported uses at ``targets`` (line, 1-based column): the
+    safe ones, and the unsafe ones too when ``unsafe``; with the targets it leaves in place."""
+    plan = _plan(source, path, display or str(path), targets, _project(settings, path), unsafe)
+    if not plan.rollbacks and not plan.savepoints:
+        return SourceFix(source, 0, plan.left)
     wrapper = MetadataWrapper(cst.parse_module(source))
     positions = wrapper.resolve(PositionProvider)
-    by_node: dict[cst.CSTNode, list[tuple[str, bool]]] = {}
+    rollbacks: dict[cst.CSTNode, Sessions] = {}
+    savepoints: dict[cst.CSTNode, Sessions] = {}
     for node, where in positions.items():
-        if isinstance(node, (cst.ExceptHandler, cst.With)):
-            wanted = plan.get((where.start.line, where.start.column + 1))
-            if wanted:
-                by_node[node] = wanted
-    inserter = _RollbackInserter(by_node)
-    new_module = wrapper.module.visit(inserter)
-    return new_module.code, inserter.inserted
+        key = (where.start.line, where.start.column + 1)
+        if isinstance(node, (cst.ExceptHandler, cst.With)) and key in plan.rollbacks:
+            rollbacks[node] = plan.rollbacks[key]
+        if isinstance(node, (cst.Try, cst.With)) and key in plan.savepoints:
+            savepoints[node] = plan.savepoints[key]
+    fixer = _Fixer(rollbacks, savepoints)
+    new_module = wrapper.module.visit(fixer)
+    return SourceFix(new_module.code, fixer.applied, plan.left)
 
 
 def _encoding(data: bytes) -> str:
@@ -213,7 +690,7 @@ def _encoding(data: bytes) -> str:
     return encoding
 
 
-def plan_fixes(findings: Iterable[Finding], project: Project) -> FixReport:
+def plan_fixes(findings: Iterable[Finding], settings: Project | Config, *, unsafe: bool = False) -> FixReport:
     """The fixed text of every file with fixable findings; files that cannot be fixed become errors."""
     report = FixReport()
     targets: dict[str, set[tuple[int, int]]] = {}
@@ -226,18 +703,20 @@ def plan_fixes(findings: Iterable[Finding], project: Project) -> FixReport:
             data = path.read_bytes()
             encoding = _encoding(data)
             before = data.decode(encoding)
-            after, count = fix_source(before, path, spots, project)
+            fixed = fix_source(before, path, spots, settings, unsafe=unsafe, display=display)
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError, cst.ParserSyntaxError) as exc:
             report.errors.append(FileError(display, 0, f"cannot fix: {exc}"))
             continue
-        if count and after != before:
+        report.left.extend(fixed.left)
+        after = fixed.text
+        if fixed.applied and after != before:
             try:
                 cst.parse_module(after)
                 ast.parse(after)
             except (SyntaxError, cst.ParserSyntaxError) as exc:  # pragma: no cover - a bug if reached
                 report.errors.append(FileError(display, 0, f"fix not applied, it does not parse: {exc}"))
                 continue
-            report.files.append(FileFix(path, display, encoding, before, after, count))
+            report.files.append(FileFix(path, display, encoding, before, after, fixed.applied))
     return report
 
 
@@ -302,10 +781,16 @@ def _write_temporary(beside: Path, data: bytes, info: os.stat_result, suffix: st
 
 
 def apply_fixes(
-    findings: Sequence[Finding], project: Project, *, write: bool, diff_out: TextIO | None = None
+    findings: Sequence[Finding],
+    settings: Project | Config,
+    *,
+    write: bool,
+    diff_out: TextIO | None = None,
+    unsafe: bool = False,
 ) -> FixReport:
-    """Fix (``write``) or only show (``diff_out``) the rollbacks for the fixable findings."""
-    report = plan_fixes(findings, project)
+    """Fix (``write``) or only show (``diff_out``) the safe fixes for the fixable findings, and
+    the unsafe ones too when ``unsafe``."""
+    report = plan_fixes(findings, settings, unsafe=unsafe)
     written: list[bool] = []
     for fix in report.files:
         if diff_out is not None:
@@ -325,4 +810,34 @@ def apply_fixes(
                 written.append(True)
     if write:
         report.files = [fix for fix, done in zip(report.files, written, strict=True) if done]
+        # The findings left in a written file are reported again at their new places: say where.
+        for fix in report.files:
+            report.left = [
+                _moved(item, fix.before, fix.after) if item.path == fix.display else item
+                for item in report.left
+            ]
+    report.left.sort(key=lambda item: (item.path, item.line, item.column))
     return report
+
+
+def _moved(item: LeftOut, before: str, after: str) -> LeftOut:
+    """``item`` at its place in ``after``, the fixed text of ``before``: lines the fix left alone
+    keep their text, lines it re-indented (under a savepoint) keep it too, stripped of indent."""
+    old, new = before.splitlines(), after.splitlines()
+    index = item.line - 1
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if not i1 <= index < i2:
+            continue
+        if tag == "equal":
+            return replace(item, line=j1 + index - i1 + 1)
+        text = old[index].strip()
+        same = [j for j in range(j1, j2) if new[j].strip() == text]
+        if tag == "replace" and len(same) == 1:
+            shift = _indent(new[same[0]]) - _indent(old[index])
+            return replace(item, line=same[0] + 1, column=item.column + shift)
+    return item
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
