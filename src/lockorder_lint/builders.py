@@ -137,6 +137,7 @@ class Evaluator:
         self.current_statement: ast.AST | None = None
         self.live = scope.dialects
         self.inlines = 0
+        self.parameters: frozenset[str] = frozenset()
 
     @property
     def mysql(self) -> bool:
@@ -208,6 +209,7 @@ class Evaluator:
         if isinstance(node, ast.Name) and node.id in self.env:
             return [v for v in self.env[node.id] if isinstance(v, ModelRef)]
         qualified = self.qualify(node)
+        program = self.scope.program
         if qualified is not None:
             if qualified.endswith(".__table__"):
                 table = self.catalog.lookup(qualified[: -len(".__table__")])
@@ -215,11 +217,15 @@ class Evaluator:
             table = self.catalog.lookup(qualified)
             if table is not None:
                 return [ModelRef(table, mapped=not self.catalog.is_table_variable(qualified))]
-            return []
+            own_class = isinstance(node, ast.Name) and node.id == "cls" and "cls" not in self.env
+            if own_class and program is not None and self.scope.class_qualname:
+                # ``cls`` in a mixin's classmethod: the class is whichever subclass calls it
+                return program.subclass_models(self.scope.class_qualname)
+            if not (isinstance(node, ast.Attribute) and dotted_name(node.value) == "cls"):
+                return []
         if isinstance(node, ast.Attribute):
             if node.attr == "__table__":
                 return [ModelRef(m.table, mapped=False) for m in self.models(node.value)]
-            program = self.scope.program
             if program is not None:
                 return program.attribute_models(self, node)
         return []
@@ -305,6 +311,12 @@ class Evaluator:
             return [(self, item) for item in self.lists[node.id]]
         if isinstance(node, (ast.List, ast.Tuple)):
             return [(self, item) for item in node.elts]
+        if isinstance(node, ast.Name) and isinstance(self.conditions.get(node.id), ast.Call):
+            return self.listed(self.conditions[node.id])
+        if isinstance(node, ast.Call) and self.scope.program is not None:
+            returned = self.scope.program.returned_list(self, node)
+            if returned is not None:
+                return returned
         return [None]
 
     # -- consumption ---------------------------------------------------------------------------
@@ -349,6 +361,8 @@ class Evaluator:
     # -- statements ----------------------------------------------------------------------------
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Statement]:
+        args = function.args
+        self.parameters = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         program = self.scope.program
         if program is not None:
             self.types.update(program.parameter_types(self, function))
@@ -446,7 +460,9 @@ class Evaluator:
             if len(stmt.targets) == 1 and isinstance(first, ast.Name):
                 if isinstance(stmt.value, (ast.List, ast.Tuple)):
                     self.lists[first.id] = list(stmt.value.elts)
-                elif looks_like_condition(stmt.value):
+                elif looks_like_condition(stmt.value) or (isinstance(stmt.value, ast.Call) and not values):
+                    # a call that built no statement may build a condition (``TI.filter_for_tis(tis)``):
+                    # a ``where`` that uses the name reads it then
                     self.conditions[first.id] = stmt.value
         elif isinstance(stmt, ast.AnnAssign):
             values = self.eval(stmt.value) if stmt.value is not None else ()
@@ -528,6 +544,8 @@ class Evaluator:
             values = self.env.get(node.id, ())
             if len(values) == 1 and isinstance(values[0], Bound):
                 return values[0].values
+            if not values and isinstance(node.ctx, ast.Load) and self.qualify(node) is not None:
+                return tuple(self.models(node))  # an imported model, listed or iterated over
             return values
         if isinstance(node, ast.Await):
             return self.eval(node.value)
@@ -535,13 +553,16 @@ class Evaluator:
             self.consume(self.eval(node.test))
             return self.eval(node.body) + self.eval(node.orelse)
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            models: list[Value] = []
+            # A collection of models, or of statements, that a loop may iterate over.
+            held: list[Value] = []
+            complete = True
             for element in node.elts:
-                values = self.eval(element)
-                models.extend(v for v in values if isinstance(v, ModelRef))
-                self.consume(values)
-            if models and len(models) == len(node.elts):
-                return tuple(models)
+                values = tuple(v for v in self.eval(element) if isinstance(v, (ModelRef, Statement)))
+                complete = complete and bool(values)
+                held.extend(values)
+            if held and complete:
+                return tuple(held)
+            self.consume(held)
             return ()
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             models_found = self.models(node)
@@ -629,13 +650,16 @@ class Evaluator:
         args = positional(node)
         span = self.span(node)
         if kind == "select":
-            return (self.select_like("select", node, span),)
+            return self.select_like("select", node, span)
         target_node = args[0] if args else None
         targets: list[tuple[Table | None, str | None]] = (
             list(self.entities(target_node)) if target_node is not None else []
         )
         if not targets or any(col is not None for _t, col in targets):
             targets = [(None, None)]
+        # A model handed in by a caller: the statement is the caller's to report (through the
+        # call, once the caller inlines this function), not an unknown table here.
+        handed = target_node is not None and self.is_parameter(target_node)
         states: list[Value] = []
         for table, _col in targets:
             state = Statement(
@@ -643,26 +667,47 @@ class Evaluator:
                 span=span,
                 target=table,
                 target_text=self.text(target_node) if target_node is not None else "",
+                from_parameter=handed and table is None,
             )
             if kind in ("update", "delete"):
                 state = replace(state, write=span, write_kind=kind.upper())
                 if len(args) > 1:  # legacy ``update(table, whereclause)``
                     state = predicates.add_where(self, state, [args[1]])
-            states.append(self.new(state))
+            state = self.new(state)
+            if handed and table is not None:
+                self.borrowed.add(state.id)
+            states.append(state)
         return tuple(states)
 
-    def select_like(self, kind: str, node: ast.Call, span: Span) -> Statement:
+    def is_parameter(self, node: ast.AST) -> bool:
+        """A name the function received (not rebound since): a caller decides what it holds."""
+        if isinstance(node, ast.Name):
+            values = self.env.get(node.id, ())
+            return node.id in self.parameters and (not values or isinstance(values[0], Bound))
+        return False
+
+    def select_like(self, kind: str, node: ast.Call, span: Span) -> tuple[Statement, ...]:
+        """``select(...)`` / ``session.query(...)``. When the first entity may be one of several
+        models (``cls.db_model`` set by each subclass), one statement per candidate."""
         entities: list[Table] = []
         texts: list[str] = []
         source: Statement | None = None
-        for value in self._selected(node):
+        candidates: list[Table] = []
+        for position, value in enumerate(self._selected(node)):
             inner = value
             if isinstance(value, ast.Attribute) and value.attr in ("columns", "c"):
                 inner = value.value
-            table, _col = self.entity(inner)
-            if table is not None:
-                if table not in entities:
-                    entities.append(table)
+            found = self.entities(inner)
+            tables: list[Table] = []
+            for table, _col in found:
+                if all(table is not seen for seen in tables):
+                    tables.append(table)
+            if len(tables) == 1:
+                if tables[0] not in entities:
+                    entities.append(tables[0])
+                continue
+            if tables and position == 0:
+                candidates = tables
                 continue
             derived = self._derived_source(inner)
             if derived is not None:
@@ -670,18 +715,27 @@ class Evaluator:
                 continue
             texts.append(self.text(value))
             self.consume(self.eval(value))
-        target = entities[0] if entities else (source.target if source is not None else None)
-        return self.new(
-            Statement(
-                kind=kind,
-                span=span,
-                target=target,
-                target_text=target.name if target else ", ".join(texts),
-                extra_entities=tuple(t.name for t in entities[1:]),
-                orm_entities=self.orm_entities(node),
-                source=source,
+        orm = self.orm_entities(node)
+        targets: list[Table | None] = [*candidates] or [
+            entities[0] if entities else (source.target if source is not None else None)
+        ]
+        states = []
+        for target in targets:
+            extra = [t for t in entities if t is not target]
+            states.append(
+                self.new(
+                    Statement(
+                        kind=kind,
+                        span=span,
+                        target=target,
+                        target_text=target.name if target else ", ".join(texts),
+                        extra_entities=tuple(t.name for t in (extra if candidates else entities[1:])),
+                        orm_entities=orm if not candidates else (target.name,) if target else (),
+                        source=source,
+                    )
+                )
             )
-        )
+        return tuple(states)
 
     def _derived_source(self, node: ast.AST) -> Statement | None:
         """``cte.c.id`` or ``cte``: the derived statement a select reads from."""
@@ -704,7 +758,9 @@ class Evaluator:
         for arg in node.args:
             if isinstance(arg, (ast.List, ast.Tuple)):
                 values.extend(arg.elts)
-            elif not isinstance(arg, ast.Starred):
+            elif isinstance(arg, ast.Starred):
+                values.append(arg.value)  # ``select(*Model.__table__.columns)``
+            else:
                 values.append(arg)
         return values
 
@@ -987,7 +1043,7 @@ class Evaluator:
         ``Model.query``."""
         span = self.span(node)
         if method == "query" and positional(node):
-            return (self.select_like("query", node, span),)
+            return self.select_like("query", node, span)
         if method == "get" and positional(node) and keyword(node, "with_for_update") is not None:
             return self.session_get(func, node, span)
         if method in _ORM_WRITES and positional(node):
@@ -1101,6 +1157,7 @@ class Evaluator:
                 span=self.span(node),
                 target_text=self.text(statement_arg) if statement_arg is not None else "",
                 lock=lock,
+                from_parameter=statement_arg is not None and self.is_parameter(statement_arg),
             )
             self.consume((self.new(unknown),))
             return ()

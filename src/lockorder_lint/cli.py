@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         help="what sarif and github paths are relative to (default: the git repository of the project root)",
     )
     parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="interpreter of the environment whose installed packages hold model bases (default: the "
+        "active or project virtualenv)",
+    )
+    parser.add_argument(
         "--all-tables",
         action="store_true",
         help="treat every table as hot (default without hot-tables: the tables the project row-locks)",
@@ -150,6 +156,8 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Config, list[Path]]:
         config = replace(config, select=args.select)
     if args.ignore is not None:
         config = replace(config, ignore=config.ignore + args.ignore)
+    if getattr(args, "python", None):
+        config = replace(config, python=args.python)
     if getattr(args, "all_tables", False):
         config = replace(config, all_tables=True)
     if getattr(args, "include_migrations", False):

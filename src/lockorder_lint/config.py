@@ -74,6 +74,7 @@ class Config:
     dialects_set: bool = False  # False: the project's code says which databases it runs on
     include_migrations: bool = False  # check Alembic revisions too (they run alone, by default not)
     all_tables: bool = False  # every table is hot, whatever the code shows
+    python: str | None = None  # the interpreter whose installed packages hold bases the models use
     session_names: tuple[str, ...] = DEFAULT_SESSION_NAMES
     session_providers: tuple[str, ...] = DEFAULT_SESSION_PROVIDERS
     tables: tuple[tuple[str, DeclaredTable], ...] = ()
@@ -230,6 +231,10 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
             changes["dialects_set"] = True
         elif key == "session-names":
             changes["session_names"] = _str_list(value, key, where)
+        elif key == "python":
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: `python` must be a path to an interpreter")
+            changes["python"] = value
         elif key in ("include-migrations", "all-tables"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: `{key}` must be true or false")

@@ -267,6 +267,8 @@ def _apply_rules(
 def _note_unknown(
     statement: Statement, display: str, seen: set[tuple[int, int, str]], result: FileResult
 ) -> None:
+    if statement.from_parameter:
+        return  # the caller's statement: judged where it is called with a known model
     span = statement.write or (statement.lock.span if statement.lock else statement.span)
     kind = statement.write_kind or ("FOR SHARE" if statement.lock and statement.lock.read else "FOR UPDATE")
     if statement.target is not None:

@@ -199,7 +199,8 @@ def build_project(
     from lockorder_lint.summaries import Program
 
     facts = read_facts(files, root, cache, jobs)
-    catalog = Catalog.build((f.models for f in facts), config.declared_tables())
+    external = external_models(facts, config, root, cache)
+    catalog = Catalog.build((f.models for f in facts), config.declared_tables(), external)
     modules: dict[str, str] = {}
     subclass_files: dict[str, list[str]] = {}
     class_files: dict[str, list[str]] = {}
@@ -227,6 +228,70 @@ def build_project(
     if config.infers_hot_tables:
         project.hot = lock_evidence(project, files, facts, cache)
     return project, facts
+
+
+# Packages whose classes are bases the catalog understands by name, never read from disk.
+_KNOWN_BASES = ("sqlalchemy", "sqlmodel", "flask_sqlalchemy", "typing", "abc", "builtins", "enum", "pydantic")
+
+
+def external_models(
+    facts: Sequence[FileFacts], config: Config, root: Path, cache: Cache | None, depth: int = 3
+) -> list[FileModels]:
+    """Model declarations of installed packages that the project's models inherit from (bases and
+    mixins: neutron-lib's ``BASEV2`` and ``HasId``), read as source from the environment, and
+    theirs in turn, a few levels up."""
+    from lockorder_lint.environment import module_candidates, module_file, site_packages
+
+    known = {decl.qualname for fact in facts for decl in fact.models.classes}
+    modules = {fact.module for fact in facts}
+    pending = {base for fact in facts for decl in fact.models.classes for base in decl.bases} - known
+    search: list[Path] | None = None
+    loaded: list[FileModels] = []
+    seen: set[str] = set()
+    for _ in range(depth):
+        wanted: set[str] = set()
+        for name in sorted(pending):
+            top = name.split(".", 1)[0]
+            if top in _KNOWN_BASES or any(name.startswith(m + ".") for m in modules) or "." not in name:
+                continue
+            if search is None:
+                search = site_packages(config.python, root)
+            for module in module_candidates(name):
+                path = module_file(module, search)
+                if path is None:
+                    continue
+                if str(path) not in seen:
+                    seen.add(str(path))
+                    models = _installed_models(path, cache)
+                    loaded.append(models)
+                    new = {d.qualname for d in models.classes}
+                    known |= new
+                    wanted |= {b for d in models.classes for b in d.bases} - known
+                break
+        pending = wanted
+        if not pending:
+            break
+    return loaded
+
+
+def _installed_models(path: Path, cache: Cache | None) -> FileModels:
+    display = str(path)
+    cached = cache.get_models(path, display) if cache is not None else None
+    if isinstance(cached, FileModels):
+        return cached
+    models = FileModels()
+    try:
+        data = path.read_bytes()
+        if MODEL_HINT.search(data) or b"class " in data:
+            source = parse_source(data, display)
+            module = module_name(path, path.parent)
+            resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+            models = models_of(source.tree, module, resolver, display, False)
+    except (OSError, SourceError, RecursionError):
+        pass
+    if cache is not None:
+        cache.put_models(path, display, models)
+    return models
 
 
 def is_test_path(display: str) -> bool:

@@ -148,6 +148,8 @@ class Statement:
     # A statement selecting from a subquery or CTE: the statement that CTE is.
     source: Statement | None = field(default=None, compare=False, hash=False)
     calls: tuple[str, ...] = ()
+    # Built on a model or statement the function was handed: unknown here, judged at the caller.
+    from_parameter: bool = False
     node: ast.AST | None = field(default=None, compare=False, hash=False, repr=False)
     id: int = field(default_factory=lambda: next(_ids), compare=False)
     parent: int | None = field(default=None, compare=False)

@@ -256,6 +256,18 @@ class Program:
                     return found.qualname
         return None
 
+    def subclass_models(self, class_qualname: str) -> list[ModelRef]:
+        """The mapped subclasses of an unmapped class (a mixin whose classmethods use ``cls``):
+        each is a candidate, judged on its own."""
+        from lockorder_lint.builders import ModelRef
+
+        found: list[ModelRef] = []
+        for sub in self.index.descendants(class_qualname):
+            table = self.catalog.lookup(sub)
+            if table is not None and all(m.table is not table for m in found):
+                found.append(ModelRef(table))
+        return found
+
     def attribute_models(self, ev: Evaluator, node: ast.Attribute) -> list[ModelRef]:
         """``self.model`` / ``cls.db_model`` (each value the class or a subclass assigns), and
         ``db.Deployment`` where ``db`` is an instance of a project class whose property or
@@ -297,6 +309,8 @@ class Program:
             return None
         if want == "condition" and not info.returns_condition:
             return None
+        if want == "list" and not info.returns_statement:
+            return None  # a returned name or list literal has the "statement" shape
         if want == "statement" and not info.returns_statement and not _passes_statement(ev, call):
             return None
         located = self.node_of(info)
@@ -444,6 +458,25 @@ class Program:
                 effects[key] = "reset" if effect.kind == "reset" else "work" if effect.work else "use"
         self._effects[info.qualname] = effects
         return effects
+
+    def returned_list(self, ev: Evaluator, call: ast.Call) -> list[tuple[Evaluator, ast.AST] | None] | None:
+        """A helper that builds a list of conditions and returns it (``where(*helper(...))``): its
+        items, read in the helper with its parameters bound to the caller's arguments."""
+        made = self._child(ev, call, "list")
+        if made is None:
+            return None
+        child, node, _bounds = made
+        child.run(node)
+        ev.inlines = child.inlines
+        items: list[tuple[Evaluator, ast.AST] | None] = []
+        for expr in child.return_nodes:
+            if isinstance(expr, ast.Name) and expr.id in child.lists:
+                items.extend((child, item) for item in child.lists[expr.id])
+            elif isinstance(expr, (ast.List, ast.Tuple)):
+                items.extend((child, item) for item in expr.elts)
+            else:
+                return None
+        return items
 
     def condition(self, ev: Evaluator, call: ast.Call) -> tuple[list[Predicate], bool] | None:
         """A helper that returns a condition (Airflow's ``tuple_in_condition``, ``filter_for_tis``):
