@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lockorder_lint import __version__
-from lockorder_lint.cli import main
+from lockorder_lint.cli import COMMANDS, main
 from lockorder_lint.progress import progress_for
 
 MODELS = """\
@@ -84,7 +84,9 @@ def run_cli(
     if cwd is not None:
         os.chdir(cwd)
     try:
-        code = main(["-j", "1", *map(str, args)])
+        words = [str(a) for a in args]
+        command = words[:1] if words[:1] and words[0] in COMMANDS else []
+        code = main([*command, "-j", "1", *words[len(command) :]])
     finally:
         os.chdir(previous)
     captured = capsys.readouterr()
@@ -328,7 +330,7 @@ def test_tables_command(sample: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert captured.out.splitlines()[0] == (
         f"account  [Account]  primary key: id  defined at: {sample / 'app' / 'models.py'}:9"
     )
-    assert captured.err == "1 tables\n"
+    assert captured.err == "1 table; dialects: postgresql (from the code; set `dialects` to decide)\n"
     code = main(["tables", "--format", "json", str(sample)])
     data = json.loads(capsys.readouterr().out)
     assert data[0]["table"] == "account"

@@ -335,14 +335,18 @@ def _unused_noqa(paths: list[Path], project: Project) -> list[UnusedNoqa]:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
+    """The catalog as the rules see it: each table's key, indexes and relationships, which
+    declaration defined it (and which it set aside), and whether it is hot and why."""
     root, config, _paths = _setup(args)
     notes: list[Note] = []
     errors: list[FileError] = []
-    catalog = make_project(root, config, notes=notes, errors=errors).catalog
+    project = make_project(root, config, notes=notes, errors=errors)
+    catalog = project.catalog
     problems: list[FileError | Note] = [*errors, *notes]
     for problem in problems:
         print(problem.render(), file=sys.stderr)
     tables = sorted(catalog.tables.values(), key=lambda t: t.name)
+    effective = project.config
     if args.format == "json":
         data = [
             {
@@ -353,6 +357,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
                     {"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes
                 ],
                 "defined_at": t.locations,
+                "definition": t.definition,
+                "set_aside": t.ignored,
+                "hot": _hotness(project, t.name)[0],
+                "hot_because": _hotness(project, t.name)[1],
                 "relationships": [
                     {
                         "class": r.owner,
@@ -375,6 +383,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
         pk = ", ".join(t.primary_key) or "(none declared)"
         classes = ", ".join(t.classes) or "-"
         print(f"{t.name}  [{classes}]  primary key: {pk}  defined at: {', '.join(t.locations)}")
+        if t.ignored:
+            print(f"    definition: {t.definition}; set aside: {'; '.join(t.ignored)}")
+        hot, because = _hotness(project, t.name)
+        print(f"    {'hot' if hot else 'not hot'}: {because}")
         for index in t.indexes:
             unique = " unique" if index.unique else ""
             print(f"    index {index.name}{unique}: {', '.join(index.columns)}")
@@ -383,8 +395,25 @@ def cmd_tables(args: argparse.Namespace) -> int:
             join = ", innerjoin" if rel.joined and rel.innerjoin else ""
             origin = f", {rel.via}" if rel.via != "relationship" else ""
             print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
-    print(f"{len(tables)} tables", file=sys.stderr)
+    inferred = "" if effective.dialects_set else " (from the code; set `dialects` to decide)"
+    counted = f"{len(tables)} table" + ("" if len(tables) == 1 else "s")
+    print(f"{counted}; dialects: {', '.join(effective.dialects)}{inferred}", file=sys.stderr)
     return EXIT_ERROR if errors else EXIT_CLEAN
+
+
+def _hotness(project: Project, table: str) -> tuple[bool, str]:
+    """Whether the rules treat a table as hot, and the evidence or setting that says so."""
+    config = project.config
+    if config.hot_tables is not None:
+        listed = table in config.hot_tables
+        return listed, "listed in hot-tables" if listed else "not listed in hot-tables"
+    if config.all_tables or project.hot is None:
+        return True, "every table (all-tables)"
+    sites = project.hot.get(table, [])
+    if not sites:
+        return False, "nothing in production code row-locks it"
+    more = f" and {len(sites) - 1} more" if len(sites) > 1 else ""
+    return True, f"row-locked at {sites[0]}{more}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

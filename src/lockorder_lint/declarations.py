@@ -21,7 +21,7 @@ from lockorder_lint.parsing import parse_ast
 # A file that matches none of these cannot declare a table, a mapping, an index on a model, or a
 # module-level alias of a model (``DbCallbackRequest = DagProcessorCallback``).
 MODEL_HINT = re.compile(
-    rb"(?m)__tablename__|Table\(|__table__\s*=|table=True|declared_attr|map_imperatively|mapper\(|Index\(|"
+    rb"(?m)__tablename__|Column\(|mapped_column\(|relationship\(|Table\(|__table__\s*=|table=True|declared_attr|map_imperatively|mapper\(|Index\(|"
     rb"PrimaryKeyConstraint|primary_key|db\.Model|SQLAlchemy\(|^[A-Z]\w* = [A-Z][\w.]*\s*$"
 )
 # What marks an Alembic revision: ``revision``/``down_revision`` identifiers beside alembic.

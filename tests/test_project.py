@@ -1,0 +1,260 @@
+"""What a default run learns from the project as a whole: which tables are hot (the code's own
+row locks), that migrations run alone, which databases the code runs on, bases defined in
+installed packages, lock helpers it defines, and syntax newer than the running interpreter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run_cli
+
+MODELS = """\
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+
+
+class Note(Base):
+    __tablename__ = "note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author: Mapped[str] = mapped_column(String(50))
+"""
+
+WORK = """\
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import Job, Note
+
+
+def claim(session: Session, job_id: int) -> None:
+    session.get(Job, job_id, with_for_update=True)
+
+
+def fail_running(session: Session) -> None:
+    session.execute(update(Job).where(Job.state == "running").values(state="failed"))
+
+
+def rename_author(session: Session, old: str, new: str) -> None:
+    session.execute(update(Note).where(Note.author == old).values(author=new))
+"""
+
+
+def project(root: Path, **files: str) -> Path:
+    (root / "app").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n", encoding="utf-8")
+    (root / "app" / "__init__.py").write_text("", encoding="utf-8")
+    for name, text in {"models": MODELS, **files}.items():
+        path = root / "app" / f"{name.replace('.', '/')}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def codes_at(out: str) -> list[tuple[str, str]]:
+    return [(line.split(":")[0] + ":" + line.split(":")[1], line.split(" ")[1]) for line in out.splitlines()]
+
+
+def test_only_tables_the_code_row_locks_are_hot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", work=WORK)
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert code == 1
+    assert codes_at(out) == [("app/work.py:12", "LCK001")]  # job is locked in claim(); note is not
+    code, out, _err = run_cli(capsys, "--no-cache", "--all-tables", "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:12", "LCK001"), ("app/work.py:16", "LCK001")]
+
+
+def test_tables_shows_why_a_table_is_hot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", work=WORK)
+    code, out, err = run_cli(capsys, "tables", "app", cwd=root)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[lines.index(next(x for x in lines if x.startswith("job "))) + 1] == (
+        "    hot: row-locked at app/work.py:8 claim"
+    )
+    assert "    not hot: nothing in production code row-locks it" in lines
+    assert err.strip().endswith("dialects: postgresql (from the code; set `dialects` to decide)")
+
+
+def test_configured_hot_tables_win(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", work=WORK)
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'app'\n[tool.lockorder-lint]\nhot-tables = ['note']\n", encoding="utf-8"
+    )
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:16", "LCK001")]
+
+
+MIGRATION = """\
+import sqlalchemy as sa
+from alembic import op
+
+from app.models import Job
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    conn = op.get_bind()
+    conn.execute(sa.update(Job).where(Job.state == "old").values(state="new"))
+"""
+
+
+def test_migrations_are_counted_not_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", work=WORK, **{"migrations.versions.0002_states": MIGRATION})
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:12", "LCK001")]
+    assert "1 migration not checked (--include-migrations checks them)" in err
+    code, out, err = run_cli(capsys, "--no-cache", "--include-migrations", "app", cwd=root)
+    assert ("app/migrations/versions/0002_states.py:12", "LCK001") in codes_at(out)
+
+
+GAP = """\
+from flask import Blueprint
+from sqlalchemy import update
+
+from app.models import Note
+
+api = Blueprint("notes", __name__)
+DIALECT = "mysql"
+
+
+@api.route("/notes", methods=["POST"])
+def new_note(session, author: str) -> None:
+    session.execute(update(Note).where(Note.author == author).values(author=author))
+    session.add(Note(author=author))
+"""
+
+
+def test_mysql_is_inferred_from_the_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The code names MySQL, so a request handler's range write followed by an INSERT into the same
+    table is the gap-lock deadlock, reported although nothing row-locks the table."""
+    root = project(tmp_path / "p", handlers=GAP)
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/handlers.py:12", "LCK001")]
+    assert "gap lock" in out
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'app'\n[tool.lockorder-lint]\ndialects = ['postgresql']\n", encoding="utf-8"
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert (code, out) == (0, "")
+
+
+HELPER = """\
+from sqlalchemy import select
+
+
+def with_row_locks(query, session, **kwargs):
+    return query.with_for_update(**kwargs)
+"""
+
+LOCKERS = """\
+from sqlalchemy import select
+
+from app.locking import with_row_locks
+from app.models import Job
+
+
+def pick(session, limit):
+    return session.scalars(with_row_locks(select(Job).where(Job.state == "queued"), session)).all()
+
+
+def pick_skipping(session, limit):
+    query = select(Job).where(Job.state == "queued")
+    return session.scalars(with_row_locks(query, session, skip_locked=True)).all()
+"""
+
+
+def test_a_lock_helper_the_project_defines_is_read_at_each_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", locking=HELPER, lockers=LOCKERS)
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/lockers.py:8", "LCK002")]
+    assert "(via with_row_locks)" in out
+
+
+BASES = """\
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+class HasId:
+    id = sa.Column(sa.String(36), primary_key=True)
+
+
+class PluralNames:
+    @orm.declared_attr
+    def __tablename__(cls):
+        return cls.__name__.lower() + "s"
+
+
+class BASEV2(orm.DeclarativeBase, PluralNames):
+    pass
+"""
+
+PORTS = """\
+import sqlalchemy as sa
+from extlib.model_base import BASEV2, HasId
+
+
+class Port(BASEV2, HasId):
+    device_owner = sa.Column(sa.String(255))
+
+
+def release(session, owner):
+    session.get(Port, owner, with_for_update=True)
+    session.execute(sa.update(Port).where(Port.device_owner == owner).values(device_owner=None))
+"""
+
+
+def test_bases_from_an_installed_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    environment = tmp_path / "env"
+    package = environment / "lib" / "python3.11" / "site-packages" / "extlib"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "model_base.py").write_text(BASES, encoding="utf-8")
+    root = project(tmp_path / "p", ports=PORTS)
+    code, out, err = run_cli(capsys, "--no-cache", "--show-unknown", "app", cwd=root)
+    assert out == "" and "not checked: UPDATE on Port" in err
+    python = str(environment / "bin" / "python")
+    code, out, err = run_cli(capsys, "--no-cache", "--python", python, "app", cwd=root)
+    assert codes_at(out) == [("app/ports.py:11", "LCK001")]
+    assert "bulk UPDATE of ports reaches rows through device_owner, not its key id" in out
+
+
+NEWER_SYNTAX = """\
+from sqlalchemy import update
+
+from app.models import Job
+
+
+def fail_all(session, names):
+    print(f"failing {", ".join(names)}")  # a PEP 701 f-string: Python 3.12 syntax
+    session.get(Job, 1, with_for_update=True)
+    session.execute(update(Job).where(Job.state == "running").values(state="failed"))
+"""
+
+
+def test_syntax_newer_than_the_interpreter_is_still_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", newer=NEWER_SYNTAX)
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert "error" not in err
+    assert codes_at(out) == [("app/newer.py:9", "LCK001")]
+    assert out.splitlines()[0].startswith("app/newer.py:9:21: ")  # columns survive the blanking
