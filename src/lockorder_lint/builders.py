@@ -41,6 +41,7 @@ class ModelRef:
 
     table: Table
     mapped: bool = True
+    cls: str | None = field(default=None, compare=False)  # the mapped class's qualified name
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,23 @@ class Instance:
     table: Table
 
 
-Value = Statement | ModelRef | Bound | Instance
+@dataclass(frozen=True)
+class Rows:
+    """Rows a locking read returned, or values built only from them (``[ti.id for ti in tis]``):
+    keys of rows this transaction holds. ``table`` is None once something else was mixed in."""
+
+    table: str | None
+
+
+Value = Statement | ModelRef | Bound | Instance | Rows
+
+# Session and Query methods that run a statement and hand back its rows.
+_EXECUTIONS = frozenset({"execute", "scalars", "scalar", "scalar_one", "scalar_one_or_none"})
+_FETCHES = frozenset({"all", "one", "one_or_none", "first", "scalars", "scalar", "unique", "fetchall",
+                      "fetchmany", "partitions", "yield_per", "tuples", "mappings", "columns",
+                      "items", "values", "keys", "copy"})  # fmt: skip
+# Builtins that copy a collection without adding anything to it.
+_COPIES = frozenset({"list", "set", "tuple", "frozenset", "sorted", "reversed", "iter"})
 
 # Builder methods that do not change which rows are reached or how they are locked. Any other
 # method on a statement (``all``, ``scalars``, ``subquery``...) hands the statement on: it is used.
@@ -138,6 +155,10 @@ class Evaluator:
         self.live = scope.dialects
         self.inlines = 0
         self.parameters: frozenset[str] = frozenset()
+        # Names bound to a new empty collection: what is added to them is all they hold.
+        self.empties: set[str] = set()
+        # Names bound to something this evaluation cannot see (a call's result, a parameter).
+        self.unknown: set[str] = set()
 
     @property
     def mysql(self) -> bool:
@@ -216,7 +237,8 @@ class Evaluator:
                 return [ModelRef(table, mapped=False)] if table is not None else []
             table = self.catalog.lookup(qualified)
             if table is not None:
-                return [ModelRef(table, mapped=not self.catalog.is_table_variable(qualified))]
+                mapped = not self.catalog.is_table_variable(qualified)
+                return [ModelRef(table, mapped=mapped, cls=qualified if mapped else None)]
             own_class = isinstance(node, ast.Name) and node.id == "cls" and "cls" not in self.env
             if own_class and program is not None and self.scope.class_qualname:
                 # ``cls`` in a mixin's classmethod: the class is whichever subclass calls it
@@ -391,19 +413,28 @@ class Evaluator:
         ``live`` gives each branch the dialects it runs on, when a dialect test decides it."""
         start = dict(self.env)
         start_conditions = dict(self.conditions)
+        start_unknown = set(self.unknown)
         results: list[dict[str, tuple[Value, ...]]] = [start] if may_skip else []
+        unknown: list[set[str]] = [start_unknown] if may_skip else []
         outer = self.live
         for index, branch in enumerate(branches):
             self.env = dict(start)
+            self.unknown = set(start_unknown)
             self.live = live[index] if index < len(live) else outer
             self.block(branch)
             results.append(self.env)
+            unknown.append(self.unknown)
         self.live = outer
         merged: dict[str, tuple[Value, ...]] = {}
         for env in results:
             for name, values in env.items():
                 existing = merged.get(name, ())
                 merged[name] = existing + tuple(v for v in values if v not in existing)
+        for name, values in merged.items():
+            # locked rows on one path and something unknown on another: not only locked rows
+            if any(isinstance(v, Rows) for v in values) and any(name in names for names in unknown):
+                merged[name] = (Rows(None),)
+        self.unknown = set().union(*unknown) - set(merged) if unknown else set(start_unknown)
         self.env = {k: v[:MAX_STATES] for k, v in merged.items()}
         for name in list(self.conditions):
             if start_conditions.get(name) is not self.conditions[name]:
@@ -426,6 +457,10 @@ class Evaluator:
                 self.unbind(stmt.target)
                 if models and isinstance(stmt.target, ast.Name):
                     self.env[stmt.target.id] = tuple(models)
+                elif _all_rows(iterated):
+                    for name in _target_names(stmt.target):
+                        self.env[name] = iterated
+                        self.unknown.discard(name)
                 self._branches([stmt.body], may_skip=True)
             self.block(stmt.orelse)
         elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
@@ -450,6 +485,11 @@ class Evaluator:
             values = self.eval(stmt.value)
             for target in stmt.targets:
                 self.bind(target, values)
+            if len(stmt.targets) == 1:
+                for name, value in _pairs(stmt.targets[0], stmt.value):
+                    if _empty(value):
+                        self.empties.add(name)
+                        self.unknown.discard(name)
             first = stmt.targets[0]
             if isinstance(first, ast.Name) and self.scope.program is not None:
                 typed = self.scope.program.type_of(self, stmt.value)
@@ -467,6 +507,11 @@ class Evaluator:
         elif isinstance(stmt, ast.AnnAssign):
             values = self.eval(stmt.value) if stmt.value is not None else ()
             self.bind(stmt.target, values)
+            if isinstance(stmt.target, ast.Name) and stmt.value is not None and _empty(stmt.value):
+                self.empties.add(stmt.target.id)
+                self.unknown.discard(stmt.target.id)
+            if isinstance(stmt.target, ast.Name) and isinstance(stmt.value, (ast.List, ast.Tuple)):
+                self.lists[stmt.target.id] = list(stmt.value.elts)
         elif isinstance(stmt, ast.AugAssign):
             self.consume(self.eval(stmt.value))
             self.unbind(stmt.target)
@@ -504,18 +549,23 @@ class Evaluator:
 
     def bind(self, target: ast.AST, values: tuple[Value, ...]) -> None:
         if isinstance(target, ast.Name):
+            self.empties.discard(target.id)
             self.lists.pop(target.id, None)
             self.conditions.pop(target.id, None)
             if values:
                 self.env[target.id] = values
+                self.unknown.discard(target.id)
             else:
                 self.env.pop(target.id, None)
+                self.unknown.add(target.id)
         else:
             self.consume(values)
             self.unbind(target)
 
     def unbind(self, target: ast.AST) -> None:
         if isinstance(target, ast.Name):
+            self.empties.discard(target.id)
+            self.unknown.add(target.id)
             self.env.pop(target.id, None)
             self.lists.pop(target.id, None)
             self.conditions.pop(target.id, None)
@@ -564,6 +614,20 @@ class Evaluator:
                 return tuple(held)
             self.consume(held)
             return ()
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.value, ast.Name):
+            rows = self.env.get(node.value.id, ())
+            if _all_rows(rows):
+                if isinstance(node, ast.Subscript):
+                    self.consume(self.eval(node.slice))
+                return rows  # a row's key, or one of the rows
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)) and len(node.generators) == 1:
+            generator = node.generators[0]
+            iterated = self.eval(generator.iter)
+            if _all_rows(iterated) and _built_from(node.elt, generator.target):
+                for test in generator.ifs:
+                    self.consume(self.eval(test))
+                return iterated
+            self.consume(iterated)
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             models_found = self.models(node)
             if models_found:
@@ -618,8 +682,17 @@ class Evaluator:
                         bucket.extend(arg.elts)
                     else:
                         bucket.append(ast.Constant(None))  # unknown contents: opaque
+                self.note_rows(func.value.id, [self.peek_rows(arg) for arg in positional(node)])
                 return ()
-            receiver = tuple(v for v in self.eval(func.value) if isinstance(v, Statement))
+            if method in ("append", "add", "extend", "update"):
+                added = self.collect(func.value, node)
+                if added is not None:
+                    return added
+            held = self.eval(func.value)
+            if method in _FETCHES and _all_rows(held):
+                self._consume_args(node)
+                return held
+            receiver = tuple(v for v in held if isinstance(v, Statement))
             if receiver:
                 return self.method(receiver, method, node)
             origin = self.attribute_origin(func, method, node)
@@ -635,15 +708,89 @@ class Evaluator:
         if mapped is not None:
             self._consume_args(node)
             return (Instance(mapped),)
+        if qualified in ("itertools.product", "zip") or (isinstance(func, ast.Name) and func.id == "zip"):
+            combined = [self.eval(arg) for arg in node.args]
+            if combined and all(_all_rows(values) for values in combined) and not node.keywords:
+                return tuple(dict.fromkeys(v for values in combined for v in values))
+            self.consume(v for values in combined for v in values)
+            return ()
+        if (
+            isinstance(func, ast.Name)
+            and func.id in _COPIES
+            and func.id not in self.env
+            and len(node.args) == 1
+        ):
+            copied = self.eval(node.args[0])
+            if _all_rows(copied):
+                for kw in node.keywords:
+                    self.consume(self.eval(kw.value))
+                return copied
+            self.consume(copied)
+            return ()
         program = self.scope.program
         if program is not None:
             inlined = program.inline(self, node)
             if inlined is not None:
                 return inlined
+        if isinstance(func, ast.Attribute) and func.attr in _EXECUTIONS and positional(node):
+            return self.execution(node)
         self._consume_args(node)
         if not isinstance(func, (ast.Name, ast.Attribute)):
             self.consume(self.eval(func))
         return ()
+
+    def execution(self, node: ast.Call) -> tuple[Value, ...]:
+        """``session.execute(stmt)``/``scalars(stmt)``: the statement runs here; a locking read
+        hands back rows the transaction now holds."""
+        ran = self.eval(positional(node)[0])
+        for arg in [*positional(node)[1:], *(kw.value for kw in node.keywords)]:
+            self.consume(self.eval(arg))
+        self.consume(ran)
+        return _held_rows([v for v in ran if isinstance(v, Statement)])
+
+    def collect(self, collection: ast.AST, node: ast.Call) -> tuple[Value, ...] | None:
+        """``tis.append(ti)`` (or ``groups[ti.dag_id].append(ti)``) on a collection that started
+        empty: it holds locked rows as long as nothing else is put in, nor used as a key. None
+        when it is not such a collection."""
+        keys: list[ast.AST] = []
+        while isinstance(collection, ast.Subscript):
+            keys.append(collection.slice)
+            collection = collection.value
+        if not isinstance(collection, ast.Name):
+            return None
+        name = collection.id
+        current = self.env.get(name, ())
+        if name not in self.empties and not (current and _all_rows(current)):
+            return None
+        added: list[Value] = []
+        for key in keys:
+            parts = key.elts if isinstance(key, ast.Tuple) else [key]
+            added.extend(v for part in parts for v in (self.peek_rows(part) or (Rows(None),)))
+        for arg in node.args:
+            added.extend(self.eval(arg.value if isinstance(arg, ast.Starred) else arg))
+        for kw in node.keywords:
+            self.consume(self.eval(kw.value))
+        self.consume(added)
+        self.note_rows(name, [tuple(added)])
+        return ()
+
+    def note_rows(self, name: str, added: Sequence[tuple[Value, ...]]) -> None:
+        """Record what was put into collection ``name``: locked rows keep it a collection of them."""
+        current = self.env.get(name, ())
+        if name not in self.empties and not (current and _all_rows(current)):
+            return
+        self.empties.discard(name)
+        if added and all(_all_rows(values) for values in added):
+            self.env[name] = tuple(dict.fromkeys([*current, *(v for values in added for v in values)]))
+        elif current:
+            self.env[name] = (Rows(None),)  # locked rows and something else
+
+    def peek_rows(self, node: ast.AST) -> tuple[Value, ...]:
+        """The locked rows a plain name (or its attribute or item) holds, evaluating nothing."""
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        held = self.env.get(node.id, ()) if isinstance(node, ast.Name) else ()
+        return held if _all_rows(held) else ()
 
     def origin(self, kind: str, node: ast.Call) -> tuple[Value, ...]:
         """``select(...)``, ``update(M)``, ``delete(M)``, ``insert(M)``."""
@@ -862,9 +1009,11 @@ class Evaluator:
             self._consume_args(node)
             self.consume(self.new(s.derive(write=span, write_kind=method.upper())) for s in receiver)
             return ()
-        if method == "first" and all(s.kind == "query" for s in receiver):
-            self.consume(self.new(s.derive(limit_one=True)) for s in receiver)
-            return ()
+        if method in _FETCHES and all(s.kind == "query" for s in receiver):
+            self._consume_args(node)
+            ran = [self.new(s.derive(limit_one=True)) if method == "first" else s for s in receiver]
+            self.consume(ran)
+            return _held_rows(ran)
         if method in _DERIVING:
             self._consume_args(node)
             return tuple(self.new(s.derive(derived=_DERIVING[method])) for s in receiver)
@@ -1183,3 +1332,61 @@ def looks_like_condition(node: ast.AST) -> bool:
 def _leaves(body: Sequence[ast.stmt]) -> bool:
     """The block always ends in ``return`` or ``raise``."""
     return bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))
+
+
+def _all_rows(values: Sequence[Value]) -> bool:
+    """Values that are all keys of locked rows of one known table."""
+    return bool(values) and all(isinstance(v, Rows) and v.table is not None for v in values)
+
+
+def _held_rows(ran: Sequence[Statement]) -> tuple[Value, ...]:
+    """What running ``ran`` hands back: rows it holds locked, when it is a locking read of one table."""
+    tables = {s.table_name for s in ran if s.lock is not None and s.target is not None}
+    if ran and len(tables) == 1 and all(s.lock is not None for s in ran):
+        return (Rows(tables.pop()),)
+    return ()
+
+
+def _empty(node: ast.AST) -> bool:
+    """``[]``, ``set()``, ``{}``, ``defaultdict(list)``: a new empty collection."""
+    if isinstance(node, (ast.List, ast.Set, ast.Tuple)):
+        return not node.elts
+    if isinstance(node, ast.Dict):
+        return not node.keys
+    if not isinstance(node, ast.Call) or node.keywords:
+        return False
+    name = dotted_name(node.func) or ""
+    if name in ("list", "set", "dict"):
+        return not node.args
+    # ``defaultdict(list)``, ``defaultdict(lambda: defaultdict(list))``: empty, whatever the factory
+    return name.rsplit(".", 1)[-1] == "defaultdict" and len(node.args) <= 1
+
+
+def _pairs(target: ast.AST, value: ast.AST) -> list[tuple[str, ast.AST]]:
+    """``a = x`` and ``a, b = x, y``: each name with the expression it is bound to."""
+    if isinstance(target, ast.Name):
+        return [(target.id, value)]
+    if not (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))):
+        return []
+    if len(target.elts) != len(value.elts):
+        return []
+    return [pair for t, v in zip(target.elts, value.elts, strict=True) for pair in _pairs(t, v)]
+
+
+def _target_names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def _built_from(element: ast.AST, target: ast.AST) -> bool:
+    """A comprehension element that is its loop variable or an attribute of it (``ti.id``)."""
+    if not isinstance(target, ast.Name):
+        return False
+    while isinstance(element, ast.Attribute):
+        element = element.value
+    return isinstance(element, ast.Name) and element.id == target.id

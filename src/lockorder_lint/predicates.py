@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.statements import EQ, IN, JOIN, OTHER, SUB, Predicate, Statement
 
 if TYPE_CHECKING:
-    from lockorder_lint.builders import Evaluator
+    from lockorder_lint.builders import Evaluator, Value
 
 # Column methods whose result is a condition on that column, by what they do to its rows.
 _PINNING_METHODS = {"in_": IN, "is_": OTHER, "isnot": OTHER, "is_not": OTHER}
@@ -86,6 +86,9 @@ def conjuncts(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
             return helper[1]
     if ev.sa_call(node, "text", "literal_column"):
         return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and ev.models(node.func.value):
+        ev.consume(ev.eval(node))
+        return True  # a method of the model class (a condition helper) we could not follow
     found_columns = ev.columns_in(node)
     ev.consume(ev.eval(node))
     if not found_columns:
@@ -113,6 +116,7 @@ def _disjunction(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
         ev.consume(ev.eval(node))
         return True
     pinned: set[tuple[str, str]] | None = None
+    held: set[tuple[str, str]] | None = None
     mentioned: list[tuple[str, str]] = []
     opaque = False
     for branch in branches:
@@ -121,9 +125,14 @@ def _disjunction(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
         opaque |= conjuncts(branch[0], branch[1], found)
         here = {(p.table, p.column) for p in found if p.op in (EQ, IN)}
         pinned = here if pinned is None else pinned & here
+        here_held = {(p.table, p.column) for p in found if p.op in (EQ, IN) and p.held}
+        held = here_held if held is None else held & here_held
         mentioned.extend((p.table, p.column) for p in found if (p.table, p.column) not in mentioned)
     for table, column in mentioned:
-        preds.append(Predicate(table, column, IN if (table, column) in (pinned or set()) else OTHER))
+        if (table, column) in (pinned or set()):
+            preds.append(Predicate(table, column, IN, held=(table, column) in (held or set())))
+        else:
+            preds.append(Predicate(table, column, OTHER))
     return opaque
 
 
@@ -146,8 +155,9 @@ def _comparison(ev: Evaluator, node: ast.Compare, preds: list[Predicate]) -> boo
     if derived is not None:
         preds.append(Predicate(*column, JOIN, via=derived))
         return False
-    ev.consume(ev.eval(other))
-    preds.append(Predicate(*column, EQ))
+    values = ev.eval(other)
+    ev.consume(values)
+    preds.append(Predicate(*column, EQ, held=_held(values, column[0])))
     return False
 
 
@@ -171,18 +181,25 @@ def _membership(ev: Evaluator, node: ast.Call, preds: list[Predicate]) -> bool |
     if not columns:
         return None
     inner: list[Statement] = []
+    values: list[Value] = []
     for arg in node.args:
-        for value in ev.eval(arg):
-            if isinstance(value, Statement):
-                inner.append(value)
+        values.extend(ev.eval(arg))
+    inner = [v for v in values if isinstance(v, Statement)]
     if not inner:
-        preds.extend(Predicate(*c, IN) for c in columns)
+        preds.extend(Predicate(*c, IN, held=_held(values, c[0])) for c in columns)
         return False
     ev.consume(inner)
     ordered = all(_locked_in_order(s, ev.mysql) for s in inner)
     via = ", ".join(dict.fromkeys(_subquery_reach(s) for s in inner))
     preds.extend(Predicate(*c, IN if ordered else SUB, via=via) for c in columns)
     return False
+
+
+def _held(values: Sequence[Value], table: str) -> bool:
+    """The compared values are keys of rows of ``table`` this transaction holds locked."""
+    from lockorder_lint.builders import Rows
+
+    return bool(values) and all(isinstance(v, Rows) and v.table == table for v in values)
 
 
 def _locked_in_order(statement: Statement, mysql: bool) -> bool:

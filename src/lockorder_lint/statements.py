@@ -47,6 +47,9 @@ class Predicate:
     column: str
     op: str
     via: str = ""
+    # The compared values are keys of rows this transaction already locked (the result of an
+    # earlier ``FOR UPDATE`` on this table, or something built only from it).
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,15 @@ class Statement:
             return False
         equal = {p.column for p in self.target_predicates() if p.op == EQ}
         return any(index.unique and set(index.columns) <= equal for index in self.target.indexes)
+
+    def writes_held_rows(self) -> bool:
+        """Every column of a unique key (or the primary key) is compared with keys of rows this
+        transaction already holds locked: the statement takes no lock it does not have."""
+        if not self.target:
+            return False
+        held = {p.column for p in self.target_predicates() if p.op in PINNING_OPS and p.held}
+        keys = [self.target.primary_key, *(i.columns for i in self.target.indexes if i.unique)]
+        return any(key and set(key) <= held for key in keys)
 
     def reaches_rows_by_key(self) -> bool:
         """The WHERE clause reaches rows in primary-key order, or reaches at most one row: equality

@@ -197,6 +197,16 @@ class Program:
             if klass is not None:
                 found = self.index.method(klass, func.attr, need)
                 return (found, found.kind != "staticmethod") if found is not None else None
+        if isinstance(func, ast.Attribute):
+            # A class held by a local name or attribute (``TI = TaskInstance``, ``self.model``):
+            # its classmethods and staticmethods, when every candidate is the same class.
+            owners = {m.cls for m in ev.models(func.value) if m.mapped}
+            if len(owners) == 1 and None not in owners:
+                (owner_class,) = owners
+                assert owner_class is not None
+                found = self.index.method(owner_class, func.attr, need)
+                if found is not None and found.kind in ("classmethod", "staticmethod"):
+                    return found, found.kind == "classmethod"
         qualified = ev.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if qualified is None:
             return None
@@ -265,7 +275,7 @@ class Program:
         for sub in self.index.descendants(class_qualname):
             table = self.catalog.lookup(sub)
             if table is not None and all(m.table is not table for m in found):
-                found.append(ModelRef(table))
+                found.append(ModelRef(table, cls=sub))
         return found
 
     def attribute_models(self, ev: Evaluator, node: ast.Attribute) -> list[ModelRef]:
@@ -287,7 +297,8 @@ class Program:
         for value in self.index.attribute_values(klass, node.attr):
             table = self.catalog.lookup(value)
             if table is not None and all(m.table is not table for m in found):
-                found.append(ModelRef(table, mapped=not self.catalog.is_table_variable(value)))
+                mapped = not self.catalog.is_table_variable(value)
+                found.append(ModelRef(table, mapped=mapped, cls=value if mapped else None))
         return found
 
     # -- inlining --------------------------------------------------------------------------------
@@ -491,10 +502,23 @@ class Program:
         child, node, _bounds = made
         child.run(node)
         ev.inlines = child.inlines
-        returns = [r for r in child.return_nodes if not (isinstance(r, ast.Constant) and r.value is None)]
+        returns: list[ast.expr] = []
+        for expr in child.return_nodes:
+            if (isinstance(expr, ast.Constant) and expr.value is None) or child.sa_call(expr, "false"):
+                continue  # no condition, or one no row meets
+            if (
+                isinstance(expr, ast.Subscript)
+                and isinstance(expr.value, ast.Name)
+                and expr.value.id in child.lists
+            ):
+                # ``filters[0]``: one of the listed conditions
+                returns.extend(e for e in child.lists[expr.value.id] if isinstance(e, ast.expr))
+            else:
+                returns.append(expr)
         if not returns or not all(looks_like_condition(r) or _is_starred_or(r) for r in returns):
             return None
         pinned: set[tuple[str, str]] | None = None
+        held: set[tuple[str, str]] | None = None
         mentioned: list[tuple[str, str]] = []
         opaque = False
         found: list[Predicate] = []
@@ -503,10 +527,17 @@ class Program:
             opaque |= predicates.conjuncts(child, expr, found)
             here = {(p.table, p.column) for p in found if p.op in (EQ, IN)}
             pinned = here if pinned is None else pinned & here
+            here_held = {(p.table, p.column) for p in found if p.op in (EQ, IN) and p.held}
+            held = here_held if held is None else held & here_held
             mentioned.extend((p.table, p.column) for p in found if (p.table, p.column) not in mentioned)
         if len(returns) == 1:
             return found, opaque
-        ops = [Predicate(t, c, IN if (t, c) in (pinned or set()) else OTHER) for t, c in mentioned]
+        ops = [
+            Predicate(t, c, IN, held=(t, c) in (held or set()))
+            if (t, c) in (pinned or set())
+            else Predicate(t, c, OTHER)
+            for t, c in mentioned
+        ]
         return ops, opaque
 
 

@@ -45,6 +45,8 @@ class UnorderedBulkWrite(Rule):
                 continue
             if statement.reaches_rows_by_key() and not gap:
                 continue
+            if statement.writes_held_rows():
+                continue  # every row it names is one this transaction already locked
             if statement.opaque_where:
                 context.unknown.append(statement)
                 continue
