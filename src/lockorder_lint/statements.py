@@ -236,6 +236,19 @@ class Statement:
             for (table, col, desc), want in zip(leading, pk, strict=True)
         )
 
+    def ordered_by_unique_key(self) -> bool:
+        """ORDER BY starts with every column of the primary key or of a unique index, ascending:
+        one total order, the same every time the statement runs."""
+        if not self.target:
+            return False
+        keys = [self.target.primary_key, *(i.columns for i in self.target.indexes if i.unique)]
+        for key in keys:
+            leading = self.order_by[: len(key)]
+            columns = {col for table, col, desc in leading if table == self.target.name and not desc}
+            if key and len(leading) == len(key) and columns == set(key):
+                return True
+        return False
+
     def locks_in_key_order(self, mysql: bool) -> bool:
         """A locking read whose locks are taken in key order on every configured database:
         the accepted fix's first step, and what makes ``pk IN (this)`` safe."""

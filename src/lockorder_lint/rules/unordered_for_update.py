@@ -36,18 +36,23 @@ class UnorderedForUpdate(Rule):
                 continue
             if lock.non_blocking:
                 continue
-            ordered = statement.ordered_by_primary_key()
+            # PostgreSQL sorts before it locks: ORDER BY a unique key is one fixed order
+            ordered = statement.ordered_by_unique_key()
             if ordered and not context.config.mysql:
                 continue
             if statement.opaque_where:
                 context.unknown.append(statement)
                 continue
             yield Report(
-                self.code, lock.span, self._message(statement, ordered), table.name, statement.statement_text
+                self.code,
+                lock.span,
+                self._message(statement, ordered, context.config.mysql),
+                table.name,
+                statement.statement_text,
             )
 
     @staticmethod
-    def _message(statement: Statement, ordered: bool) -> str:
+    def _message(statement: Statement, ordered: bool, mysql: bool) -> str:
         table = statement.target
         assert table is not None
         lock = statement.lock
@@ -57,13 +62,14 @@ class UnorderedForUpdate(Rule):
         through = reached_through(statement)
         reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
+            order = ", ".join(dict.fromkeys(col for _t, col, _d in statement.order_by))
             return (
-                f"{lock.mode}{via} on {table.name} is ordered by {pk}, but InnoDB (MySQL/MariaDB) locks "
+                f"{lock.mode}{via} on {table.name} is ordered by {order}, but InnoDB (MySQL/MariaDB) locks "
                 f"{reach} as it scans them, before sorting; add skip_locked=True or nowait=True, or pin the "
                 f"rows by {pk}"
             )
-        order = ", ".join(table.primary_key)
-        return (
-            f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; "
-            f"add ORDER BY {order}, or skip_locked=True / nowait=True"
-        )
+        if mysql:  # InnoDB locks as it scans: an ORDER BY would not fix the order
+            fix = f"add skip_locked=True / nowait=True, or pin the rows by {pk}"
+        else:
+            fix = f"add ORDER BY {', '.join(table.primary_key)}, or skip_locked=True / nowait=True"
+        return f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; {fix}"
