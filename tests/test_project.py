@@ -85,7 +85,7 @@ def test_tables_shows_why_a_table_is_hot(tmp_path: Path, capsys: pytest.CaptureF
     assert lines[lines.index(next(x for x in lines if x.startswith("job "))) + 1] == (
         "    hot: row-locked at app/work.py:8 claim"
     )
-    assert "    not hot: nothing in production code row-locks it" in lines
+    assert "    not hot: nothing in production code row-locks it or retries writes to it" in lines
     assert err.strip().endswith("dialects: postgresql (from the code; set `dialects` to decide)")
 
 
@@ -258,3 +258,154 @@ def test_syntax_newer_than_the_interpreter_is_still_checked(
     assert "error" not in err
     assert codes_at(out) == [("app/newer.py:9", "LCK001")]
     assert out.splitlines()[0].startswith("app/newer.py:9:21: ")  # columns survive the blanking
+
+
+RETRIED = """\
+import tenacity
+from sqlalchemy import delete, update
+
+from app.models import Job, Note
+
+
+@tenacity.retry(stop=tenacity.stop_after_attempt(3))
+def bump(session, job_id: int) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(state="x"))
+    session.rollback()
+
+
+def prune(session) -> None:
+    session.execute(delete(Job).where(Job.state == "gone"))
+
+
+class Retry:
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+
+async def mark_ready(session, retry: Retry = Retry(attempts=5)) -> None:
+    session.execute(update(Note).where(Note.author == "new").values(author="ready"))
+"""
+
+
+def test_writes_the_code_retries_make_a_table_hot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A retry decorator, or docket's ``retry: Retry = Retry(...)`` parameter, re-runs the writes
+    when they fail: the authors saw writers meet on those tables."""
+    root = project(tmp_path / "p", retried=RETRIED)
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/retried.py:14", "LCK001"), ("app/retried.py:23", "LCK001")]
+    code, out, _err = run_cli(capsys, "tables", "app", cwd=root)
+    lines = out.splitlines()
+    job = lines[lines.index(next(x for x in lines if x.startswith("job "))) + 1]
+    assert job == "    hot: written under @retry at app/retried.py:9 bump"
+    note = lines[lines.index(next(x for x in lines if x.startswith("note "))) + 1]
+    assert note == "    hot: written under a docket Retry at app/retried.py:23 mark_ready"
+
+
+LEASES = """\
+from sqlalchemy import Integer, String, delete
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models import Base, Note
+
+DIALECT = "mysql"
+
+
+class Lease(Base):
+    __tablename__ = "lease"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    expires_at: Mapped[int] = mapped_column(Integer)
+
+    def save(self, session) -> None:
+        session.merge(self)
+
+
+class LeaseStore:
+    @staticmethod
+    def sweep_expired(session, now: int) -> None:
+        session.execute(delete(Lease).where(Lease.expires_at < now))
+
+    @staticmethod
+    def create(session, name: str, until: int) -> None:
+        session.add(Lease(name=name, expires_at=until))
+
+
+def forget(session, author: str) -> None:
+    session.execute(delete(Note).where(Note.author == author))
+"""
+
+LEASE_USERS = """\
+from app.leases import Lease, LeaseStore, forget
+from app.models import Note
+
+
+def acquire(session, name: str, now: int) -> None:
+    LeaseStore.sweep_expired(session, now)
+    LeaseStore.create(session, name, now + 30)
+    session.commit()
+
+
+def renew(session, name: str, now: int) -> None:
+    LeaseStore.sweep_expired(session, now)
+    lease = Lease(name=name, expires_at=now + 60)
+    lease.save(session)
+    session.commit()
+
+
+def rewrite(session, author: str) -> None:
+    forget(session, author)
+    session.add(Note(author=author))
+    session.commit()
+"""
+
+
+def test_a_sweep_composed_with_an_insert_by_its_callers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MySQL: a helper's range DELETE, then an INSERT into the same table made by the caller
+    (itself, through another helper, or through the model's own ``merge(self)``) is the gap-lock
+    deadlock when copies of the transaction run at once: here two callers compose it. A single
+    plain caller, on a table nobody locks or retries, is not reported."""
+    root = project(tmp_path / "p", leases=LEASES, users=LEASE_USERS)
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert codes_at(out) == [("app/leases.py:23", "LCK001")]
+    assert "DELETE of lease through expires_at in transactions that also insert into lease" in out
+    assert "(acquire and 1 more)" in out
+    (root / "app" / "users.py").write_text(
+        LEASE_USERS.replace("    LeaseStore.sweep_expired(session, now)\n    lease", "    lease"),
+        encoding="utf-8",
+    )
+    code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert out == ""
+
+
+def test_cached_results_follow_new_evidence_and_new_callers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A result depends on other files: a lock added elsewhere makes a table hot, a new caller
+    composes a sweep with an insert. The cache must not hide either."""
+    root = project(tmp_path / "p", work=WORK)
+    cache = str(tmp_path / "cache")
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:12", "LCK001")]
+    (root / "app" / "lock_notes.py").write_text(
+        "from app.models import Note\n\n\n"
+        "def claim(session, i):\n    session.get(Note, i, with_for_update=True)\n",
+        encoding="utf-8",
+    )
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:12", "LCK001"), ("app/work.py:16", "LCK001")]
+
+    (root / "app" / "leases.py").write_text(LEASES, encoding="utf-8")
+    single = LEASE_USERS.split("\n\n\ndef renew")[0] + "\n"
+    (root / "app" / "users.py").write_text(single, encoding="utf-8")
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
+    assert "app/leases.py:23" not in out  # one caller: no evidence that copies run at once
+    (root / "app" / "more_users.py").write_text(
+        "from app.leases import LeaseStore\n\n\ndef take(session, name, now):\n"
+        "    LeaseStore.sweep_expired(session, now)\n    LeaseStore.create(session, name, now)\n",
+        encoding="utf-8",
+    )
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
+    assert ("app/leases.py:23", "LCK001") in codes_at(out)

@@ -596,6 +596,10 @@ class Evaluator:
                 return values[0].values
             if not values and isinstance(node.ctx, ast.Load) and self.qualify(node) is not None:
                 return tuple(self.models(node))  # an imported model, listed or iterated over
+            if not values and node.id == "self" and node.id not in self.unknown and self.scope.class_qualname:
+                own = self.catalog.lookup(self.scope.class_qualname)
+                if own is not None:
+                    return (Instance(own),)  # a model's own method: ``session.merge(self)``
             return values
         if isinstance(node, ast.Await):
             return self.eval(node.value)

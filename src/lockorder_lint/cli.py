@@ -409,11 +409,11 @@ def _hotness(project: Project, table: str) -> tuple[bool, str]:
         return listed, "listed in hot-tables" if listed else "not listed in hot-tables"
     if config.all_tables or project.hot is None:
         return True, "every table (all-tables)"
-    sites = project.hot.get(table, [])
-    if not sites:
-        return False, "nothing in production code row-locks it"
-    more = f" and {len(sites) - 1} more" if len(sites) > 1 else ""
-    return True, f"row-locked at {sites[0]}{more}"
+    reasons = project.hot.get(table, [])
+    if not reasons:
+        return False, "nothing in production code row-locks it or retries writes to it"
+    more = f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+    return True, f"{reasons[0]}{more}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

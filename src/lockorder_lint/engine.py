@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
+from lockorder_lint.contention import Contention
 from lockorder_lint.declarations import is_migration
 from lockorder_lint.dialects import module_dialect, normalise
 from lockorder_lint.files import relative_to_root
@@ -29,6 +30,9 @@ from lockorder_lint.summaries import Program
 
 if TYPE_CHECKING:
     from lockorder_lint.units import Unit
+
+
+CALLERS = "callers:"  # a result's dependency on who calls a name
 
 
 @dataclass
@@ -48,6 +52,15 @@ class Project:
     # When ``hot-tables`` is not configured: the tables production code row-locks, each with
     # where ("path:line function"). None: hotness comes from the configuration alone.
     hot: dict[str, list[str]] | None = None
+    # Where writers contend (hot evidence, range writes composed with inserts by callers).
+    contention: Contention = field(default_factory=lambda: Contention())
+
+    def dependency_digest(self, key: str) -> str:
+        """The current digest of something a cached result depended on: a file, or the list of
+        files that call a name (``callers:<name>``)."""
+        if key.startswith(CALLERS):
+            return self.program.call_index_digest(key[len(CALLERS) :]) if self.program is not None else ""
+        return self.digests.get(key, "")
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -119,6 +132,7 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     }
     if project.program is not None:
         project.program.touched = set()
+        project.program.touched_names = set()
         project.program.remember(str(path), source, resolver)
     for candidate in candidate_functions(tree, module, hits_by_rule):
         rules = [
@@ -147,49 +161,11 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     if project.program is not None:
         here = str(path)
         result.deps = {p: project.digests.get(p, "") for p in sorted(project.program.touched) if p != here}
+        for name in sorted(project.program.touched_names):  # whose callers it looked up
+            result.deps[CALLERS + name] = project.program.call_index_digest(name)
     result.findings.sort()
     result.unknown.sort()
     return result
-
-
-def lock_sites(
-    data: bytes, path: Path, display: str, project: Project, trigger: re.Pattern[bytes]
-) -> list[tuple[str, str]]:
-    """(table, "path:line function") of every row lock in a file's functions that hold a lock
-    trigger: the evidence pass behind inferred hot tables."""
-    from lockorder_lint.builders import Scope
-    from lockorder_lint.units import candidate_functions, units_of
-
-    try:
-        source = parse_source(data, display)
-    except SourceError:
-        return []
-    module = module_name(path, project.root)
-    resolver = file_resolver(source.tree, module, path.name == "__init__.py")
-    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
-    hits = {"lock": hit_lines(data, trigger, breaks)}
-    found: list[tuple[str, str]] = []
-    for candidate in candidate_functions(source.tree, module, hits):
-        scope = Scope(
-            source=source,
-            resolver=resolver,
-            catalog=project.catalog,
-            program=project.program,
-            class_qualname=candidate.class_qualname,
-            qualname=candidate.qualname,
-            lock_helpers=project.lock_helpers,
-            dialects=project.dialects,
-            path=str(path),
-        )
-        try:
-            for unit in units_of(candidate, scope):
-                for statement in unit.statements:
-                    if statement.lock is not None and statement.target is not None:
-                        where = f"{display}:{statement.lock.span.line} {unit.qualname}"
-                        found.append((statement.target.name, where))
-        except Exception:  # evidence is best effort: a function that cannot be followed adds none
-            continue
-    return found
 
 
 def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
@@ -238,7 +214,7 @@ def _apply_rules(
     from lockorder_lint.rules.base import RuleContext
     from lockorder_lint.units import Unit
 
-    context = RuleContext(project.config, locked=project.hot)
+    context = RuleContext(project.config, locked=project.hot, contention=project.contention)
     for unit in units:
         assert isinstance(unit, Unit)
         for rule in rules:

@@ -26,6 +26,7 @@ from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines
 
 if TYPE_CHECKING:
     from lockorder_lint.cache import Cache
+    from lockorder_lint.contention import Contention
     from lockorder_lint.engine import Project
 
 _PARALLEL_FROM = 64  # uncached files before phase one is worth a process pool
@@ -34,6 +35,8 @@ MYSQL_MENTION = re.compile(
     rb"sqlalchemy\.dialects(?:\.mysql| import mysql)|import (?:pymysql|MySQLdb)\b|[\"']mysql\+[a-z]+://|"
     rb"[\"'](?:mysql|mariadb)[\"']"
 )
+# A call: the name before an opening parenthesis (keywords and builtins included; harmless).
+CALLED_NAME = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)[ \t]*\(")
 # A session bound at module level and shared by every function that imports it: its binding
 # (``db = SQLAlchemy()``, ``Session = scoped_session(...)``) or its use (``db.session.query(``).
 SHARED_SESSION = re.compile(
@@ -55,8 +58,12 @@ class FileFacts:
     mentions_mysql: bool = False  # dialect checks or drivers for MySQL/MariaDB
     # Functions that add FOR UPDATE to the statement they are handed (``with_row_locks``).
     lock_helpers: tuple[str, ...] = ()
+    # Functions that return a statement they were handed with FOR UPDATE added, in any parameter.
+    lock_wrappers: tuple[str, ...] = ()
     shares_sessions: bool = False  # binds a session at module level (``db = SQLAlchemy()``)
     classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    # Names this file calls (``name(`` or ``.name(``): where to look for a function's callers.
+    call_names: frozenset[str] = frozenset()
     error: FileError | None = None
     migration: bool = False
     digest: str = ""
@@ -77,6 +84,7 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     locks = b"with_for_update" in data
     models = FileModels(migration=migration)
     helpers: tuple[str, ...] = ()
+    wrappers: tuple[str, ...] = ()
     try:
         if has_models or locks:
             source = parse_source(data, display)
@@ -85,6 +93,7 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
                 models = models_of(source.tree, module, resolver, display, migration)
             if locks:
                 helpers = tuple(lock_helpers_in(source.tree, module))
+                wrappers = tuple(lock_helpers_in(source.tree, module, first_only=False))
         else:
             decode_check(data)
     except SourceError as exc:
@@ -103,16 +112,22 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
         shares_sessions=SHARED_SESSION.search(data) is not None,
         mentions_mysql=MYSQL_MENTION.search(data) is not None,
         lock_helpers=helpers,
+        lock_wrappers=wrappers,
         classes=class_lines(data),
+        call_names=frozenset(m.decode("ascii") for m in CALLED_NAME.findall(data))
+        if not migration
+        else frozenset(),
         migration=migration,
         digest=digest,
     )
 
 
-def lock_helpers_in(tree: ast.Module, module: str) -> list[str]:
+def lock_helpers_in(tree: ast.Module, module: str, first_only: bool = True) -> list[str]:
     """Functions that return the statement they were handed with ``with_for_update(...)`` added
     (Airflow's ``with_row_locks``): treated like configured ``lock-helpers``, so that the lock
-    and its options are read at each call."""
+    and its options are read at each call. With ``first_only`` False, also those handed the
+    statement in another parameter (mlflow's ``_lock_rebuild_entry_query(session, query)``):
+    their calls are followed like any helper's, and they mark where a function locks rows."""
     found: list[str] = []
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
@@ -123,7 +138,8 @@ def lock_helpers_in(tree: ast.Module, module: str) -> list[str]:
                 params = [
                     a.arg for a in (*node.args.posonlyargs, *node.args.args) if a.arg not in ("self", "cls")
                 ]
-                if params and _returns_locked(node, params[0]):
+                handed = params[:1] if first_only else params
+                if any(_returns_locked(node, param) for param in handed):
                     found.append(f"{prefix}.{node.name}")
 
     visit(tree.body, module)
@@ -220,14 +236,39 @@ def build_project(
     config = effective_config(config, files, facts)
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
+    program.call_index, program.displays = call_index(files, facts, modules)
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         project.fingerprint = project_fingerprint(facts, config_fingerprint(config))
+    found = contention_evidence(project, files, facts, cache)
+    project.contention = found
     if config.infers_hot_tables:
-        project.hot = lock_evidence(project, files, facts, cache)
+        project.hot = found.hot
+    if cache is not None:  # results depend on the evidence as much as on the catalog
+        project.fingerprint = hashlib.sha256(f"{project.fingerprint}|{found.digest()}".encode()).hexdigest()[
+            :16
+        ]
     return project, facts
+
+
+def call_index(
+    files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], modules: dict[str, str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Which production files call each name, and how each file is displayed: where a
+    function's callers are looked for (only files the program can resolve names in)."""
+    known = set(modules.values())
+    index: dict[str, list[str]] = {}
+    displays: dict[str, str] = {}
+    for (path, display), fact in zip(files, facts, strict=True):
+        key = str(path)
+        if key not in known or fact.migration or is_test_path(display):
+            continue
+        displays[key] = display
+        for name in fact.call_names:
+            index.setdefault(name, []).append(key)
+    return {name: tuple(paths) for name, paths in index.items()}, displays
 
 
 # Packages whose classes are bases the catalog understands by name, never read from disk.
@@ -323,32 +364,34 @@ def effective_config(config: Config, files: Sequence[tuple[Path, str]], facts: S
     return replace(config, **changes) if changes else config  # type: ignore[arg-type]
 
 
-def lock_evidence(
+def contention_evidence(
     project: Project, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], cache: Cache | None
-) -> dict[str, list[str]]:
-    """Which tables production code row-locks, and where: the evidence that makes a table hot
-    when ``hot-tables`` does not say. A table someone locks is one its writers contend for."""
-    from lockorder_lint.engine import lock_sites
+) -> Contention:
+    """Where production code row-locks, retries writes, and composes range writes with inserts:
+    the evidence that makes a table hot when ``hot-tables`` does not say (see
+    :mod:`lockorder_lint.contention`). Each file's part is cached by its digest."""
+    from lockorder_lint.contention import FunctionEffects, file_effects, gather
 
-    helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() for h in project.config.lock_helpers]
-    trigger = re.compile(b"|".join([rb"with_for_update", *(h + rb"\s*\(" for h in helpers)]))
-    evidence: dict[str, list[str]] = {}
+    wrappers = sorted({w.rsplit(".", 1)[-1] for fact in facts for w in fact.lock_wrappers})
+    marker = hashlib.sha256(" ".join(wrappers).encode()).hexdigest()[:8]
+    summaries: list[FunctionEffects] = []
     for (path, display), fact in zip(files, facts, strict=True):
         if fact.migration or fact.error is not None or is_test_path(display):
             continue
-        key = f"locks:{project.fingerprint}:{display}:{fact.digest}"
-        sites = cache.get_result(key) if cache is not None else None
-        if sites is None:
+        if not (fact.builds_sql or fact.uses_sessions):
+            continue
+        key = f"evidence:{project.fingerprint}:{marker}:{display}:{fact.digest}"
+        cached = cache.get_result(key) if cache is not None else None
+        if cached is None:
             try:
                 data = path.read_bytes()
             except OSError:
                 continue
-            sites = lock_sites(data, path, display, project, trigger) if trigger.search(data) else []
+            cached = file_effects(data, path, display, project, wrappers)
             if cache is not None:
-                cache.put_result(key, sites)
-        for table, where in sites:
-            evidence.setdefault(table, []).append(where)
-    return evidence
+                cache.put_result(key, cached)
+        summaries.extend(cached)
+    return gather(summaries)
 
 
 def worker_count(jobs: int | None) -> int:

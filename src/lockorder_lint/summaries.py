@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -114,6 +115,12 @@ class Program:
         self.shared_sessions = False
         # Files whose functions the current check followed: its result depends on them.
         self.touched: set[str] = set()
+        # Which files call a function or method of a given name (``name(``): where callers are.
+        self.call_index: dict[str, tuple[str, ...]] = {}
+        self.displays: dict[str, str] = {}  # path -> the path as findings show it
+        # Names whose callers the current check looked up: its result depends on who calls them.
+        self.touched_names: set[str] = set()
+        self._memos: dict[str, dict[Any, Any]] = {}
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""
@@ -122,6 +129,8 @@ class Program:
             self.class_files,
         )  # fmt: skip
         program.shared_sessions = self.shared_sessions
+        program.call_index = self.call_index
+        program.displays = self.displays
         return program
 
     def __getstate__(self) -> dict[str, Any]:
@@ -129,6 +138,7 @@ class Program:
         state["_files"] = {}  # parsed trees and symbols stay in the process that read them
         state["_current"] = None
         state["_effects"] = {}
+        state["_memos"] = {}
         state["index"] = None
         return state
 
@@ -148,6 +158,21 @@ class Program:
         held only while it is checked; keeping every checked tree would make the process's
         heap, and every garbage collection, grow with the size of the run."""
         self._current = (path, _File(source, resolver, path))
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A per-process memo for one whole-program analysis (callers, inserted tables)."""
+        return self._memos.setdefault(name, {})
+
+    def callers_named(self, name: str) -> tuple[str, ...]:
+        """The files with a call named ``name``; the current check now depends on that list."""
+        self.touched_names.add(name)
+        return self.call_index.get(name, ())
+
+    def call_index_digest(self, name: str) -> str:
+        return hashlib.sha256("\n".join(self.call_index.get(name, ())).encode()).hexdigest()[:16]
+
+    def display(self, path: str) -> str:
+        return self.displays.get(path, path)
 
     def _symbols(self, path: str) -> FileSymbols | None:
         loaded = self.file(path)

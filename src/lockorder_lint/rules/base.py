@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lockorder_lint.config import Config
+from lockorder_lint.contention import Contention
 
 if TYPE_CHECKING:  # libcst is imported only when a file needs analysing
     from lockorder_lint.catalog import Table
@@ -34,8 +35,9 @@ class RuleContext:
 
     config: Config
     unknown: list[Statement] = field(default_factory=list)
-    # Tables production code row-locks (inferred hotness), or None when the configuration decides.
+    # Tables with contention evidence (inferred hotness), or None when the configuration decides.
     locked: dict[str, list[str]] | None = None
+    contention: Contention = field(default_factory=lambda: Contention())
 
     def hot(self, table: Table | str) -> bool:
         """A table whose rows writers contend for: configured in ``hot-tables`` (or every table

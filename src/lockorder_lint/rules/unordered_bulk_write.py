@@ -3,10 +3,10 @@ than the primary key locks them in that path's order, against writers that lock 
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lockorder_lint.contention import handles_requests, inserting_callers
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
@@ -32,13 +32,22 @@ class UnorderedBulkWrite(Rule):
                 continue
             mysql = context.config.mysql
             # On MySQL/MariaDB a range write takes next-key (gap) locks: against INSERTs into the
-            # same range by another copy of this transaction, key order does not help. Copies run
-            # at once where requests and tasks do: in a handler, not an admin command.
+            # same range by another copy of this transaction, key order does not help.
+            ranged = mysql and not statement.pins_primary_key() and not statement.writes_held_rows()
+            # Callers that insert are looked for only where they decide the verdict: a write on
+            # a hot table that does not follow the key is reported anyway.
+            callers = (
+                self._inserting_callers(unit, table.name)
+                if ranged
+                and table.name not in inserted
+                and not statement.from_parameter
+                and not (context.hot(table) and not statement.reaches_rows_by_key())
+                else None
+            )
             gap = (
-                mysql
-                and table.name in inserted
-                and not statement.pins_primary_key()
-                and handles_requests(unit.node)
+                ranged
+                and (table.name in inserted or bool(callers))
+                and self._copies_run_at_once(unit, table.name, callers, context)
             )
             joins_hot = mysql and any(context.hot(t) for t in _other_tables(statement))
             if not (context.hot(table) or gap or joins_hot):
@@ -54,7 +63,7 @@ class UnorderedBulkWrite(Rule):
                 self._locks_first(earlier, statement, context) for earlier in statements[:index]
             ):
                 continue
-            message = self._gap_message(statement) if gap else self._message(statement, context)
+            message = self._gap_message(statement, callers) if gap else self._message(statement, context)
             yield Report(self.code, statement.write, message, table.name, statement.statement_text)
 
     @staticmethod
@@ -82,40 +91,43 @@ class UnorderedBulkWrite(Rule):
         )
 
     @staticmethod
-    def _gap_message(statement: Statement) -> str:
+    def _inserting_callers(unit: Unit, table: str) -> list[str] | None:
+        """The callers whose transaction runs this function's range write and also inserts into
+        its table (a helper's sweep, then the caller's INSERT)."""
+        program = unit.scope.program
+        if program is None:
+            return None
+        return inserting_callers(program, f"{unit.scope.resolver.module}.{unit.qualname}", table)
+
+    @staticmethod
+    def _copies_run_at_once(unit: Unit, table: str, callers: list[str] | None, context: RuleContext) -> bool:
+        """Evidence that two copies of the transaction run at the same time: a request handler
+        or task runs it, its table is contended, something retries it, or several callers
+        compose the same range write with an insert."""
+        return (
+            handles_requests(unit.node)
+            or context.hot(table)
+            or (unit.scope.path, unit.node.lineno) in context.contention.retried
+            or (callers is not None and len(callers) > 1)
+        )
+
+    @staticmethod
+    def _gap_message(statement: Statement, callers: list[str] | None) -> str:
         table = statement.target
         assert table is not None
         through = reached_through(statement) or "every row"
         kind = statement.write_kind or "UPDATE"
         name = table.name
+        if callers:
+            more = f" and {len(callers) - 1} more" if len(callers) > 1 else ""
+            where = f"transactions that also insert into {name} ({callers[0].split(' ', 1)[-1]}{more})"
+        else:
+            where = f"a transaction that also inserts into {name}"
         return (
-            f"{kind} of {name} through {through} in a transaction that also inserts into {name}: on "
-            "MySQL/MariaDB two of them take the same gap lock and deadlock on their INSERTs (1213); use READ "
-            "COMMITTED, lock the parent row first, or retry on 1213"
+            f"{kind} of {name} through {through} in {where}: on MySQL/MariaDB two of them take the same "
+            "gap lock and deadlock on their INSERTs (1213); use READ COMMITTED, lock the parent row first, "
+            "or retry on 1213"
         )
-
-
-# Decorators that make a function a request handler or a task: many copies run at once.
-_ENTRY_POINTS = frozenset(
-    {"route", "get", "post", "put", "patch", "delete", "expose", "api_route", "websocket", "task",
-     "shared_task", "periodic_task", "action", "endpoint"}
-)  # fmt: skip
-
-
-def handles_requests(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """A web endpoint (Flask, FastAPI, Flask-AppBuilder's ``@expose``) or a task queue's task."""
-    for decorator in function.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = (
-            target.attr
-            if isinstance(target, ast.Attribute)
-            else target.id
-            if isinstance(target, ast.Name)
-            else ""
-        )
-        if name in _ENTRY_POINTS:
-            return True
-    return False
 
 
 def _other_tables(statement: Statement) -> list[str]:
