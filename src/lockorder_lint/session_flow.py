@@ -200,8 +200,10 @@ class AbortedSessionAnalysis:
         self._work_of: dict[int, dict[str, ast.Call]] = {}
 
     def run(self) -> list[AbortedUse]:
+        """The uses found, by catch (in the order the analysis met them: an inner ``try`` of a
+        ``try`` body before the outer one's clauses, an outer clause before a ``try`` in it)."""
         self.block(self.function.body, frozenset())
-        return list(self.found.values())
+        return [self.found[key] for key in sorted(self.found, key=lambda k: (k[0], k[2], k[1]))]
 
     # -- blocks and statements
 

@@ -46,7 +46,7 @@ class AbortedSessionReuse(Rule):
         from lockorder_lint.session_flow import retried_session_work
 
         found, sessions, calls = analyse_sessions(unit, context.config)
-        for aborted in sorted(found, key=lambda a: (unit.span(a.use).line, unit.span(a.use).column)):
+        for aborted in one_per_use(found):
             yield Report(
                 self.code,
                 unit.span(aborted.use),
@@ -102,6 +102,19 @@ class AbortedSessionReuse(Rule):
             f"{shown}, which nothing rolls back: every retry runs on the aborted transaction; roll back "
             "before retrying, or give each attempt a fresh session"
         )
+
+
+def one_per_use(found: Iterable[AbortedUse]) -> list[AbortedUse]:
+    """One finding per reused call and session, in source order: nested ``try`` statements can
+    leave the same session aborted through two clauses, and the call after them is one reuse. The
+    clause the analysis met first is named (``found`` comes in that order: for a ``try`` nested in
+    a ``try`` body, the inner one); ``--fix`` still fixes every clause behind the reuse."""
+    kept: dict[tuple[int, str], AbortedUse] = {}
+    for aborted in found:
+        key = (id(aborted.use), aborted.session)
+        if key not in kept:
+            kept[key] = aborted
+    return sorted(kept.values(), key=lambda a: (a.use.lineno, a.use.col_offset))
 
 
 def analyse_sessions(unit: Unit, config: Config) -> tuple[list[AbortedUse], SessionNames, Calls | None]:
