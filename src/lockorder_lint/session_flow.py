@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from lockorder_lint.dialects import dialects_where_true, normalise
 from lockorder_lint.names import dotted_name
 from lockorder_lint.sessions import (
+    RESET_METHODS,
     SCOPES,
     Calls,
     NodeCache,
@@ -196,6 +197,7 @@ class AbortedSessionAnalysis:
         self._catch_index: dict[int, int] = {}
         self.found: dict[tuple[int, str, str], AbortedUse] = {}
         self._retry_targets: list[str] = []
+        self._retry_iterators: dict[str, ast.Call] = {}
         self._statement: ast.AST = function
         self._work_of: dict[int, dict[str, ast.Call]] = {}
 
@@ -345,7 +347,9 @@ class AbortedSessionAnalysis:
         first_catch = len(self.catches)
         if retry:
             assert not isinstance(stmt, ast.While) and isinstance(stmt.target, ast.Name)
+            assert isinstance(stmt.iter, ast.Call)
             self._retry_targets.append(stmt.target.id)
+            self._retry_iterators[stmt.target.id] = stmt.iter
         top = state
         breaks: State = frozenset()
         for _ in range(self._MAX_LOOP_PASSES):
@@ -445,11 +449,11 @@ class AbortedSessionAnalysis:
             state = self.expression(item.context_expr, state)
             if item.optional_vars is not None:
                 state = self._rebind(item.optional_vars, state)
+        head = stmt.items[0].context_expr if len(stmt.items) == 1 else None
         attempt = (
-            len(stmt.items) == 1
+            isinstance(head, ast.Name)
             and stmt.items[0].optional_vars is None
-            and isinstance(stmt.items[0].context_expr, ast.Name)
-            and stmt.items[0].context_expr.id in self._retry_targets
+            and head.id in self._retry_targets
         )
         exits = self.block(stmt.body, state)
         ended = _transaction_blocks(stmt, self.sessions)
@@ -464,7 +468,12 @@ class AbortedSessionAnalysis:
             )
         if not attempt:
             return exits
-        work = self._work(stmt.body)
+        retrying = self._retry_iterators.get(head.id) if isinstance(head, ast.Name) else None
+        work = {
+            session: call
+            for session, call in self._work(stmt.body).items()
+            if retrying is None or not callbacks_reset(retrying, session, self.sessions, self.calls)
+        }
         if not work:
             return exits
         index = self._catch(stmt, "a tenacity `with attempt:` block (it swallows the error to retry)", work)
@@ -628,9 +637,50 @@ def retried_session_work(
         params = {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
         for session, call in session_work(function.body, sessions, qualify, calls).items():
             handed = session in params or ("." in session and not session.startswith(("self.", "cls.")))
-            if handed and not _rolls_back(function, session, sessions, calls):
-                return RetriedWork(decorator, name, session, call)
+            if not handed or _rolls_back(function, session, sessions, calls):
+                continue
+            if isinstance(decorator, ast.Call) and callbacks_reset(decorator, session, sessions, calls):
+                continue  # a callback run between tries rolls the session back
+            return RetriedWork(decorator, name, session, call)
     return None
+
+
+# Keywords of a retry decorator or iterator whose callables run between two tries: backoff's
+# ``on_backoff``, tenacity's ``before`` (before each try), ``after`` (after a failed try that
+# will be retried) and ``before_sleep``. Not ``on_giveup``, ``on_success`` or tenacity's
+# ``retry_error_callback``: they run once the retrying is over.
+_BETWEEN_TRIES = frozenset({"on_backoff", "before", "after", "before_sleep"})
+
+
+def callbacks_reset(retrying: ast.Call, session: str, sessions: SessionNames, calls: Calls | None) -> bool:
+    """Whether a callable that ``retrying`` (``@backoff.on_exception(...)``, ``Retrying(...)``)
+    runs between tries resets ``session``: a lambda whose body rolls it back, or a project
+    function that resets it before any work; then every retry starts on a clean session."""
+    for keyword in retrying.keywords:
+        if keyword.arg not in _BETWEEN_TRIES:
+            continue
+        value = keyword.value
+        handlers = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
+        if any(_callback_resets(handler, session, sessions, calls) for handler in handlers):
+            return True
+    return False
+
+
+def _callback_resets(handler: ast.AST, session: str, sessions: SessionNames, calls: Calls | None) -> bool:
+    if isinstance(handler, ast.Lambda):
+        for call in sessions.nodes.calls_in(handler.body):
+            func = call.func
+            if isinstance(func, ast.Attribute) and func.attr in RESET_METHODS:
+                receiver = dotted_name(func.value)
+                if receiver is not None and sessions.key(receiver) == session:
+                    return True
+            if any(e.kind == "reset" and e.session == session for e in classify_call(call, sessions, calls)):
+                return True
+        return False
+    if isinstance(handler, (ast.Name, ast.Attribute)) and calls is not None:
+        callee = calls.callee(ast.Call(func=handler, args=[], keywords=[]))
+        return callee is not None and callee.effects.get(session) == "reset"
+    return False
 
 
 def _rolls_back(
