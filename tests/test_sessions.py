@@ -88,3 +88,45 @@ def test_message_names_the_exception_the_session_the_work_and_the_fix(tmp_path: 
     # One sentence that fits a terminal line or two; the story is in `lockorder-lint explain LCK003`.
     assert len(finding.message) <= 240 and finding.message.count(". ") == 0
     assert finding.statement == "db_session.get(TI, ti_id)"
+
+
+def test_a_re_exported_session_is_the_session_its_module_binds(tmp_path: Path) -> None:
+    """Superset imports ``db`` from ``superset`` in some modules and from ``superset.extensions``
+    in others; ``superset/__init__.py`` only re-exports it: both name one session."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'm'\n", encoding="utf-8")
+    package = tmp_path / "app"
+    (package / "extensions").mkdir(parents=True)
+    (package / "__init__.py").write_text("from app.extensions import db  # noqa: F401\n", encoding="utf-8")
+    (package / "extensions" / "__init__.py").write_text(
+        "from flask_sqlalchemy import SQLAlchemy\n\ndb = SQLAlchemy()\n", encoding="utf-8"
+    )
+    (package / "dao.py").write_text(
+        "from app.extensions import db\n\n\n"
+        "def stop(query_id):\n"
+        "    query = db.session.query(Query).filter_by(id=query_id).one()\n"
+        "    query.status = 'stopped'\n"
+        "    db.session.commit()\n",
+        encoding="utf-8",
+    )
+    (package / "api.py").write_text(
+        "import backoff\n\n"
+        "from app import db\n"
+        "from app.dao import stop\n\n\n"
+        "@backoff.on_exception(backoff.constant, Exception, on_backoff=lambda d: db.session.rollback())\n"
+        "def stop_with_rollback(query_id):\n"
+        "    stop(query_id)\n\n\n"
+        "@backoff.on_exception(backoff.constant, Exception, on_giveup=lambda d: db.session.rollback())\n"
+        "def stop_without(query_id):\n"
+        "    stop(query_id)\n\n\n"
+        "def handler(query_id):\n"
+        "    try:\n"
+        "        stop(query_id)\n"
+        "    except Exception:\n"
+        "        db.session.query(Query).filter_by(id=query_id).one()\n",
+        encoding="utf-8",
+    )
+    project = make_project(tmp_path, Config())
+    result = check_path(package / "api.py", "app/api.py", project)
+    assert result.errors == []
+    assert [(f.line, f.code) for f in result.findings] == [(12, "LCK003"), (21, "LCK003")]
+    assert "rollback() first" in result.findings[1].message

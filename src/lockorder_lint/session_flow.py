@@ -57,12 +57,18 @@ def _protected(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) -> set[st
 
 
 def session_work(
-    body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qualify, calls: Calls | None = None
+    body: Sequence[ast.stmt],
+    sessions: SessionNames,
+    qualify: Qualify,
+    calls: Calls | None = None,
+    strict: bool = False,
 ) -> dict[str, ast.Call]:
     """The first call doing work on each session in ``body`` whose failure would leave that
     session's transaction aborted. Not work: staging calls (``add``, ``delete``), acquiring a
     context (the items of a ``with``), and work shielded by a savepoint, a ``begin()`` block, a
-    fresh ``with ... as session``, or an inner ``try`` whose database handler rolls back first."""
+    fresh ``with ... as session``, or an inner ``try`` whose database handler rolls back first
+    (with ``strict``, only one that takes every database error: the others leave the transaction
+    aborted)."""
     work: dict[str, ast.Call] = {}
 
     def visit_block(block: Sequence[ast.AST], shielded: frozenset[str]) -> None:
@@ -76,7 +82,8 @@ def session_work(
             visit_block(node.body, shielded | _protected(node, sessions))
             return
         if isinstance(node, _TRY):
-            visit_block(node.body, shielded | _rolled_back_by_handler(node, sessions, qualify, calls))
+            rolled_back = _rolled_back_by_handler(node, sessions, qualify, calls, strict)
+            visit_block(node.body, shielded | rolled_back)
             for handler in node.handlers:
                 visit_block(handler.body, shielded)
             visit_block(node.orelse, shielded)
@@ -94,22 +101,30 @@ def session_work(
 
 
 def _rolled_back_by_handler(
-    stmt: ast.Try, sessions: SessionNames, qualify: Qualify, calls: Calls | None
+    stmt: ast.Try, sessions: SessionNames, qualify: Qualify, calls: Calls | None, strict: bool = False
 ) -> set[str]:
     """Sessions that a handler of ``stmt`` catching database errors rolls back before using:
-    an error from that try body does not leave them aborted for an outer handler."""
+    an error from that try body does not leave them aborted for an outer handler. With
+    ``strict``, only sessions that every clause catching database errors rolls back, up to one
+    that takes them all: errors the clauses let through leave the transaction aborted."""
     names: set[str] = set()
+    every: set[str] | None = None
     for handler in stmt.handlers:
         if database_error(handler.type, qualify) is None:
             continue
+        resets: set[str] = set()
         used: set[str] = set()
         for line in handler.body:
             for call in sessions.nodes.calls_in(line):
                 for effect in classify_call(call, sessions, calls):
                     if effect.kind == "reset" and effect.session not in used:
-                        names.add(effect.session)
+                        resets.add(effect.session)
                     used.add(effect.session)
-    return names
+        names |= resets
+        every = resets if every is None else every & resets
+        if strict and catches_every_database_error(handler.type, qualify):
+            return every
+    return set() if strict else names
 
 
 @dataclass(frozen=True)
@@ -590,10 +605,11 @@ def aborted_session_uses(
     providers: Sequence[str] = (),
     calls: Calls | None = None,
     in_project: Callable[[str], bool] = lambda qualified: True,
+    canonical: Callable[[str], str] = lambda qualified: qualified,
 ) -> tuple[list[AbortedUse], SessionNames]:
     """Every use of a session that a swallowed database error may have left aborted."""
     sessions = SessionNames(
-        function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project
+        function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project, canonical
     )
     if not sessions.any() and (calls is None or not calls.shares_sessions()):
         return [], sessions  # no session here, and none the project shares between modules
@@ -679,7 +695,8 @@ def _callback_resets(handler: ast.AST, session: str, sessions: SessionNames, cal
         return False
     if isinstance(handler, (ast.Name, ast.Attribute)) and calls is not None:
         callee = calls.callee(ast.Call(func=handler, args=[], keywords=[]))
-        return callee is not None and callee.effects.get(session) == "reset"
+        effect = callee.effects.get(session) if callee is not None else None
+        return effect is not None and effect.resets_first
     return False
 
 

@@ -164,15 +164,32 @@ _ENGINE_URL = re.compile(r"^\s*(?P<scheme>[\w]+)(?:\+\w+)?://")
 
 
 @dataclass(frozen=True)
+class SessionEffect:
+    """What a project function does to one session along its body, answering the two questions
+    the analysis asks of a call to it.
+
+    ``resets_first``: it resets the session (``rollback()``...) before any work on it, so that a
+    call to it in a handler makes the session usable again. ``work``: some call in it can fail in
+    the database and leave the transaction aborted for the caller (one not shielded by a
+    savepoint, or by a handler of its own that rolls back every database error), so that a call to
+    it in a ``try`` body is work. Staging (``add``) before a ``commit()`` is work through the
+    commit: the strongest effect along the body counts, not the first. ``uses``: it touches the
+    session at all besides resetting it."""
+
+    resets_first: bool = False
+    work: bool = False
+    uses: bool = False
+
+
+@dataclass(frozen=True)
 class Callee:
     """What a project function does to the sessions it is handed or shares: for each of its
-    parameters (by name) and each module-level session it uses (by qualified name), the first
-    effect along its body: ``reset``, ``work`` (a call that can fail and abort the transaction)
-    or ``use`` (staging only)."""
+    parameters (by name) and each module-level session it uses (by qualified name), its
+    :class:`SessionEffect`."""
 
     params: tuple[str, ...]
     bound_first: bool
-    effects: dict[str, str] = field(hash=False, compare=False)
+    effects: dict[str, SessionEffect] = field(hash=False, compare=False)
     name: str = ""
 
 
@@ -209,8 +226,12 @@ class SessionNames:
         lock_helpers: Sequence[str] = (),
         providers: Sequence[str] = (),
         in_project: Callable[[str], bool] = lambda qualified: True,
+        canonical: Callable[[str], str] = lambda qualified: qualified,
     ) -> None:
         self.qualify = qualify
+        # A module-level session's qualified name as the module that binds it has it (a package
+        # may re-export it): the key helpers and callers share.
+        self.canonical = canonical
         # Whether a qualified name is the project's own (else an installed library's).
         self.in_project = in_project
         self.nodes = nodes
@@ -274,7 +295,7 @@ class SessionNames:
         if head in ("self", "cls"):
             return dotted
         qualified = self.qualify(ast.parse(dotted, mode="eval").body) if "." in dotted else None
-        return qualified or dotted
+        return self.canonical(qualified) if qualified else dotted
 
     # -- evidence
 
@@ -507,9 +528,20 @@ class SessionCall:
     work: bool = True
 
 
+def _helper_effects(session: str, call: ast.Call, effect: SessionEffect) -> list[SessionCall]:
+    """A call to a project function, as the analysis sees it for one session: a reset when the
+    function resets the session before any work, then a use when it does more with it."""
+    found: list[SessionCall] = []
+    if effect.resets_first:
+        found.append(SessionCall(session, "reset", call))
+    if effect.uses or effect.work:
+        found.append(SessionCall(session, "use", call, effect.work))
+    return found
+
+
 def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = None) -> list[SessionCall]:
     """What ``call`` does to sessions: a method on a session, or a session passed to a function
-    (whose own first effect on it decides, when it is a project function the analysis can read)."""
+    (whose own effects on it decide, when it is a project function the analysis can read)."""
     found: list[SessionCall] = []
     func = call.func
     receiver: str | None = None
@@ -553,16 +585,12 @@ def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = 
             found.append(SessionCall(session, "use", call))  # what it does with it is unknown: a use
             continue
         effect = known.effects.get(param)
-        if effect == "reset":
-            found.append(SessionCall(session, "reset", call))
-        elif effect is not None:
-            found.append(SessionCall(session, "use", call, effect == "work"))
+        if effect is not None:
+            found.extend(_helper_effects(session, call, effect))
     if known is not None:
         for shared, effect in known.effects.items():
             if "." in shared and not any(f.session == shared for f in found):
-                found.append(
-                    SessionCall(shared, "reset" if effect == "reset" else "use", call, effect == "work")
-                )
+                found.extend(_helper_effects(shared, call, effect))
     return found
 
 

@@ -133,6 +133,7 @@ def analyse_sessions(unit: Unit, config: Config) -> tuple[list[AbortedUse], Sess
         config.session_providers,
         calls,
         calls.in_project if calls is not None else (lambda qualified: True),
+        program.session_key if program is not None else (lambda qualified: qualified),
     )
     return found, sessions, calls
 
