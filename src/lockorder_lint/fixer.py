@@ -20,11 +20,13 @@ error and keeps the earlier work and its locks); on MySQL/MariaDB a deadlock rol
 transaction, savepoint included, so there it is unsafe. A fix on a session known only by its name
 (``session-names``) is unsafe too: it may not be a session. ``rules/LCK003.md`` says why at length.
 The decision itself (``remedy_for``) lives in :mod:`lockorder_lint.session_flow`, next to the
-analysis, so that the rule can use it without importing libcst.
+analysis, so that the finding's message names the same remedy without importing libcst.
 
 The edit is made with libcst on the whole file, so comments and formatting stay as they were.
 Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
-analysed again and each reported use is matched to the handler it came from. A file is written
+analysed again and each reported use is matched to the handler it came from; a reuse that nested
+``try`` statements left aborted through several clauses is one finding, and every clause behind it
+is fixed, so that a second run finds nothing more to do. A file is written
 only when it changed, after its new text parses, and never when it is read-only; see
 ``write_fixed`` for how symbolic and hard links are kept.
 """
@@ -153,7 +155,7 @@ def _plan(
     matched: set[tuple[int, int]] = set()
     for unit in units_in(positions, path, project):
         node = unit.node
-        found, sessions, _calls = analyse_sessions(unit, config)
+        found, sessions, calls = analyse_sessions(unit, config)
         function: FunctionView | None = None
         for aborted in found:
             line, column, _, _ = positions.span(aborted.use)
@@ -169,9 +171,9 @@ def _plan(
                 key = (*positions.span(catch)[:2], aborted.session)
                 plan.left.append(LeftOut(display, line, column, reason, False, key))
                 continue
-            function = function or FunctionView(node, sessions)
+            function = function or FunctionView(node, sessions, calls)
             awaited = is_async_session(aborted.session, sessions, node)
-            remedy = remedy_for(replace(aborted, session=written), function, config.dialects, awaited)
+            remedy = remedy_for(aborted, function, config.dialects, awaited, written)
             if remedy.kind is None or (not remedy.safe and not unsafe):
                 key = (*positions.span(catch)[:2], written)
                 plan.left.append(LeftOut(display, line, column, remedy.reason, remedy.kind is not None, key))

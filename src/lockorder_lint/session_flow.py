@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lockorder_lint.dialects import dialects_where_true, normalise
 from lockorder_lint.names import dotted_name
@@ -22,7 +22,9 @@ from lockorder_lint.sessions import (
     NodeCache,
     Qualify,
     SessionNames,
+    call_text,
     catches_every_database_error,
+    chained_receiver,
     classify_call,
     database_error,
     own_nodes,
@@ -63,13 +65,15 @@ def session_work(
     calls: Calls | None = None,
     strict: bool = False,
 ) -> dict[str, ast.Call]:
-    """The first call doing work on each session in ``body`` whose failure would leave that
-    session's transaction aborted. Not work: staging calls (``add``, ``delete``), acquiring a
-    context (the items of a ``with``), and work shielded by a savepoint, a ``begin()`` block, a
-    fresh ``with ... as session``, or an inner ``try`` whose database handler rolls back first
-    (with ``strict``, only one that takes every database error: the others leave the transaction
-    aborted)."""
+    """For each session ``body`` works on, the call that names the database error it can raise
+    and that would leave the session's transaction aborted: the first call that writes, else the
+    first that can fail (a write is where lock conflicts and constraint violations happen). Not
+    work: staging calls (``add``, ``delete``), acquiring a context (the items of a ``with``), and
+    work shielded by a savepoint, a ``begin()`` block, a fresh ``with ... as session``, or an inner
+    ``try`` whose database handler rolls back first (with ``strict``, only one that takes every
+    database error: the others leave the transaction aborted)."""
     work: dict[str, ast.Call] = {}
+    writing: dict[str, ast.Call] = {}
 
     def visit_block(block: Sequence[ast.AST], shielded: frozenset[str]) -> None:
         for item in block:
@@ -95,9 +99,11 @@ def session_work(
             for found in classify_call(node, sessions, calls):
                 if found.kind == "use" and found.work and found.session not in shielded:
                     work.setdefault(found.session, node)
+                    if found.writes:
+                        writing.setdefault(found.session, node)
 
     visit_block(body, frozenset())
-    return work
+    return {session: writing.get(session, call) for session, call in work.items()}
 
 
 def _rolled_back_by_handler(
@@ -154,10 +160,13 @@ class AbortedUse:
     where: str
 
 
-# A taint: (session, catch index, phase, names the handler left None on this path).
-Taint = tuple[str, int, str, frozenset[str]]
+# What is known false on a path: (name, True) for a name that is None there, (name, False) for one
+# that is some other false value (``False``, ``0``, ``""``).
+Falsy = frozenset[tuple[str, bool]]
+# A taint: (session, catch index, phase, names known false on this path since the catch).
+Taint = tuple[str, int, str, Falsy]
 State = frozenset[Taint]
-_NONE: frozenset[str] = frozenset()
+_NONE: Falsy = frozenset()
 # Calls that never return: after one, nothing on that path runs.
 _NO_RETURN_CALLS = frozenset(
     {"sys.exit", "os._exit", "exit", "quit", "flask.abort", "werkzeug.exceptions.abort", "pytest.fail",
@@ -213,6 +222,9 @@ class AbortedSessionAnalysis:
         self.found: dict[tuple[int, str, str], AbortedUse] = {}
         self._retry_targets: list[str] = []
         self._retry_iterators: dict[str, ast.Call] = {}
+        # The blocks holding the statement being analysed, outermost first, with its position (or
+        # that of the statement holding it) in each.
+        self._blocks: list[tuple[Sequence[ast.stmt], int]] = []
         self._statement: ast.AST = function
         self._work_of: dict[int, dict[str, ast.Call]] = {}
 
@@ -228,13 +240,17 @@ class AbortedSessionAnalysis:
         current: State | None = state
         breaks: State = frozenset()
         continues: State = frozenset()
-        for item in body:
+        level = len(self._blocks)
+        self._blocks.append((body, 0))
+        for position, item in enumerate(body):
             if current is None:
                 break
+            self._blocks[level] = (body, position)
             exits = self.statement(item, current)
             breaks |= exits.breaks
             continues |= exits.continues
             current = exits.normal
+        del self._blocks[level:]
         return _Exits(current, breaks, continues)
 
     def statement(self, stmt: ast.stmt, state: State) -> _Exits:
@@ -321,7 +337,7 @@ class AbortedSessionAnalysis:
         if dotted is None:
             return state
         return frozenset(
-            (t[0], t[1], t[2], t[3] - {dotted}) if dotted in t[3] else t for t in state if t[0] != dotted
+            (t[0], t[1], t[2], frozenset(f for f in t[3] if f[0] != dotted)) for t in state if t[0] != dotted
         )
 
     def expression(self, node: ast.AST, state: State) -> State:
@@ -396,6 +412,7 @@ class AbortedSessionAnalysis:
         return self._catch_index[key]
 
     def try_statement(self, stmt: ast.Try, state: State) -> _Exits:
+        falsy = _false_before(self._blocks)
         body = self.block(stmt.body, state)
         catching: list[str | None] = []
         shadowed = False  # an earlier clause already took every database error
@@ -422,9 +439,10 @@ class AbortedSessionAnalysis:
             index = -1
             if exception is not None:
                 index = self._catch(handler, exception, work)
-                handler_entry = entry | frozenset((s, index, HANDLER, _NONE) for s in work)
+                unset = _unset_on_error(stmt.body, falsy, work, self.sessions, self.calls)
+                handler_entry = entry | frozenset((s, index, HANDLER, unset) for s in work)
             exits = self.block(handler.body, handler_entry)
-            normal.append(self._leave(exits.normal, index, _left_none(handler.body)))
+            normal.append(self._leave(exits.normal, index, _left_falsy(handler.body)))
             breaks |= self._leave(exits.breaks, index) or frozenset()
             continues |= self._leave(exits.continues, index) or frozenset()
         after = _Exits(_union(*normal), breaks, continues)
@@ -449,7 +467,7 @@ class AbortedSessionAnalysis:
         return found
 
     @staticmethod
-    def _leave(state: State | None, index: int, nones: frozenset[str] = _NONE) -> State | None:
+    def _leave(state: State | None, index: int, nones: Falsy = _NONE) -> State | None:
         """Leaving the handler: its taints now describe the path after the try statement, on
         which the names the handler set to None are None."""
         if state is None or index < 0:
@@ -513,29 +531,101 @@ def _transaction_blocks(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) 
     return found
 
 
-def _left_none(body: Sequence[ast.stmt]) -> frozenset[str]:
-    """Names a handler's top-level statements leave set to None (``deployment = None``)."""
-    names: set[str] = set()
+def _falsy_constant(value: ast.AST) -> bool | None:
+    """True for ``None``, False for another false constant (``False``, ``0``, ``""``), None else."""
+    if not isinstance(value, ast.Constant) or value.value:
+        return None
+    return value.value is None
+
+
+def _left_falsy(body: Sequence[ast.stmt]) -> Falsy:
+    """Names a handler's top-level statements leave set to a false constant (``deployment =
+    None``, ``ok = False``)."""
+    names: dict[str, bool] = {}
     for statement in body:
         if isinstance(statement, ast.Assign):
             for target in statement.targets:
                 if isinstance(target, ast.Name):
-                    value = statement.value
-                    if isinstance(value, ast.Constant) and value.value is None:
-                        names.add(target.id)
+                    kind = _falsy_constant(statement.value)
+                    if kind is None:
+                        names.pop(target.id, None)
                     else:
-                        names.discard(target.id)
-    return frozenset(names)
+                        names[target.id] = kind
+    return frozenset(names.items())
 
 
-def _none_test(test: ast.AST) -> tuple[str, bool] | None:
-    """``x is None`` / ``not x`` / ``x == None`` -> (x, True); ``x`` / ``x is not None`` ->
-    (x, False): the name the test is about, and whether the test holds when it is None."""
+def _assigned_names(node: ast.AST) -> set[str]:
+    """Names a statement binds anywhere inside it (not in nested scopes)."""
+    found: set[str] = set()
+    for inner in [node, *own_nodes(node)]:
+        if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+            found.add(inner.id)
+    return found
+
+
+def _false_before(blocks: Sequence[tuple[Sequence[ast.stmt], int]]) -> dict[str, bool]:
+    """Names known false where the statement at the end of ``blocks`` starts: the last statement
+    before it that binds them sets them to a false constant (``should_retry = False``). Looking
+    out of a loop, names the loop binds anywhere are not known: an earlier iteration may have."""
+    falsy: dict[str, bool] = {}
+    seen: set[str] = set()
+    for level in range(len(blocks) - 1, -1, -1):
+        body, position = blocks[level]
+        if level < len(blocks) - 1 and isinstance(body[position], _LOOP):
+            seen |= _assigned_names(body[position])
+        for statement in reversed(body[:position]):
+            bound = _assigned_names(statement) - seen
+            seen |= bound
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+                kind = _falsy_constant(statement.value)
+                if isinstance(target, ast.Name) and target.id in bound and kind is not None:
+                    falsy[target.id] = kind
+    return falsy
+
+
+def _unset_on_error(
+    body: Sequence[ast.stmt],
+    before: dict[str, bool],
+    work: dict[str, ast.Call],
+    sessions: SessionNames,
+    calls: Calls | None,
+) -> Falsy:
+    """Of the names false before the ``try`` (``before``), those still false when its body fails
+    in the database: the body binds them only after its last statement that works on the
+    session, or by that statement's own assignment (``x = session.get(...)`` binds nothing when
+    the call fails)."""
+    if not before:
+        return _NONE
+    falsy = dict(before)
+    last = -1
+    for position, statement in enumerate(body):
+        for call in sessions.nodes.calls_in(statement):
+            effects = classify_call(call, sessions, calls)
+            if any(e.kind == "use" and e.work and e.session in work for e in effects):
+                last = position
+                break
+    for position, statement in enumerate(body):
+        if position > last:
+            break
+        bound = _assigned_names(statement)
+        if position == last and isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            bound -= {t.id for t in targets if isinstance(t, ast.Name)}
+        for name in bound:
+            falsy.pop(name, None)
+    return frozenset(falsy.items())
+
+
+def _none_test(test: ast.AST) -> tuple[str, bool, bool] | None:
+    """``x is None`` / ``not x`` / ``x == None`` -> (x, True, ...); ``x`` / ``x is not None`` ->
+    (x, False, ...): the name the test is about, whether the test holds when it is None, and
+    whether it tests truth (so that it holds the same for any false value)."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         inner = _none_test(test.operand)
-        return (inner[0], not inner[1]) if inner is not None else None
+        return (inner[0], not inner[1], inner[2]) if inner is not None else None
     if isinstance(test, ast.Name):
-        return test.id, False
+        return test.id, False, True
     if (
         isinstance(test, ast.Compare)
         and len(test.ops) == 1
@@ -544,23 +634,25 @@ def _none_test(test: ast.AST) -> tuple[str, bool] | None:
         and test.comparators[0].value is None
     ):
         if isinstance(test.ops[0], (ast.Is, ast.Eq)):
-            return test.left.id, True
+            return test.left.id, True, False
         if isinstance(test.ops[0], (ast.IsNot, ast.NotEq)):
-            return test.left.id, False
+            return test.left.id, False, False
     return None
 
 
 def _split_on_none(test: ast.AST, state: State) -> tuple[State, State]:
     """The taints that can reach each branch of ``if test``: on a path where the handler left
-    ``x`` None, ``if not x: raise ...`` always takes its first branch."""
+    ``x`` None, ``if not x: raise ...`` always takes its first branch; where ``x`` is still the
+    ``False`` it was before the ``try``, ``if x:`` never takes it."""
     about = _none_test(test)
     if about is None:
         return state, state
-    name, holds_when_none = about
+    name, holds_when_none, truth = about
     then: set[Taint] = set()
     other: set[Taint] = set()
     for taint in state:
-        if name in taint[3]:
+        kinds = {is_none for known, is_none in taint[3] if known == name}
+        if True in kinds or (truth and False in kinds):
             (then if holds_when_none else other).add(taint)
         else:
             then.add(taint)
@@ -687,7 +779,7 @@ def _callback_resets(handler: ast.AST, session: str, sessions: SessionNames, cal
         for call in sessions.nodes.calls_in(handler.body):
             func = call.func
             if isinstance(func, ast.Attribute) and func.attr in RESET_METHODS:
-                receiver = dotted_name(func.value)
+                receiver = dotted_name(chained_receiver(func.value))
                 if receiver is not None and sessions.key(receiver) == session:
                     return True
             if any(e.kind == "reset" and e.session == session for e in classify_call(call, sessions, calls)):
@@ -748,6 +840,8 @@ def _retries_database_errors(
     return False
 
 
+# -- remedies ---------------------------------------------------------------------------------
+
 SAVEPOINT, ROLLBACK = "savepoint", "rollback"
 
 _TRY_STAR = getattr(ast, "TryStar", None)
@@ -777,17 +871,28 @@ class Remedy:
     kind: str | None
     safe: bool
     reason: str = ""
+    # What a rollback first in the handler would also discard, in a few words ("the caller's work
+    # in this transaction"): "" when nothing; and the ``with`` block whose transaction it would end.
+    discards: str = ""
+    block: str = ""
 
 
-# -- remedies: which fix, and is it safe ------------------------------------------------------
+# -- remedies: which fix, and is it safe (the message and --fix share the decision) -----------
 
 
 class FunctionView:
-    """One function's ast with what the decisions ask of it: parents, and its sessions."""
+    """One function's ast with what the decisions ask of it: parents, its sessions, and the
+    project's helpers (what they do to the sessions they are handed)."""
 
-    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef, sessions: SessionNames) -> None:
+    def __init__(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        sessions: SessionNames,
+        calls: Calls | None = None,
+    ) -> None:
         self.node = node
         self.sessions = sessions
+        self.calls = calls
         self.parents: dict[ast.AST, ast.AST] = {}
         for parent in ast.walk(node):
             for child in ast.iter_child_nodes(parent):
@@ -809,25 +914,35 @@ class FunctionView:
         return set(names)
 
 
-def remedy_for(aborted: AbortedUse, function: FunctionView, dialects: Sequence[str], awaited: bool) -> Remedy:
-    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session.
+def remedy_for(
+    aborted: AbortedUse,
+    function: FunctionView,
+    dialects: Sequence[str],
+    awaited: bool,
+    written: str | None = None,
+) -> Remedy:
+    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session
+    (``written`` is how the function names it, when that differs from its key: ``db.session``).
     A session known only by its name (``session-names``) may be something else that has no
     ``rollback()`` or ``begin_nested()``, so its fix is never safe."""
-    remedy = _remedy(aborted, function, dialects, awaited)
-    session = aborted.session
-    if remedy.kind is None or not remedy.safe or session in function.sessions.declared:
+    remedy = _remedy(aborted, function, dialects, awaited, written or aborted.session)
+    session = written or aborted.session
+    declared = function.sessions.declared
+    if remedy.kind is None or not remedy.safe or session in declared or aborted.session in declared:
         return remedy
     method = "begin_nested" if remedy.kind == SAVEPOINT else "rollback"
-    return Remedy(
-        remedy.kind,
-        False,
-        f"`{session}` is a session only by its name (`session-names`): if it is not a SQLAlchemy "
-        f"session or connection, it may have no `{method}()`",
+    return replace(
+        remedy,
+        safe=False,
+        reason=f"`{session}` is a session only by its name (`session-names`): if it is not a "
+        f"SQLAlchemy session or connection, it may have no `{method}()`",
     )
 
 
-def _remedy(aborted: AbortedUse, function: FunctionView, dialects: Sequence[str], awaited: bool) -> Remedy:
-    catch, session = aborted.catch.node, aborted.session
+def _remedy(
+    aborted: AbortedUse, function: FunctionView, dialects: Sequence[str], awaited: bool, session: str
+) -> Remedy:
+    catch, key = aborted.catch.node, aborted.session
     autocommit = _autocommit(function)
     if autocommit is not None:
         return Remedy(
@@ -852,11 +967,11 @@ def _remedy(aborted: AbortedUse, function: FunctionView, dialects: Sequence[str]
             f"`{session}` is asynchronous but `{function.node.name}` is not a coroutine function, so "
             f"neither `await {session}.rollback()` nor `async with {session}.begin_nested():` can go there",
         )
-    no_savepoint = _savepoint_obstacle(body, where, session, function.sessions)
-    block = _transaction_block(anchor, session, function)
+    no_savepoint = _savepoint_obstacle(body, where, key, session, function)
+    block = _transaction_block(anchor, key, function)
     if block is not None:
         if no_savepoint is None:
-            return _savepoint(dialects)
+            return replace(_savepoint(dialects), block=block)
         return Remedy(
             None,
             False,
@@ -864,12 +979,13 @@ def _remedy(aborted: AbortedUse, function: FunctionView, dialects: Sequence[str]
             'statement would raise "Can\'t operate on closed transaction inside context manager", '
             f"and no savepoint can go around {where}: {no_savepoint}; re-raise, or fix it by hand",
         )
-    risk = _rollback_risk(anchor, catch, session, function)
+    risk = _rollback_risk(anchor, catch, key, session, function)
     if risk is None:
         return Remedy(ROLLBACK, True)
+    reason, discards = risk
     if no_savepoint is None:
-        return _savepoint(dialects)
-    return Remedy(ROLLBACK, False, f"{risk} (no savepoint instead: {no_savepoint})")
+        return replace(_savepoint(dialects), discards=discards)
+    return Remedy(ROLLBACK, False, f"{reason} (no savepoint instead: {no_savepoint})", discards)
 
 
 def _autocommit(function: FunctionView) -> int | None:
@@ -904,12 +1020,21 @@ def _calls_of(body: Sequence[ast.stmt]) -> Iterable[ast.Call]:
 
 
 def _savepoint_obstacle(
-    body: Sequence[ast.stmt], where: str, session: str, sessions: SessionNames
+    body: Sequence[ast.stmt], where: str, key: str, session: str, function: FunctionView
 ) -> str | None:
-    """Why ``body`` (``where``, for the message) cannot run under ``with session.begin_nested():``."""
+    """Why ``body`` (``where``, for the message) cannot run under ``with session.begin_nested():``
+    (``key`` is the session's key, ``session`` its name as written)."""
+    sessions = function.sessions
     for call in _calls_of(body):
         func = call.func
-        if not isinstance(func, ast.Attribute) or sessions.of(func.value) != session:
+        if not isinstance(func, ast.Attribute) or sessions.of(chained_receiver(func.value)) != key:
+            for effect in classify_call(call, sessions, function.calls):
+                if effect.session == key and effect.ends:
+                    return (
+                        f"{where} calls `{call_text(call, session)}` (line {call.lineno}), which "
+                        f"commits, rolls back or closes `{session}` and would end the savepoint's "
+                        "transaction"
+                    )
             continue
         if func.attr in _ENDS_TRANSACTION:
             return (
@@ -947,27 +1072,34 @@ def _transaction_block(anchor: ast.AST, session: str, function: FunctionView) ->
     return None
 
 
-def _rollback_risk(anchor: ast.stmt, catch: ast.AST, session: str, function: FunctionView) -> str | None:
-    """Why ``session.rollback()`` may discard work done before the ``try``; None when it cannot:
-    the session is created in this function, does no work before the ``try``, and the ``try``
-    does not run in a loop (a tenacity retry loop aside) that would make earlier iterations
-    earlier work."""
+def _rollback_risk(
+    anchor: ast.stmt, catch: ast.AST, key: str, session: str, function: FunctionView
+) -> tuple[str, str] | None:
+    """Why ``session.rollback()`` may discard work done before the ``try``, and that work in a
+    few words; None when it cannot: the session is created in this function, does no work before
+    the ``try``, and the ``try`` does not run in a loop (a tenacity retry loop aside) that would
+    make earlier iterations earlier work."""
     rollback = f"`{session}.rollback()`"
     if session in function.parameters():
         return (
             f"{rollback} would also discard what the caller did in this transaction "
-            f"(`{session}` is a parameter)"
+            f"(`{session}` is a parameter)",
+            "the caller's work",
         )
     creation = _creation(session, anchor, function)
     if creation is None:
         return (
             f"`{session}` is not created in this function, so {rollback} would also discard work "
-            "done on it before"
+            "done on it before",
+            "the transaction's earlier work",
         )
     binding, scope = creation
-    earlier = _earlier_use(session, binding, anchor, function)
+    earlier = _earlier_use(key, binding, anchor, function)
     if earlier is not None:
-        return f"{rollback} would also discard what `{session}` did earlier in this function (line {earlier})"
+        return (
+            f"{rollback} would also discard what `{session}` did earlier in this function (line {earlier})",
+            f"the work done since line {earlier}",
+        )
     retry_loop = function.parents.get(catch) if isinstance(catch, _WITH) else None
     for outer in function.ancestors(anchor):
         if outer is scope:
@@ -975,7 +1107,8 @@ def _rollback_risk(anchor: ast.stmt, catch: ast.AST, session: str, function: Fun
         if isinstance(outer, _LOOP) and outer is not retry_loop:
             return (
                 f"the `try` runs in a loop (line {outer.lineno}), so {rollback} would also discard "
-                "what earlier iterations did"
+                "what earlier iterations did",
+                "earlier iterations' work",
             )
     return None
 

@@ -432,8 +432,8 @@ class Program:
         """What a project function does to each session it is handed (by parameter name) or
         shares (module-level sessions, by qualified name), as a :class:`sessions.SessionEffect`.
         Whether it resets a session before any work is read along its body in evaluation order;
-        whether it can fail in the database (work), over its whole body: the strongest effect
-        counts, not the first (``add()`` then ``commit()`` is work). Its own calls
+        whether it can fail in the database (work) and whether it writes, over its whole body: the
+        strongest effect counts, not the first (``add()`` then ``commit()`` is work). Its own calls
         are followed a few levels down: a function that does not mention a session itself may
         still reach a module-level one through them (``update_and_log()`` calling ``create_log()``)."""
         from lockorder_lint.session_flow import session_work
@@ -461,17 +461,23 @@ class Program:
 
         resets_first: dict[str, bool] = {}
         uses: set[str] = set()
+        writes: set[str] = set()
+        ends: set[str] = set()
         for call in (c for statement in node.body for c in sessions.nodes.calls_in(statement)):
             for effect in classify_call(call, sessions, calls):
                 key = effect.session
                 if not summarised(key):
                     continue
+                if effect.ends:
+                    ends.add(key)
                 if effect.kind == "reset":
                     resets_first.setdefault(key, True)
                     continue
                 uses.add(key)
                 if effect.work:
                     resets_first.setdefault(key, False)
+                if effect.writes:
+                    writes.add(key)
         # Work that can leave the caller's transaction aborted: not under a savepoint, nor in a
         # ``try`` whose handler rolls back every database error before re-raising.
         failing = session_work(node.body, sessions, ev.qualify, calls, strict=True)
@@ -479,7 +485,9 @@ class Program:
             key: SessionEffect(
                 resets_first=resets_first.get(key, False),
                 work=key in failing,
+                writes=key in writes,
                 uses=key in uses,
+                ends=key in ends,
             )
             for key in dict.fromkeys([*resets_first, *uses, *failing])
             if summarised(key)
