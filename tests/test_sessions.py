@@ -133,6 +133,10 @@ def get_query(query_id):
 
 def lock_row(session, job_id):
     return session.execute(select(Job).where(Job.id == job_id).with_for_update()).one()
+
+
+def purge(session, before):
+    return session.query(Log).filter(Log.end < before).delete(synchronize_session="fetch")
 """
 
 
@@ -166,7 +170,7 @@ def test_outcome_is_a_lost_write_only_for_calls_that_write(tmp_path: Path) -> No
             "handlers.py": (
                 "from sqlalchemy import select, text\n"
                 "from sqlalchemy.orm import Session\n"
-                "from app.helpers import create_log, db, get_query, lock_row, write\n\n\n"
+                "from app.helpers import create_log, db, get_query, lock_row, purge, write\n\n\n"
                 "def read_helper(query_id):\n"
                 "    try:\n"
                 "        create_log(query_id)\n"
@@ -186,18 +190,24 @@ def test_outcome_is_a_lost_write_only_for_calls_that_write(tmp_path: Path) -> No
                 "    try:\n"
                 "        session.execute(text('UPDATE job SET state = 1'))\n"
                 "    except Exception:\n"
-                "        lock_row(session, job_id)\n"
+                "        lock_row(session, job_id)\n\n\n"
+                "def legacy_query_delete_helper(session: Session, before):\n"
+                "    try:\n"
+                "        session.execute(text('UPDATE job SET state = 1'))\n"
+                "    except Exception:\n"
+                "        purge(session, before)\n"
             ),
         },
         "handlers.py",
     )
-    assert sorted(found) == [10, 17, 24, 31]
+    assert sorted(found) == [10, 17, 24, 31, 38]
     # The helper adds then commits: that is work (its commit can fail), named as the error source.
     assert "from `create_log(...)` (line 8)" in found[10]
     assert "runs `get_query(...)` on the aborted transaction: it fails;" in found[10]
     assert "runs `write(..., session)` on the aborted transaction: its write never lands;" in found[17]
     assert "on the aborted transaction: it fails;" in found[24]
     assert "runs `lock_row(..., session)` on the aborted transaction: it fails;" in found[31]
+    assert "runs `purge(..., session)` on the aborted transaction: its write never lands;" in found[38]
 
 
 def test_the_error_source_is_the_write_and_connection_is_no_reuse(tmp_path: Path) -> None:

@@ -611,6 +611,10 @@ def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = 
                 writes = call_writes(call, sessions)
                 ends = method in ("commit", "begin")
                 found.append(SessionCall(receiver, "use", call, method not in STAGING_METHODS, writes, ends))
+    if receiver is None and isinstance(func, ast.Attribute) and func.attr in _QUERY_WRITES:
+        queried = _queried_session(func.value, sessions)
+        if queried is not None:  # ``session.query(M).filter(...).delete()``: a legacy Query write
+            found.append(SessionCall(queried, "use", call, True, True))
     callee = dotted_name(func)
     if callee is not None and _last(callee) in _PASSIVE_CALLEES:
         return found
@@ -646,6 +650,20 @@ def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = 
             if "." in shared and not any(f.session == shared for f in found):
                 found.extend(_helper_effects(shared, call, effect))
     return found
+
+
+# Methods of SQLAlchemy's legacy ``Query`` that write the rows it selects.
+_QUERY_WRITES = frozenset({"update", "delete"})
+
+
+def _queried_session(node: ast.AST, sessions: SessionNames) -> str | None:
+    """The session of ``<session>.query(...)`` that starts a chain of method calls (``.filter(...)
+    .order_by(...)``) ending at ``node``, if it is one."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "query":
+            return sessions.of(chained_receiver(node.func.value))
+        node = node.func.value
+    return None
 
 
 def call_writes(call: ast.Call, sessions: SessionNames) -> bool:
@@ -712,9 +730,15 @@ def call_text(call: ast.Call, session: str) -> str:
     callee = dotted_name(call.func)
     if callee is None:
         inner: ast.AST = call.func
-        while isinstance(inner, ast.Attribute):
-            inner = inner.value
-        head = dotted_name(inner.func) if isinstance(inner, ast.Call) else None
+        head: str | None = None
+        while isinstance(inner, (ast.Attribute, ast.Call)):  # down to the chain's first call
+            if isinstance(inner, ast.Call):
+                head = dotted_name(inner.func)
+                if head is not None:
+                    break
+                inner = inner.func
+            else:
+                inner = inner.value
         attr = call.func.attr if isinstance(call.func, ast.Attribute) else ""
         callee = f"{head}(...).{attr}" if head and attr else "..."
     if callee.startswith(session + "."):
