@@ -28,7 +28,7 @@ def fixture_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "[project]\nname = 'copy'\n\n[tool.lockorder-lint]\ndialects = ['postgresql']\n", encoding="utf-8"
     )
     for source in RULE_FIXTURES.glob("*.py"):
-        if source.name == "LCK003_calls.py":
+        if source.name in ("LCK003_calls.py", "LCK003_retry_callbacks.py", "LCK003_helper_effects.py"):
             continue  # retry decorators and helper-only sessions: findings with no automatic fix
         if source.name.startswith("LCK003_") or not source.name.startswith("LCK"):
             shutil.copy(source, package / source.name)

@@ -19,10 +19,14 @@ the ``try`` body allows one. A savepoint is safe on PostgreSQL (ROLLBACK TO SAVE
 error and keeps the earlier work and its locks); on MySQL/MariaDB a deadlock rolls back the whole
 transaction, savepoint included, so there it is unsafe. A fix on a session known only by its name
 (``session-names``) is unsafe too: it may not be a session. ``rules/LCK003.md`` says why at length.
+The decision itself (``remedy_for``) lives in :mod:`lockorder_lint.session_flow`, next to the
+analysis, so that the finding's message names the same remedy without importing libcst.
 
 The edit is made with libcst on the whole file, so comments and formatting stay as they were.
 Only reported findings are fixed (noqa and per-file ignores already removed theirs): the file is
-analysed again and each reported use is matched to the handler it came from. A file is written
+analysed again and each reported use is matched to the handler it came from; a reuse that nested
+``try`` statements left aborted through several clauses is one finding, and every clause behind it
+is fixed, so that a second run finds nothing more to do. A file is written
 only when it changed, after its new text parses, and never when it is read-only; see
 ``write_fixed`` for how symbolic and hard links are kept.
 """
@@ -47,44 +51,12 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
-from lockorder_lint.dialects import normalise
 from lockorder_lint.engine import Project
 from lockorder_lint.findings import FileError, Finding
-from lockorder_lint.names import dotted_name
 from lockorder_lint.parsing import Source, parse_ast
-from lockorder_lint.session_flow import AbortedUse, is_async_session
-from lockorder_lint.sessions import SCOPES, SessionNames, classify_call, own_nodes
+from lockorder_lint.session_flow import ROLLBACK, FunctionView, is_async_session, remedy_for
 
 FIXABLE_CODES = frozenset({"LCK003"})
-SAVEPOINT, ROLLBACK = "savepoint", "rollback"
-
-_TRY_STAR = getattr(ast, "TryStar", None)
-_LOOPS = (ast.For, ast.AsyncFor, ast.While)
-_WITHS = (ast.With, ast.AsyncWith)
-# Calls on the session in a ``try`` body that rule out wrapping that body in a savepoint.
-_ENDS_TRANSACTION = frozenset({"commit", "rollback", "close", "invalidate", "reset", "remove"})
-
-EXCEPT_STAR = (
-    "the errors an `except*` clause receives may come from concurrent tasks, and neither a "
-    "rollback nor a savepoint on one session shared by concurrent tasks is safe (SQLAlchemy wants "
-    "one session per task); fix it by hand"
-)
-MYSQL_SAVEPOINT = (
-    "on MySQL/MariaDB (in `dialects`) a deadlock rolls back the whole transaction, savepoint "
-    "included: the work before the `try` is lost anyway and the handler gets error 1305 (SAVEPOINT "
-    "does not exist) instead of the deadlock 1213"
-)
-
-
-@dataclass(frozen=True)
-class Remedy:
-    """How one except clause (or ``with attempt:``) and one session are fixed: ``kind`` is
-    SAVEPOINT, ROLLBACK or None (no fix); ``reason`` says why the fix is unsafe, or why there is
-    none ("" for a safe fix)."""
-
-    kind: str | None
-    safe: bool
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,284 +137,6 @@ class _Plan:
     left: list[LeftOut] = field(default_factory=list)
 
 
-# -- deciding: which remedy, and is it safe -----------------------------------------------------
-
-
-class _Function:
-    """One function's ast with what the decisions ask of it: parents, and its sessions."""
-
-    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef, sessions: SessionNames) -> None:
-        self.node = node
-        self.sessions = sessions
-        self.parents: dict[ast.AST, ast.AST] = {}
-        for parent in ast.walk(node):
-            for child in ast.iter_child_nodes(parent):
-                self.parents[child] = parent
-
-    def ancestors(self, node: ast.AST) -> list[ast.AST]:
-        """From ``node``'s parent up to the function, not included."""
-        found = []
-        current = self.parents.get(node)
-        while current is not None and current is not self.node:
-            found.append(current)
-            current = self.parents.get(current)
-        return found
-
-    def parameters(self) -> set[str]:
-        args = self.node.args
-        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-        names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
-        return set(names)
-
-
-def remedy_for(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
-    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session.
-    A session known only by its name (``session-names``) may be something else that has no
-    ``rollback()`` or ``begin_nested()``, so its fix is never safe."""
-    remedy = _remedy(aborted, function, config, awaited)
-    session = aborted.session
-    if remedy.kind is None or not remedy.safe or session in function.sessions.declared:
-        return remedy
-    method = "begin_nested" if remedy.kind == SAVEPOINT else "rollback"
-    return Remedy(
-        remedy.kind,
-        False,
-        f"`{session}` is a session only by its name (`session-names`): if it is not a SQLAlchemy "
-        f"session or connection, it may have no `{method}()`",
-    )
-
-
-def _remedy(aborted: AbortedUse, function: _Function, config: Config, awaited: bool) -> Remedy:
-    catch, session = aborted.catch.node, aborted.session
-    autocommit = _autocommit(function)
-    if autocommit is not None:
-        return Remedy(
-            None,
-            False,
-            f'the function sets isolation_level="AUTOCOMMIT" (line {autocommit}): a failed statement '
-            "aborts no transaction there, and a savepoint cannot be set outside one",
-        )
-    if isinstance(catch, ast.ExceptHandler):
-        anchor = function.parents[catch]
-        if _TRY_STAR is not None and isinstance(anchor, _TRY_STAR):
-            return Remedy(None, False, EXCEPT_STAR)
-        assert isinstance(anchor, ast.Try)
-        body, where = anchor.body, "the `try` body"
-    else:
-        assert isinstance(catch, _WITHS)
-        anchor, body, where = catch, catch.body, "the `with attempt:` body"
-    if awaited and not isinstance(function.node, ast.AsyncFunctionDef):
-        return Remedy(
-            None,
-            False,
-            f"`{session}` is asynchronous but `{function.node.name}` is not a coroutine function, so "
-            f"neither `await {session}.rollback()` nor `async with {session}.begin_nested():` can go there",
-        )
-    no_savepoint = _savepoint_obstacle(body, where, session, function.sessions)
-    block = _transaction_block(anchor, session, function)
-    if block is not None:
-        if no_savepoint is None:
-            return _savepoint(config)
-        return Remedy(
-            None,
-            False,
-            f"inside `{block}` a `{session}.rollback()` would end the block's transaction and its next "
-            'statement would raise "Can\'t operate on closed transaction inside context manager", '
-            f"and no savepoint can go around {where}: {no_savepoint}; re-raise, or fix it by hand",
-        )
-    risk = _rollback_risk(anchor, catch, session, function)
-    if risk is None:
-        return Remedy(ROLLBACK, True)
-    if no_savepoint is None:
-        return _savepoint(config)
-    return Remedy(ROLLBACK, False, f"{risk} (no savepoint instead: {no_savepoint})")
-
-
-def _autocommit(function: _Function) -> int | None:
-    """The line of an ``isolation_level="AUTOCOMMIT"`` option in the function, if it has one."""
-    for node in own_nodes(function.node):
-        if (
-            isinstance(node, ast.keyword)
-            and node.arg == "isolation_level"
-            and isinstance(node.value, ast.Constant)
-            and str(node.value.value).upper() == "AUTOCOMMIT"
-        ):
-            return node.value.lineno
-    return None
-
-
-def _savepoint(config: Config) -> Remedy:
-    if "mysql" in {normalise(d) for d in config.dialects}:
-        return Remedy(
-            SAVEPOINT, False, f"`begin_nested()` keeps earlier work on PostgreSQL, but {MYSQL_SAVEPOINT}"
-        )
-    return Remedy(SAVEPOINT, True)
-
-
-def _calls(body: Sequence[ast.stmt]) -> Iterable[ast.Call]:
-    """The calls of a block, not looking into nested functions, classes or lambdas."""
-    for statement in body:
-        if isinstance(statement, SCOPES):
-            continue
-        for node in own_nodes(statement):
-            if isinstance(node, ast.Call):
-                yield node
-
-
-def _savepoint_obstacle(
-    body: Sequence[ast.stmt], where: str, session: str, sessions: SessionNames
-) -> str | None:
-    """Why ``body`` (``where``, for the message) cannot run under ``with session.begin_nested():``."""
-    for call in _calls(body):
-        func = call.func
-        if not isinstance(func, ast.Attribute) or sessions.of(func.value) != session:
-            continue
-        if func.attr in _ENDS_TRANSACTION:
-            return (
-                f"{where} calls `{session}.{func.attr}()` (line {call.lineno}), which would end "
-                "the savepoint's transaction"
-            )
-        if func.attr == "begin":
-            return f"{where} begins a transaction itself (line {call.lineno})"
-        if func.attr == "flush":
-            return (
-                f"`begin_nested()` flushes pending changes before its SAVEPOINT, so a failing "
-                f"`{session}.flush()` (line {call.lineno}) would still abort the transaction"
-            )
-    return None
-
-
-def _transaction_block(anchor: ast.AST, session: str, function: _Function) -> str | None:
-    """The ``with`` holding ``anchor`` that opened ``session``'s transaction as a block
-    (``session.begin()``, ``begin_nested()``, ``engine.begin() as conn``), as source text."""
-    for outer in function.ancestors(anchor):
-        if not isinstance(outer, _WITHS):
-            continue
-        for item in outer.items:
-            expr = item.context_expr
-            if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
-                continue
-            method = expr.func.attr
-            owner = function.sessions.of(expr.func.value)
-            bound = dotted_name(item.optional_vars) if item.optional_vars is not None else None
-            if (method in ("begin", "begin_nested") and owner == session) or (
-                method == "begin" and bound == session
-            ):
-                prefix = "async with" if isinstance(outer, ast.AsyncWith) else "with"
-                return f"{prefix} {ast.unparse(item)}:"
-    return None
-
-
-def _rollback_risk(anchor: ast.stmt, catch: ast.AST, session: str, function: _Function) -> str | None:
-    """Why ``session.rollback()`` may discard work done before the ``try``; None when it cannot:
-    the session is created in this function, does no work before the ``try``, and the ``try``
-    does not run in a loop (a tenacity retry loop aside) that would make earlier iterations
-    earlier work."""
-    rollback = f"`{session}.rollback()`"
-    if session in function.parameters():
-        return (
-            f"{rollback} would also discard what the caller did in this transaction "
-            f"(`{session}` is a parameter)"
-        )
-    creation = _creation(session, anchor, function)
-    if creation is None:
-        return (
-            f"`{session}` is not created in this function, so {rollback} would also discard work "
-            "done on it before"
-        )
-    binding, scope = creation
-    earlier = _earlier_use(session, binding, anchor, function)
-    if earlier is not None:
-        return f"{rollback} would also discard what `{session}` did earlier in this function (line {earlier})"
-    retry_loop = function.parents.get(catch) if isinstance(catch, _WITHS) else None
-    for outer in function.ancestors(anchor):
-        if outer is scope:
-            break
-        if isinstance(outer, _LOOPS) and outer is not retry_loop:
-            return (
-                f"the `try` runs in a loop (line {outer.lineno}), so {rollback} would also discard "
-                "what earlier iterations did"
-            )
-    return None
-
-
-def _creates_session(value: ast.AST) -> bool:
-    """``Session()``, ``SessionLocal()``, ``create_session()``, ``sessionmaker(...)()``,
-    ``engine.connect()``: a call that hands out a session or connection of its own."""
-    if not isinstance(value, ast.Call):
-        return False
-    func = value.func.func if isinstance(value.func, ast.Call) else value.func
-    callee = dotted_name(func)
-    if callee is None:
-        return False
-    last = callee.rsplit(".", 1)[-1].lower()
-    return "session" in last or last == "connect"
-
-
-def _creation(session: str, anchor: ast.stmt, function: _Function) -> tuple[ast.stmt, ast.AST] | None:
-    """The one statement of this function that creates ``session`` and is in force at ``anchor``,
-    and the innermost node that holds both: ``(with, with)`` for a ``with ... as session:``
-    holding ``anchor``; ``(assign, owner)`` for ``session = Factory()`` earlier in the block (of
-    ``owner``) that holds ``anchor`` or one of its ancestors. None when the name is bound
-    elsewhere, more than once, or otherwise."""
-    if "." in session:
-        return None
-    bindings = [
-        node
-        for node in own_nodes(function.node)
-        if (isinstance(node, ast.Name) and node.id == session and isinstance(node.ctx, ast.Store))
-        or (isinstance(node, ast.ExceptHandler) and node.name == session)
-        or (isinstance(node, (ast.Global, ast.Nonlocal)) and session in node.names)
-        or (isinstance(node, ast.alias) and (node.asname or node.name) == session)
-    ]
-    if len(bindings) != 1 or not isinstance(bindings[0], ast.Name):
-        return None
-    holder = function.parents.get(bindings[0])
-    chain = [anchor, *function.ancestors(anchor)]
-    if isinstance(holder, ast.withitem) and _creates_session(holder.context_expr):
-        statement = function.parents.get(holder)
-        if isinstance(statement, _WITHS) and statement in chain:
-            return statement, statement
-        return None
-    if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and _creates_session(holder.value):
-        for node in chain:
-            block = _block_of(node, function)
-            if block is not None and holder in block:
-                owner = function.parents[node]
-                return (holder, owner) if block.index(holder) < block.index(node) else None
-    return None
-
-
-def _block_of(statement: ast.AST, function: _Function) -> list[ast.AST] | None:
-    """The statement list that holds ``statement``."""
-    parent = function.parents.get(statement)
-    if parent is None:
-        return None
-    for name in ("body", "orelse", "finalbody", "handlers"):
-        block = getattr(parent, name, None)
-        if isinstance(block, list) and statement in block:
-            return block
-    return None
-
-
-def _earlier_use(session: str, binding: ast.stmt, anchor: ast.stmt, function: _Function) -> int | None:
-    """The line of the first use of ``session`` written after ``binding`` and before ``anchor``."""
-    if isinstance(binding, _WITHS):
-        last = binding.items[-1].optional_vars or binding.items[-1].context_expr
-        after = (last.end_lineno or last.lineno, last.end_col_offset or 0)
-    else:
-        after = (binding.end_lineno or binding.lineno, binding.end_col_offset or 0)
-    before = (anchor.lineno, anchor.col_offset)
-    uses = [
-        node.lineno
-        for node in own_nodes(function.node)
-        if isinstance(node, ast.Call)
-        and after <= (node.lineno, node.col_offset) < before
-        and any(c.session == session and c.kind == "use" for c in classify_call(node, function.sessions))
-    ]
-    return min(uses) if uses else None
-
-
 # -- planning: the remedies of one file --------------------------------------------------------
 
 
@@ -461,8 +155,8 @@ def _plan(
     matched: set[tuple[int, int]] = set()
     for unit in units_in(positions, path, project):
         node = unit.node
-        found, sessions, _calls = analyse_sessions(unit, config)
-        function: _Function | None = None
+        found, sessions, calls = analyse_sessions(unit, config)
+        function: FunctionView | None = None
         for aborted in found:
             line, column, _, _ = positions.span(aborted.use)
             if (line, column) not in targets:
@@ -477,9 +171,9 @@ def _plan(
                 key = (*positions.span(catch)[:2], aborted.session)
                 plan.left.append(LeftOut(display, line, column, reason, False, key))
                 continue
-            function = function or _Function(node, sessions)
+            function = function or FunctionView(node, sessions, calls)
             awaited = is_async_session(aborted.session, sessions, node)
-            remedy = remedy_for(replace(aborted, session=written), function, config, awaited)
+            remedy = remedy_for(aborted, function, config.dialects, awaited, written)
             if remedy.kind is None or (not remedy.safe and not unsafe):
                 key = (*positions.span(catch)[:2], written)
                 plan.left.append(LeftOut(display, line, column, remedy.reason, remedy.kind is not None, key))

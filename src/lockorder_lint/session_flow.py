@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from lockorder_lint.dialects import dialects_where_true, normalise
 from lockorder_lint.names import dotted_name
 from lockorder_lint.sessions import (
+    RESET_METHODS,
     SCOPES,
     Calls,
     NodeCache,
     Qualify,
     SessionNames,
+    call_text,
     catches_every_database_error,
+    chained_receiver,
     classify_call,
     database_error,
     own_nodes,
@@ -56,13 +59,21 @@ def _protected(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) -> set[st
 
 
 def session_work(
-    body: Sequence[ast.stmt], sessions: SessionNames, qualify: Qualify, calls: Calls | None = None
+    body: Sequence[ast.stmt],
+    sessions: SessionNames,
+    qualify: Qualify,
+    calls: Calls | None = None,
+    strict: bool = False,
 ) -> dict[str, ast.Call]:
-    """The first call doing work on each session in ``body`` whose failure would leave that
-    session's transaction aborted. Not work: staging calls (``add``, ``delete``), acquiring a
-    context (the items of a ``with``), and work shielded by a savepoint, a ``begin()`` block, a
-    fresh ``with ... as session``, or an inner ``try`` whose database handler rolls back first."""
+    """For each session ``body`` works on, the call that names the database error it can raise
+    and that would leave the session's transaction aborted: the first call that writes, else the
+    first that can fail (a write is where lock conflicts and constraint violations happen). Not
+    work: staging calls (``add``, ``delete``), acquiring a context (the items of a ``with``), and
+    work shielded by a savepoint, a ``begin()`` block, a fresh ``with ... as session``, or an inner
+    ``try`` whose database handler rolls back first (with ``strict``, only one that takes every
+    database error: the others leave the transaction aborted)."""
     work: dict[str, ast.Call] = {}
+    writing: dict[str, ast.Call] = {}
 
     def visit_block(block: Sequence[ast.AST], shielded: frozenset[str]) -> None:
         for item in block:
@@ -75,7 +86,8 @@ def session_work(
             visit_block(node.body, shielded | _protected(node, sessions))
             return
         if isinstance(node, _TRY):
-            visit_block(node.body, shielded | _rolled_back_by_handler(node, sessions, qualify, calls))
+            rolled_back = _rolled_back_by_handler(node, sessions, qualify, calls, strict)
+            visit_block(node.body, shielded | rolled_back)
             for handler in node.handlers:
                 visit_block(handler.body, shielded)
             visit_block(node.orelse, shielded)
@@ -87,28 +99,38 @@ def session_work(
             for found in classify_call(node, sessions, calls):
                 if found.kind == "use" and found.work and found.session not in shielded:
                     work.setdefault(found.session, node)
+                    if found.writes:
+                        writing.setdefault(found.session, node)
 
     visit_block(body, frozenset())
-    return work
+    return {session: writing.get(session, call) for session, call in work.items()}
 
 
 def _rolled_back_by_handler(
-    stmt: ast.Try, sessions: SessionNames, qualify: Qualify, calls: Calls | None
+    stmt: ast.Try, sessions: SessionNames, qualify: Qualify, calls: Calls | None, strict: bool = False
 ) -> set[str]:
     """Sessions that a handler of ``stmt`` catching database errors rolls back before using:
-    an error from that try body does not leave them aborted for an outer handler."""
+    an error from that try body does not leave them aborted for an outer handler. With
+    ``strict``, only sessions that every clause catching database errors rolls back, up to one
+    that takes them all: errors the clauses let through leave the transaction aborted."""
     names: set[str] = set()
+    every: set[str] | None = None
     for handler in stmt.handlers:
         if database_error(handler.type, qualify) is None:
             continue
+        resets: set[str] = set()
         used: set[str] = set()
         for line in handler.body:
             for call in sessions.nodes.calls_in(line):
                 for effect in classify_call(call, sessions, calls):
                     if effect.kind == "reset" and effect.session not in used:
-                        names.add(effect.session)
+                        resets.add(effect.session)
                     used.add(effect.session)
-    return names
+        names |= resets
+        every = resets if every is None else every & resets
+        if strict and catches_every_database_error(handler.type, qualify):
+            return every
+    return set() if strict else names
 
 
 @dataclass(frozen=True)
@@ -138,10 +160,13 @@ class AbortedUse:
     where: str
 
 
-# A taint: (session, catch index, phase, names the handler left None on this path).
-Taint = tuple[str, int, str, frozenset[str]]
+# What is known false on a path: (name, True) for a name that is None there, (name, False) for one
+# that is some other false value (``False``, ``0``, ``""``).
+Falsy = frozenset[tuple[str, bool]]
+# A taint: (session, catch index, phase, names known false on this path since the catch).
+Taint = tuple[str, int, str, Falsy]
 State = frozenset[Taint]
-_NONE: frozenset[str] = frozenset()
+_NONE: Falsy = frozenset()
 # Calls that never return: after one, nothing on that path runs.
 _NO_RETURN_CALLS = frozenset(
     {"sys.exit", "os._exit", "exit", "quit", "flask.abort", "werkzeug.exceptions.abort", "pytest.fail",
@@ -196,12 +221,18 @@ class AbortedSessionAnalysis:
         self._catch_index: dict[int, int] = {}
         self.found: dict[tuple[int, str, str], AbortedUse] = {}
         self._retry_targets: list[str] = []
+        self._retry_iterators: dict[str, ast.Call] = {}
+        # The blocks holding the statement being analysed, outermost first, with its position (or
+        # that of the statement holding it) in each.
+        self._blocks: list[tuple[Sequence[ast.stmt], int]] = []
         self._statement: ast.AST = function
         self._work_of: dict[int, dict[str, ast.Call]] = {}
 
     def run(self) -> list[AbortedUse]:
+        """The uses found, by catch (in the order the analysis met them: an inner ``try`` of a
+        ``try`` body before the outer one's clauses, an outer clause before a ``try`` in it)."""
         self.block(self.function.body, frozenset())
-        return list(self.found.values())
+        return [self.found[key] for key in sorted(self.found, key=lambda k: (k[0], k[2], k[1]))]
 
     # -- blocks and statements
 
@@ -209,13 +240,17 @@ class AbortedSessionAnalysis:
         current: State | None = state
         breaks: State = frozenset()
         continues: State = frozenset()
-        for item in body:
+        level = len(self._blocks)
+        self._blocks.append((body, 0))
+        for position, item in enumerate(body):
             if current is None:
                 break
+            self._blocks[level] = (body, position)
             exits = self.statement(item, current)
             breaks |= exits.breaks
             continues |= exits.continues
             current = exits.normal
+        del self._blocks[level:]
         return _Exits(current, breaks, continues)
 
     def statement(self, stmt: ast.stmt, state: State) -> _Exits:
@@ -302,7 +337,7 @@ class AbortedSessionAnalysis:
         if dotted is None:
             return state
         return frozenset(
-            (t[0], t[1], t[2], t[3] - {dotted}) if dotted in t[3] else t for t in state if t[0] != dotted
+            (t[0], t[1], t[2], frozenset(f for f in t[3] if f[0] != dotted)) for t in state if t[0] != dotted
         )
 
     def expression(self, node: ast.AST, state: State) -> State:
@@ -343,7 +378,9 @@ class AbortedSessionAnalysis:
         first_catch = len(self.catches)
         if retry:
             assert not isinstance(stmt, ast.While) and isinstance(stmt.target, ast.Name)
+            assert isinstance(stmt.iter, ast.Call)
             self._retry_targets.append(stmt.target.id)
+            self._retry_iterators[stmt.target.id] = stmt.iter
         top = state
         breaks: State = frozenset()
         for _ in range(self._MAX_LOOP_PASSES):
@@ -375,6 +412,7 @@ class AbortedSessionAnalysis:
         return self._catch_index[key]
 
     def try_statement(self, stmt: ast.Try, state: State) -> _Exits:
+        falsy = _false_before(self._blocks)
         body = self.block(stmt.body, state)
         catching: list[str | None] = []
         shadowed = False  # an earlier clause already took every database error
@@ -401,9 +439,10 @@ class AbortedSessionAnalysis:
             index = -1
             if exception is not None:
                 index = self._catch(handler, exception, work)
-                handler_entry = entry | frozenset((s, index, HANDLER, _NONE) for s in work)
+                unset = _unset_on_error(stmt.body, falsy, work, self.sessions, self.calls)
+                handler_entry = entry | frozenset((s, index, HANDLER, unset) for s in work)
             exits = self.block(handler.body, handler_entry)
-            normal.append(self._leave(exits.normal, index, _left_none(handler.body)))
+            normal.append(self._leave(exits.normal, index, _left_falsy(handler.body)))
             breaks |= self._leave(exits.breaks, index) or frozenset()
             continues |= self._leave(exits.continues, index) or frozenset()
         after = _Exits(_union(*normal), breaks, continues)
@@ -428,7 +467,7 @@ class AbortedSessionAnalysis:
         return found
 
     @staticmethod
-    def _leave(state: State | None, index: int, nones: frozenset[str] = _NONE) -> State | None:
+    def _leave(state: State | None, index: int, nones: Falsy = _NONE) -> State | None:
         """Leaving the handler: its taints now describe the path after the try statement, on
         which the names the handler set to None are None."""
         if state is None or index < 0:
@@ -443,11 +482,11 @@ class AbortedSessionAnalysis:
             state = self.expression(item.context_expr, state)
             if item.optional_vars is not None:
                 state = self._rebind(item.optional_vars, state)
+        head = stmt.items[0].context_expr if len(stmt.items) == 1 else None
         attempt = (
-            len(stmt.items) == 1
+            isinstance(head, ast.Name)
             and stmt.items[0].optional_vars is None
-            and isinstance(stmt.items[0].context_expr, ast.Name)
-            and stmt.items[0].context_expr.id in self._retry_targets
+            and head.id in self._retry_targets
         )
         exits = self.block(stmt.body, state)
         ended = _transaction_blocks(stmt, self.sessions)
@@ -462,7 +501,12 @@ class AbortedSessionAnalysis:
             )
         if not attempt:
             return exits
-        work = self._work(stmt.body)
+        retrying = self._retry_iterators.get(head.id) if isinstance(head, ast.Name) else None
+        work = {
+            session: call
+            for session, call in self._work(stmt.body).items()
+            if retrying is None or not callbacks_reset(retrying, session, self.sessions, self.calls)
+        }
         if not work:
             return exits
         index = self._catch(stmt, "a tenacity `with attempt:` block (it swallows the error to retry)", work)
@@ -487,29 +531,101 @@ def _transaction_blocks(stmt: ast.With | ast.AsyncWith, sessions: SessionNames) 
     return found
 
 
-def _left_none(body: Sequence[ast.stmt]) -> frozenset[str]:
-    """Names a handler's top-level statements leave set to None (``deployment = None``)."""
-    names: set[str] = set()
+def _falsy_constant(value: ast.AST) -> bool | None:
+    """True for ``None``, False for another false constant (``False``, ``0``, ``""``), None else."""
+    if not isinstance(value, ast.Constant) or value.value:
+        return None
+    return value.value is None
+
+
+def _left_falsy(body: Sequence[ast.stmt]) -> Falsy:
+    """Names a handler's top-level statements leave set to a false constant (``deployment =
+    None``, ``ok = False``)."""
+    names: dict[str, bool] = {}
     for statement in body:
         if isinstance(statement, ast.Assign):
             for target in statement.targets:
                 if isinstance(target, ast.Name):
-                    value = statement.value
-                    if isinstance(value, ast.Constant) and value.value is None:
-                        names.add(target.id)
+                    kind = _falsy_constant(statement.value)
+                    if kind is None:
+                        names.pop(target.id, None)
                     else:
-                        names.discard(target.id)
-    return frozenset(names)
+                        names[target.id] = kind
+    return frozenset(names.items())
 
 
-def _none_test(test: ast.AST) -> tuple[str, bool] | None:
-    """``x is None`` / ``not x`` / ``x == None`` -> (x, True); ``x`` / ``x is not None`` ->
-    (x, False): the name the test is about, and whether the test holds when it is None."""
+def _assigned_names(node: ast.AST) -> set[str]:
+    """Names a statement binds anywhere inside it (not in nested scopes)."""
+    found: set[str] = set()
+    for inner in [node, *own_nodes(node)]:
+        if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+            found.add(inner.id)
+    return found
+
+
+def _false_before(blocks: Sequence[tuple[Sequence[ast.stmt], int]]) -> dict[str, bool]:
+    """Names known false where the statement at the end of ``blocks`` starts: the last statement
+    before it that binds them sets them to a false constant (``should_retry = False``). Looking
+    out of a loop, names the loop binds anywhere are not known: an earlier iteration may have."""
+    falsy: dict[str, bool] = {}
+    seen: set[str] = set()
+    for level in range(len(blocks) - 1, -1, -1):
+        body, position = blocks[level]
+        if level < len(blocks) - 1 and isinstance(body[position], _LOOP):
+            seen |= _assigned_names(body[position])
+        for statement in reversed(body[:position]):
+            bound = _assigned_names(statement) - seen
+            seen |= bound
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+                kind = _falsy_constant(statement.value)
+                if isinstance(target, ast.Name) and target.id in bound and kind is not None:
+                    falsy[target.id] = kind
+    return falsy
+
+
+def _unset_on_error(
+    body: Sequence[ast.stmt],
+    before: dict[str, bool],
+    work: dict[str, ast.Call],
+    sessions: SessionNames,
+    calls: Calls | None,
+) -> Falsy:
+    """Of the names false before the ``try`` (``before``), those still false when its body fails
+    in the database: the body binds them only after its last statement that works on the
+    session, or by that statement's own assignment (``x = session.get(...)`` binds nothing when
+    the call fails)."""
+    if not before:
+        return _NONE
+    falsy = dict(before)
+    last = -1
+    for position, statement in enumerate(body):
+        for call in sessions.nodes.calls_in(statement):
+            effects = classify_call(call, sessions, calls)
+            if any(e.kind == "use" and e.work and e.session in work for e in effects):
+                last = position
+                break
+    for position, statement in enumerate(body):
+        if position > last:
+            break
+        bound = _assigned_names(statement)
+        if position == last and isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            bound -= {t.id for t in targets if isinstance(t, ast.Name)}
+        for name in bound:
+            falsy.pop(name, None)
+    return frozenset(falsy.items())
+
+
+def _none_test(test: ast.AST) -> tuple[str, bool, bool] | None:
+    """``x is None`` / ``not x`` / ``x == None`` -> (x, True, ...); ``x`` / ``x is not None`` ->
+    (x, False, ...): the name the test is about, whether the test holds when it is None, and
+    whether it tests truth (so that it holds the same for any false value)."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         inner = _none_test(test.operand)
-        return (inner[0], not inner[1]) if inner is not None else None
+        return (inner[0], not inner[1], inner[2]) if inner is not None else None
     if isinstance(test, ast.Name):
-        return test.id, False
+        return test.id, False, True
     if (
         isinstance(test, ast.Compare)
         and len(test.ops) == 1
@@ -518,23 +634,25 @@ def _none_test(test: ast.AST) -> tuple[str, bool] | None:
         and test.comparators[0].value is None
     ):
         if isinstance(test.ops[0], (ast.Is, ast.Eq)):
-            return test.left.id, True
+            return test.left.id, True, False
         if isinstance(test.ops[0], (ast.IsNot, ast.NotEq)):
-            return test.left.id, False
+            return test.left.id, False, False
     return None
 
 
 def _split_on_none(test: ast.AST, state: State) -> tuple[State, State]:
     """The taints that can reach each branch of ``if test``: on a path where the handler left
-    ``x`` None, ``if not x: raise ...`` always takes its first branch."""
+    ``x`` None, ``if not x: raise ...`` always takes its first branch; where ``x`` is still the
+    ``False`` it was before the ``try``, ``if x:`` never takes it."""
     about = _none_test(test)
     if about is None:
         return state, state
-    name, holds_when_none = about
+    name, holds_when_none, truth = about
     then: set[Taint] = set()
     other: set[Taint] = set()
     for taint in state:
-        if name in taint[3]:
+        kinds = {is_none for known, is_none in taint[3] if known == name}
+        if True in kinds or (truth and False in kinds):
             (then if holds_when_none else other).add(taint)
         else:
             then.add(taint)
@@ -579,10 +697,11 @@ def aborted_session_uses(
     providers: Sequence[str] = (),
     calls: Calls | None = None,
     in_project: Callable[[str], bool] = lambda qualified: True,
+    canonical: Callable[[str], str] = lambda qualified: qualified,
 ) -> tuple[list[AbortedUse], SessionNames]:
     """Every use of a session that a swallowed database error may have left aborted."""
     sessions = SessionNames(
-        function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project
+        function, qualify, session_patterns, NodeCache(), lock_helpers, providers, in_project, canonical
     )
     if not sessions.any() and (calls is None or not calls.shares_sessions()):
         return [], sessions  # no session here, and none the project shares between modules
@@ -626,9 +745,51 @@ def retried_session_work(
         params = {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
         for session, call in session_work(function.body, sessions, qualify, calls).items():
             handed = session in params or ("." in session and not session.startswith(("self.", "cls.")))
-            if handed and not _rolls_back(function, session, sessions, calls):
-                return RetriedWork(decorator, name, session, call)
+            if not handed or _rolls_back(function, session, sessions, calls):
+                continue
+            if isinstance(decorator, ast.Call) and callbacks_reset(decorator, session, sessions, calls):
+                continue  # a callback run between tries rolls the session back
+            return RetriedWork(decorator, name, session, call)
     return None
+
+
+# Keywords of a retry decorator or iterator whose callables run between two tries: backoff's
+# ``on_backoff``, tenacity's ``before`` (before each try), ``after`` (after a failed try that
+# will be retried) and ``before_sleep``. Not ``on_giveup``, ``on_success`` or tenacity's
+# ``retry_error_callback``: they run once the retrying is over.
+_BETWEEN_TRIES = frozenset({"on_backoff", "before", "after", "before_sleep"})
+
+
+def callbacks_reset(retrying: ast.Call, session: str, sessions: SessionNames, calls: Calls | None) -> bool:
+    """Whether a callable that ``retrying`` (``@backoff.on_exception(...)``, ``Retrying(...)``)
+    runs between tries resets ``session``: a lambda whose body rolls it back, or a project
+    function that resets it before any work; then every retry starts on a clean session."""
+    for keyword in retrying.keywords:
+        if keyword.arg not in _BETWEEN_TRIES:
+            continue
+        value = keyword.value
+        handlers = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
+        if any(_callback_resets(handler, session, sessions, calls) for handler in handlers):
+            return True
+    return False
+
+
+def _callback_resets(handler: ast.AST, session: str, sessions: SessionNames, calls: Calls | None) -> bool:
+    if isinstance(handler, ast.Lambda):
+        for call in sessions.nodes.calls_in(handler.body):
+            func = call.func
+            if isinstance(func, ast.Attribute) and func.attr in RESET_METHODS:
+                receiver = dotted_name(chained_receiver(func.value))
+                if receiver is not None and sessions.key(receiver) == session:
+                    return True
+            if any(e.kind == "reset" and e.session == session for e in classify_call(call, sessions, calls)):
+                return True
+        return False
+    if isinstance(handler, (ast.Name, ast.Attribute)) and calls is not None:
+        callee = calls.callee(ast.Call(func=handler, args=[], keywords=[]))
+        effect = callee.effects.get(session) if callee is not None else None
+        return effect is not None and effect.resets_first
+    return False
 
 
 def _rolls_back(
@@ -677,3 +838,353 @@ def _retries_database_errors(
                 if dotted_name(exc) in raised:
                     return True
     return False
+
+
+# -- remedies ---------------------------------------------------------------------------------
+
+SAVEPOINT, ROLLBACK = "savepoint", "rollback"
+
+_TRY_STAR = getattr(ast, "TryStar", None)
+_LOOP = (ast.For, ast.AsyncFor, ast.While)
+_WITH = (ast.With, ast.AsyncWith)
+# Calls on the session in a ``try`` body that rule out wrapping that body in a savepoint.
+_ENDS_TRANSACTION = frozenset({"commit", "rollback", "close", "invalidate", "reset", "remove"})
+
+EXCEPT_STAR = (
+    "the errors an `except*` clause receives may come from concurrent tasks, and neither a "
+    "rollback nor a savepoint on one session shared by concurrent tasks is safe (SQLAlchemy wants "
+    "one session per task); fix it by hand"
+)
+MYSQL_SAVEPOINT = (
+    "on MySQL/MariaDB (in `dialects`) a deadlock rolls back the whole transaction, savepoint "
+    "included: the work before the `try` is lost anyway and the handler gets error 1305 (SAVEPOINT "
+    "does not exist) instead of the deadlock 1213"
+)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """How one except clause (or ``with attempt:``) and one session are fixed: ``kind`` is
+    SAVEPOINT, ROLLBACK or None (no fix); ``reason`` says why the fix is unsafe, or why there is
+    none ("" for a safe fix)."""
+
+    kind: str | None
+    safe: bool
+    reason: str = ""
+    # What a rollback first in the handler would also discard, in a few words ("the caller's work
+    # in this transaction"): "" when nothing; and the ``with`` block whose transaction it would end.
+    discards: str = ""
+    block: str = ""
+
+
+# -- remedies: which fix, and is it safe (the message and --fix share the decision) -----------
+
+
+class FunctionView:
+    """One function's ast with what the decisions ask of it: parents, its sessions, and the
+    project's helpers (what they do to the sessions they are handed)."""
+
+    def __init__(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        sessions: SessionNames,
+        calls: Calls | None = None,
+    ) -> None:
+        self.node = node
+        self.sessions = sessions
+        self.calls = calls
+        self.parents: dict[ast.AST, ast.AST] = {}
+        for parent in ast.walk(node):
+            for child in ast.iter_child_nodes(parent):
+                self.parents[child] = parent
+
+    def ancestors(self, node: ast.AST) -> list[ast.AST]:
+        """From ``node``'s parent up to the function, not included."""
+        found = []
+        current = self.parents.get(node)
+        while current is not None and current is not self.node:
+            found.append(current)
+            current = self.parents.get(current)
+        return found
+
+    def parameters(self) -> set[str]:
+        args = self.node.args
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+        return set(names)
+
+
+def remedy_for(
+    aborted: AbortedUse,
+    function: FunctionView,
+    dialects: Sequence[str],
+    awaited: bool,
+    written: str | None = None,
+) -> Remedy:
+    """The fix for the except clause (or ``with attempt:``) behind ``aborted`` and its session
+    (``written`` is how the function names it, when that differs from its key: ``db.session``).
+    A session known only by its name (``session-names``) may be something else that has no
+    ``rollback()`` or ``begin_nested()``, so its fix is never safe."""
+    remedy = _remedy(aborted, function, dialects, awaited, written or aborted.session)
+    session = written or aborted.session
+    declared = function.sessions.declared
+    if remedy.kind is None or not remedy.safe or session in declared or aborted.session in declared:
+        return remedy
+    method = "begin_nested" if remedy.kind == SAVEPOINT else "rollback"
+    return replace(
+        remedy,
+        safe=False,
+        reason=f"`{session}` is a session only by its name (`session-names`): if it is not a "
+        f"SQLAlchemy session or connection, it may have no `{method}()`",
+    )
+
+
+def _remedy(
+    aborted: AbortedUse, function: FunctionView, dialects: Sequence[str], awaited: bool, session: str
+) -> Remedy:
+    catch, key = aborted.catch.node, aborted.session
+    autocommit = _autocommit(function)
+    if autocommit is not None:
+        return Remedy(
+            None,
+            False,
+            f'the function sets isolation_level="AUTOCOMMIT" (line {autocommit}): a failed statement '
+            "aborts no transaction there, and a savepoint cannot be set outside one",
+        )
+    if isinstance(catch, ast.ExceptHandler):
+        anchor = function.parents[catch]
+        if _TRY_STAR is not None and isinstance(anchor, _TRY_STAR):
+            return Remedy(None, False, EXCEPT_STAR)
+        assert isinstance(anchor, ast.Try)
+        body, where = anchor.body, "the `try` body"
+    else:
+        assert isinstance(catch, _WITH)
+        anchor, body, where = catch, catch.body, "the `with attempt:` body"
+    if awaited and not isinstance(function.node, ast.AsyncFunctionDef):
+        return Remedy(
+            None,
+            False,
+            f"`{session}` is asynchronous but `{function.node.name}` is not a coroutine function, so "
+            f"neither `await {session}.rollback()` nor `async with {session}.begin_nested():` can go there",
+        )
+    no_savepoint = _savepoint_obstacle(body, where, key, session, function)
+    block = _transaction_block(anchor, key, function)
+    if block is not None:
+        if no_savepoint is None:
+            return replace(_savepoint(dialects), block=block)
+        return Remedy(
+            None,
+            False,
+            f"inside `{block}` a `{session}.rollback()` would end the block's transaction and its next "
+            'statement would raise "Can\'t operate on closed transaction inside context manager", '
+            f"and no savepoint can go around {where}: {no_savepoint}; re-raise, or fix it by hand",
+        )
+    risk = _rollback_risk(anchor, catch, key, session, function)
+    if risk is None:
+        return Remedy(ROLLBACK, True)
+    reason, discards = risk
+    if no_savepoint is None:
+        return replace(_savepoint(dialects), discards=discards)
+    return Remedy(ROLLBACK, False, f"{reason} (no savepoint instead: {no_savepoint})", discards)
+
+
+def _autocommit(function: FunctionView) -> int | None:
+    """The line of an ``isolation_level="AUTOCOMMIT"`` option in the function, if it has one."""
+    for node in own_nodes(function.node):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "isolation_level"
+            and isinstance(node.value, ast.Constant)
+            and str(node.value.value).upper() == "AUTOCOMMIT"
+        ):
+            return node.value.lineno
+    return None
+
+
+def _savepoint(dialects: Sequence[str]) -> Remedy:
+    if "mysql" in {normalise(d) for d in dialects}:
+        return Remedy(
+            SAVEPOINT, False, f"`begin_nested()` keeps earlier work on PostgreSQL, but {MYSQL_SAVEPOINT}"
+        )
+    return Remedy(SAVEPOINT, True)
+
+
+def _calls_of(body: Sequence[ast.stmt]) -> Iterable[ast.Call]:
+    """The calls of a block, not looking into nested functions, classes or lambdas."""
+    for statement in body:
+        if isinstance(statement, SCOPES):
+            continue
+        for node in own_nodes(statement):
+            if isinstance(node, ast.Call):
+                yield node
+
+
+def _savepoint_obstacle(
+    body: Sequence[ast.stmt], where: str, key: str, session: str, function: FunctionView
+) -> str | None:
+    """Why ``body`` (``where``, for the message) cannot run under ``with session.begin_nested():``
+    (``key`` is the session's key, ``session`` its name as written)."""
+    sessions = function.sessions
+    for call in _calls_of(body):
+        func = call.func
+        if not isinstance(func, ast.Attribute) or sessions.of(chained_receiver(func.value)) != key:
+            for effect in classify_call(call, sessions, function.calls):
+                if effect.session == key and effect.ends:
+                    return (
+                        f"{where} calls `{call_text(call, session)}` (line {call.lineno}), which "
+                        f"commits, rolls back or closes `{session}` and would end the savepoint's "
+                        "transaction"
+                    )
+            continue
+        if func.attr in _ENDS_TRANSACTION:
+            return (
+                f"{where} calls `{session}.{func.attr}()` (line {call.lineno}), which would end "
+                "the savepoint's transaction"
+            )
+        if func.attr == "begin":
+            return f"{where} begins a transaction itself (line {call.lineno})"
+        if func.attr == "flush":
+            return (
+                f"`begin_nested()` flushes pending changes before its SAVEPOINT, so a failing "
+                f"`{session}.flush()` (line {call.lineno}) would still abort the transaction"
+            )
+    return None
+
+
+def _transaction_block(anchor: ast.AST, session: str, function: FunctionView) -> str | None:
+    """The ``with`` holding ``anchor`` that opened ``session``'s transaction as a block
+    (``session.begin()``, ``begin_nested()``, ``engine.begin() as conn``), as source text."""
+    for outer in function.ancestors(anchor):
+        if not isinstance(outer, _WITH):
+            continue
+        for item in outer.items:
+            expr = item.context_expr
+            if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
+                continue
+            method = expr.func.attr
+            owner = function.sessions.of(expr.func.value)
+            bound = dotted_name(item.optional_vars) if item.optional_vars is not None else None
+            if (method in ("begin", "begin_nested") and owner == session) or (
+                method == "begin" and bound == session
+            ):
+                prefix = "async with" if isinstance(outer, ast.AsyncWith) else "with"
+                return f"{prefix} {ast.unparse(item)}:"
+    return None
+
+
+def _rollback_risk(
+    anchor: ast.stmt, catch: ast.AST, key: str, session: str, function: FunctionView
+) -> tuple[str, str] | None:
+    """Why ``session.rollback()`` may discard work done before the ``try``, and that work in a
+    few words; None when it cannot: the session is created in this function, does no work before
+    the ``try``, and the ``try`` does not run in a loop (a tenacity retry loop aside) that would
+    make earlier iterations earlier work."""
+    rollback = f"`{session}.rollback()`"
+    if session in function.parameters():
+        return (
+            f"{rollback} would also discard what the caller did in this transaction "
+            f"(`{session}` is a parameter)",
+            "the caller's work",
+        )
+    creation = _creation(session, anchor, function)
+    if creation is None:
+        return (
+            f"`{session}` is not created in this function, so {rollback} would also discard work "
+            "done on it before",
+            "the transaction's earlier work",
+        )
+    binding, scope = creation
+    earlier = _earlier_use(key, binding, anchor, function)
+    if earlier is not None:
+        return (
+            f"{rollback} would also discard what `{session}` did earlier in this function (line {earlier})",
+            f"the work done since line {earlier}",
+        )
+    retry_loop = function.parents.get(catch) if isinstance(catch, _WITH) else None
+    for outer in function.ancestors(anchor):
+        if outer is scope:
+            break
+        if isinstance(outer, _LOOP) and outer is not retry_loop:
+            return (
+                f"the `try` runs in a loop (line {outer.lineno}), so {rollback} would also discard "
+                "what earlier iterations did",
+                "earlier iterations' work",
+            )
+    return None
+
+
+def _creates_session(value: ast.AST) -> bool:
+    """``Session()``, ``SessionLocal()``, ``create_session()``, ``sessionmaker(...)()``,
+    ``engine.connect()``: a call that hands out a session or connection of its own."""
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func.func if isinstance(value.func, ast.Call) else value.func
+    callee = dotted_name(func)
+    if callee is None:
+        return False
+    last = callee.rsplit(".", 1)[-1].lower()
+    return "session" in last or last == "connect"
+
+
+def _creation(session: str, anchor: ast.stmt, function: FunctionView) -> tuple[ast.stmt, ast.AST] | None:
+    """The one statement of this function that creates ``session`` and is in force at ``anchor``,
+    and the innermost node that holds both: ``(with, with)`` for a ``with ... as session:``
+    holding ``anchor``; ``(assign, owner)`` for ``session = Factory()`` earlier in the block (of
+    ``owner``) that holds ``anchor`` or one of its ancestors. None when the name is bound
+    elsewhere, more than once, or otherwise."""
+    if "." in session:
+        return None
+    bindings = [
+        node
+        for node in own_nodes(function.node)
+        if (isinstance(node, ast.Name) and node.id == session and isinstance(node.ctx, ast.Store))
+        or (isinstance(node, ast.ExceptHandler) and node.name == session)
+        or (isinstance(node, (ast.Global, ast.Nonlocal)) and session in node.names)
+        or (isinstance(node, ast.alias) and (node.asname or node.name) == session)
+    ]
+    if len(bindings) != 1 or not isinstance(bindings[0], ast.Name):
+        return None
+    holder = function.parents.get(bindings[0])
+    chain = [anchor, *function.ancestors(anchor)]
+    if isinstance(holder, ast.withitem) and _creates_session(holder.context_expr):
+        statement = function.parents.get(holder)
+        if isinstance(statement, _WITH) and statement in chain:
+            return statement, statement
+        return None
+    if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and _creates_session(holder.value):
+        for node in chain:
+            block = _block_of(node, function)
+            if block is not None and holder in block:
+                owner = function.parents[node]
+                return (holder, owner) if block.index(holder) < block.index(node) else None
+    return None
+
+
+def _block_of(statement: ast.AST, function: FunctionView) -> list[ast.AST] | None:
+    """The statement list that holds ``statement``."""
+    parent = function.parents.get(statement)
+    if parent is None:
+        return None
+    for name in ("body", "orelse", "finalbody", "handlers"):
+        block = getattr(parent, name, None)
+        if isinstance(block, list) and statement in block:
+            return block
+    return None
+
+
+def _earlier_use(session: str, binding: ast.stmt, anchor: ast.stmt, function: FunctionView) -> int | None:
+    """The line of the first use of ``session`` written after ``binding`` and before ``anchor``."""
+    if isinstance(binding, _WITH):
+        last = binding.items[-1].optional_vars or binding.items[-1].context_expr
+        after = (last.end_lineno or last.lineno, last.end_col_offset or 0)
+    else:
+        after = (binding.end_lineno or binding.lineno, binding.end_col_offset or 0)
+    before = (anchor.lineno, anchor.col_offset)
+    uses = [
+        node.lineno
+        for node in own_nodes(function.node)
+        if isinstance(node, ast.Call)
+        and after <= (node.lineno, node.col_offset) < before
+        and any(c.session == session and c.kind == "use" for c in classify_call(node, function.sessions))
+    ]
+    return min(uses) if uses else None

@@ -29,13 +29,32 @@ RESET_METHODS = frozenset({"rollback", "close", "invalidate", "reset", "remove"}
 # Session methods that only stage objects for the next flush: they raise no database error, so
 # they are not work that can abort the transaction (they are still uses of a dead session).
 STAGING_METHODS = frozenset({"add", "add_all", "delete"})
-# Session methods that never talk to the database, so calling them is not a use.
+# Session methods that never talk to the database, so calling them is not a use. ``connection()``
+# and ``execution_options()`` send no SQL (and ``connection()`` returns normally on an aborted
+# PostgreSQL transaction): a call chained on their result is a call on the session itself.
 PASSIVE_METHODS = frozenset(
     {
         "in_transaction", "in_nested_transaction", "is_modified", "expunge", "expunge_all",
         "get_bind", "get_transaction", "get_nested_transaction", "expire", "expire_all",
-        "enable_relationship_loading",
+        "enable_relationship_loading", "connection", "execution_options",
     }
+)  # fmt: skip
+# Methods whose result stands for the session in a chained call (``session.connection().execute``).
+_CHAINED_METHODS = frozenset({"connection", "execution_options"})
+# Session methods that write, or make the transaction's pending writes land (``commit``/``flush``).
+WRITE_METHODS = frozenset(
+    {
+        "commit", "flush", "add", "add_all", "merge", "delete", "bulk_save_objects",
+        "bulk_insert_mappings", "bulk_update_mappings",
+    }
+)  # fmt: skip
+# Session methods that run the statement they are given: whether they write depends on it.
+EXECUTE_METHODS = frozenset({"execute", "exec_driver_sql", "scalar", "scalars", "stream", "stream_scalars"})
+# Statement constructors (the innermost call of a chain) that write, and SQL verbs that do.
+_WRITING_BUILDERS = frozenset({"insert", "update", "delete", "merge", "upsert", "replace"})
+_WRITING_VERBS = frozenset(
+    {"insert", "update", "delete", "merge", "upsert", "replace", "create", "alter", "drop", "truncate",
+     "grant", "revoke", "copy", "call", "lock"}
 )  # fmt: skip
 # Calls that can take a session as an argument without doing database work with it.
 _PASSIVE_CALLEES = frozenset(
@@ -164,15 +183,37 @@ _ENGINE_URL = re.compile(r"^\s*(?P<scheme>[\w]+)(?:\+\w+)?://")
 
 
 @dataclass(frozen=True)
+class SessionEffect:
+    """What a project function does to one session along its body, answering the two questions
+    the analysis asks of a call to it.
+
+    ``resets_first``: it resets the session (``rollback()``...) before any work on it, so that a
+    call to it in a handler makes the session usable again. ``work``: some call in it can fail in
+    the database and leave the transaction aborted for the caller (one not shielded by a
+    savepoint, or by a handler of its own that rolls back every database error), so that a call to
+    it in a ``try`` body is work. Staging (``add``) before a ``commit()`` is work through the
+    commit: the strongest effect along the body counts, not the first. ``writes``: it writes, or
+    commits or flushes writes, so that on an aborted transaction its write never lands (else a
+    call to it only fails). ``uses``: it touches the session at all besides resetting it.
+    ``ends``: it commits, rolls back, closes or begins the session's transaction somewhere, so
+    that a call to it cannot run under a savepoint of the caller's."""
+
+    resets_first: bool = False
+    work: bool = False
+    writes: bool = False
+    uses: bool = False
+    ends: bool = False
+
+
+@dataclass(frozen=True)
 class Callee:
     """What a project function does to the sessions it is handed or shares: for each of its
-    parameters (by name) and each module-level session it uses (by qualified name), the first
-    effect along its body: ``reset``, ``work`` (a call that can fail and abort the transaction)
-    or ``use`` (staging only)."""
+    parameters (by name) and each module-level session it uses (by qualified name), its
+    :class:`SessionEffect`."""
 
     params: tuple[str, ...]
     bound_first: bool
-    effects: dict[str, str] = field(hash=False, compare=False)
+    effects: dict[str, SessionEffect] = field(hash=False, compare=False)
     name: str = ""
 
 
@@ -209,8 +250,12 @@ class SessionNames:
         lock_helpers: Sequence[str] = (),
         providers: Sequence[str] = (),
         in_project: Callable[[str], bool] = lambda qualified: True,
+        canonical: Callable[[str], str] = lambda qualified: qualified,
     ) -> None:
         self.qualify = qualify
+        # A module-level session's qualified name as the module that binds it has it (a package
+        # may re-export it): the key helpers and callers share.
+        self.canonical = canonical
         # Whether a qualified name is the project's own (else an installed library's).
         self.in_project = in_project
         self.nodes = nodes
@@ -228,6 +273,7 @@ class SessionNames:
         # How this function writes each session key it uses (``db.session`` for a qualified key).
         self.written: dict[str, str] = {}
         self._assigned: dict[str, ast.AST] = {}
+        self._bindings: dict[str, list[ast.AST]] = {}
         self._engines: dict[str, bool] = {}  # local engine names: do they reach a transactional database
         for statement in function.body:
             for call in nodes.calls_in(statement):
@@ -244,6 +290,15 @@ class SessionNames:
             elif isinstance(node, ast.Assign) and len(node.targets) == 1:
                 self._read_savepoint(node.targets[0], node.value)
                 self._read_binding(node.targets[0], node.value, False)
+
+    def bound_values(self, dotted: str) -> list[ast.AST]:
+        """The expressions bound to ``dotted`` in the function (``stmt = update(...)``, then
+        ``stmt = stmt.where(...)``)."""
+        return self._bindings.get(dotted, [])
+
+    def binds(self, dotted: str) -> bool:
+        """Whether the function binds ``dotted`` (to some expression)."""
+        return dotted in self._bindings
 
     def any(self) -> bool:
         """Whether the function has a session of its own at all (else only helpers' shared ones)."""
@@ -274,7 +329,7 @@ class SessionNames:
         if head in ("self", "cls"):
             return dotted
         qualified = self.qualify(ast.parse(dotted, mode="eval").body) if "." in dotted else None
-        return qualified or dotted
+        return self.canonical(qualified) if qualified else dotted
 
     # -- evidence
 
@@ -369,6 +424,7 @@ class SessionNames:
         if dotted is None:
             return
         self._assigned[dotted] = value
+        self._bindings.setdefault(dotted, []).append(value)
         if isinstance(value, ast.Await):
             value = value.value
         if not isinstance(value, ast.Call):
@@ -499,32 +555,66 @@ def _transactional_url(call: ast.Call) -> bool:
 @dataclass(frozen=True)
 class SessionCall:
     """A call that uses a session (``kind`` "use") or ends its transaction ("reset"); ``work``
-    when the call itself can fail in the database and abort the transaction."""
+    when the call itself can fail in the database and abort the transaction; ``writes`` when it
+    writes, or commits or flushes writes (on an aborted transaction its write never lands);
+    ``ends`` when it commits, rolls back, closes or begins the session's transaction."""
 
     session: str
     kind: str
     call: ast.Call
     work: bool = True
+    writes: bool = False
+    ends: bool = False
+
+
+def chained_receiver(node: ast.AST) -> ast.AST:
+    """``session`` for ``session.connection()`` / ``(await session.connection())``: a call chained
+    on such a result runs on the session itself."""
+    inner = node.value if isinstance(node, ast.Await) else node
+    if (
+        isinstance(inner, ast.Call)
+        and isinstance(inner.func, ast.Attribute)
+        and inner.func.attr in _CHAINED_METHODS
+    ):
+        return chained_receiver(inner.func.value)
+    return node
+
+
+def _helper_effects(session: str, call: ast.Call, effect: SessionEffect) -> list[SessionCall]:
+    """A call to a project function, as the analysis sees it for one session: a reset when the
+    function resets the session before any work, then a use when it does more with it."""
+    found: list[SessionCall] = []
+    if effect.resets_first:
+        found.append(SessionCall(session, "reset", call, ends=True))
+    if effect.uses or effect.work:
+        found.append(SessionCall(session, "use", call, effect.work, effect.writes, effect.ends))
+    return found
 
 
 def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = None) -> list[SessionCall]:
     """What ``call`` does to sessions: a method on a session, or a session passed to a function
-    (whose own first effect on it decides, when it is a project function the analysis can read)."""
+    (whose own effects on it decide, when it is a project function the analysis can read)."""
     found: list[SessionCall] = []
     func = call.func
     receiver: str | None = None
     if isinstance(func, ast.Attribute) and func.attr == "rollback":
         savepoint = dotted_name(func.value)
         if savepoint in sessions.savepoints:
-            return [SessionCall(sessions.savepoints[savepoint], "reset", call)]
+            return [SessionCall(sessions.savepoints[savepoint], "reset", call, ends=True)]
     if isinstance(func, ast.Attribute):
-        receiver = sessions.of(func.value)
+        receiver = sessions.of(chained_receiver(func.value))
         if receiver is not None:
             method = func.attr
             if method in RESET_METHODS:
-                return [SessionCall(receiver, "reset", call)]
+                return [SessionCall(receiver, "reset", call, ends=True)]
             if method not in PASSIVE_METHODS and not method.startswith("__"):
-                found.append(SessionCall(receiver, "use", call, method not in STAGING_METHODS))
+                writes = call_writes(call, sessions)
+                ends = method in ("commit", "begin")
+                found.append(SessionCall(receiver, "use", call, method not in STAGING_METHODS, writes, ends))
+    if receiver is None and isinstance(func, ast.Attribute) and func.attr in _QUERY_WRITES:
+        queried = _queried_session(func.value, sessions)
+        if queried is not None:  # ``session.query(M).filter(...).delete()``: a legacy Query write
+            found.append(SessionCall(queried, "use", call, True, True))
     callee = dotted_name(func)
     if callee is not None and _last(callee) in _PASSIVE_CALLEES:
         return found
@@ -553,17 +643,86 @@ def classify_call(call: ast.Call, sessions: SessionNames, calls: Calls | None = 
             found.append(SessionCall(session, "use", call))  # what it does with it is unknown: a use
             continue
         effect = known.effects.get(param)
-        if effect == "reset":
-            found.append(SessionCall(session, "reset", call))
-        elif effect is not None:
-            found.append(SessionCall(session, "use", call, effect == "work"))
+        if effect is not None:
+            found.extend(_helper_effects(session, call, effect))
     if known is not None:
         for shared, effect in known.effects.items():
             if "." in shared and not any(f.session == shared for f in found):
-                found.append(
-                    SessionCall(shared, "reset" if effect == "reset" else "use", call, effect == "work")
-                )
+                found.extend(_helper_effects(shared, call, effect))
     return found
+
+
+# Methods of SQLAlchemy's legacy ``Query`` that write the rows it selects.
+_QUERY_WRITES = frozenset({"update", "delete"})
+
+
+def _queried_session(node: ast.AST, sessions: SessionNames) -> str | None:
+    """The session of ``<session>.query(...)`` that starts a chain of method calls (``.filter(...)
+    .order_by(...)``) ending at ``node``, if it is one."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "query":
+            return sessions.of(chained_receiver(node.func.value))
+        node = node.func.value
+    return None
+
+
+def call_writes(call: ast.Call, sessions: SessionNames) -> bool:
+    """Whether a call on a session writes (``add``, ``merge``, ``execute(update(...))``) or makes
+    the transaction's writes land (``flush``, ``commit``); reads and locking reads
+    (``get(..., with_for_update=True)``, ``execute(select(...).with_for_update())``) do not."""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    if func.attr in WRITE_METHODS:
+        return True
+    if func.attr in EXECUTE_METHODS and call.args:
+        return statement_writes(call.args[0], sessions)
+    return False
+
+
+def statement_writes(node: ast.AST, sessions: SessionNames, depth: int = 0) -> bool:
+    """Whether a statement writes: its innermost constructor is ``insert``/``update``/``delete``
+    (``update(M).where(...)``, ``M.__table__.delete()``, ``insert(M).values(...).returning(...)``),
+    or its SQL text starts with a writing verb; a name bound in the function to one is followed.
+    What cannot be read (a statement a helper built) is taken as a read."""
+    if isinstance(node, ast.Await):
+        node = node.value
+    if isinstance(node, ast.Name):
+        return depth < 3 and any(
+            statement_writes(value, sessions, depth + 1) for value in sessions.bound_values(node.id)
+        )
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _sql_writes(node.value)
+    if isinstance(node, ast.JoinedStr):
+        head = node.values[0] if node.values else None
+        return isinstance(head, ast.Constant) and isinstance(head.value, str) and _sql_writes(head.value)
+    innermost: ast.Call | None = None
+    current: ast.AST = node
+    while isinstance(current, (ast.Call, ast.Attribute, ast.Subscript)):
+        if isinstance(current, ast.Call):
+            innermost = current
+            current = current.func
+        else:
+            current = current.value
+    if isinstance(current, ast.Name) and sessions.binds(current.id):
+        return statement_writes(current, sessions, depth + 1)  # ``stmt.where(...)``: what ``stmt`` is
+    if innermost is None:
+        return False
+    func = innermost.func
+    qualified = sessions.qualify(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+    name = _last(qualified or dotted_name(func) or "")
+    if not name and isinstance(innermost.func, ast.Attribute):
+        name = innermost.func.attr
+    if name == "text" and innermost.args:
+        return statement_writes(innermost.args[0], sessions, depth + 1)
+    return name.lower() in _WRITING_BUILDERS
+
+
+def _sql_writes(sql: str) -> bool:
+    words = re.findall(r"[A-Za-z_]+", sql.lower())
+    if words[:1] == ["with"]:
+        return any(w in ("insert", "update", "delete", "merge") for w in words)
+    return bool(words) and words[0] in _WRITING_VERBS
 
 
 def call_text(call: ast.Call, session: str) -> str:
@@ -571,9 +730,15 @@ def call_text(call: ast.Call, session: str) -> str:
     callee = dotted_name(call.func)
     if callee is None:
         inner: ast.AST = call.func
-        while isinstance(inner, ast.Attribute):
-            inner = inner.value
-        head = dotted_name(inner.func) if isinstance(inner, ast.Call) else None
+        head: str | None = None
+        while isinstance(inner, (ast.Attribute, ast.Call)):  # down to the chain's first call
+            if isinstance(inner, ast.Call):
+                head = dotted_name(inner.func)
+                if head is not None:
+                    break
+                inner = inner.func
+            else:
+                inner = inner.value
         attr = call.func.attr if isinstance(call.func, ast.Attribute) else ""
         callee = f"{head}(...).{attr}" if head and attr else "..."
     if callee.startswith(session + "."):

@@ -38,7 +38,7 @@ from lockorder_lint.symbols import (
 if TYPE_CHECKING:
     from lockorder_lint.builders import Bound, Evaluator, ModelRef, Value
     from lockorder_lint.catalog import Catalog
-    from lockorder_lint.sessions import Callee
+    from lockorder_lint.sessions import Callee, SessionEffect
 
 MAX_DEPTH = 3  # helpers calling helpers calling helpers
 MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
@@ -107,7 +107,9 @@ class Program:
         self.index = ProgramIndex(
             modules, subclass_files, self._symbols, sql_files, session_files, self.class_files
         )
-        self._effects: dict[str, dict[str, str] | None] = {}
+        self._effects: dict[str, dict[str, SessionEffect] | None] = {}
+        # Module-level sessions by the module that binds them, and the files read to know it.
+        self._session_keys: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._files: dict[str, _File | None] = {}
         self._current: tuple[str, _File] | None = None
         # Whether any module binds a session at module level (Flask-SQLAlchemy's ``db``, a
@@ -462,13 +464,18 @@ class Program:
         evaluator.types.update(self.parameter_types(evaluator, node))
         return evaluator, node
 
-    def session_effects(self, info: FunctionInfo, depth: int = 0) -> dict[str, str] | None:
-        """What a project function does first to each session it is handed (by parameter name)
-        or shares (module-level sessions, by qualified name): ``reset``, ``work`` or ``use``.
-        Read along its body in evaluation order, following its own calls a few levels down."""
-        from lockorder_lint.sessions import NodeCache, SessionNames, classify_call
+    def session_effects(self, info: FunctionInfo, depth: int = 0) -> dict[str, SessionEffect] | None:
+        """What a project function does to each session it is handed (by parameter name) or
+        shares (module-level sessions, by qualified name), as a :class:`sessions.SessionEffect`.
+        Whether it resets a session before any work is read along its body in evaluation order;
+        whether it can fail in the database (work) and whether it writes, over its whole body: the
+        strongest effect counts, not the first (``add()`` then ``commit()`` is work). Its own calls
+        are followed a few levels down: a function that does not mention a session itself may
+        still reach a module-level one through them (``update_and_log()`` calling ``create_log()``)."""
+        from lockorder_lint.session_flow import session_work
+        from lockorder_lint.sessions import NodeCache, SessionEffect, SessionNames, classify_call
 
-        if not info.sessions or depth >= MAX_DEPTH:
+        if (not info.sessions and not self.shared_sessions) or depth >= MAX_DEPTH:
             return None
         if info.qualname in self._effects:
             return self._effects[info.qualname]
@@ -481,19 +488,101 @@ class Program:
         calls = ProgramCalls(self, ev)
         sessions = SessionNames(
             node, ev.qualify, config.session_names, NodeCache(), config.lock_helpers,
-            config.session_providers, calls.in_project,
+            config.session_providers, calls.in_project, self.session_key,
         )  # fmt: skip
         params = set(info.params)
-        effects: dict[str, str] = {}
+
+        def summarised(key: str) -> bool:
+            return key in params or ("." in key and not key.startswith(("self.", "cls.")))
+
+        resets_first: dict[str, bool] = {}
+        uses: set[str] = set()
+        writes: set[str] = set()
+        ends: set[str] = set()
         for call in (c for statement in node.body for c in sessions.nodes.calls_in(statement)):
             for effect in classify_call(call, sessions, calls):
                 key = effect.session
-                shared = "." in key and not key.startswith(("self.", "cls."))
-                if key in effects or not (key in params or shared):
+                if not summarised(key):
                     continue
-                effects[key] = "reset" if effect.kind == "reset" else "work" if effect.work else "use"
+                if effect.ends:
+                    ends.add(key)
+                if effect.kind == "reset":
+                    resets_first.setdefault(key, True)
+                    continue
+                uses.add(key)
+                if effect.work:
+                    resets_first.setdefault(key, False)
+                if effect.writes:
+                    writes.add(key)
+        # Work that can leave the caller's transaction aborted: not under a savepoint, nor in a
+        # ``try`` whose handler rolls back every database error before re-raising.
+        failing = session_work(node.body, sessions, ev.qualify, calls, strict=True)
+        effects = {
+            key: SessionEffect(
+                resets_first=resets_first.get(key, False),
+                work=key in failing,
+                writes=key in writes,
+                uses=key in uses,
+                ends=key in ends,
+            )
+            for key in dict.fromkeys([*resets_first, *uses, *failing])
+            if summarised(key)
+        }
         self._effects[info.qualname] = effects
         return effects
+
+    def session_key(self, qualified: str) -> str:
+        """A module-level session by the module that binds it, whichever package re-exports it:
+        ``superset.db.session``, where ``superset/__init__.py`` imports ``db`` from
+        ``superset.extensions``, is ``superset.extensions.db.session``, so that a helper importing
+        one and its caller importing the other speak of the same session."""
+        known = self._session_keys.get(qualified)
+        if known is not None:
+            self.touched.update(known[1])  # the result depends on the files read for it
+            return known[0]
+        current = qualified
+        before = set(self.touched)
+        for _ in range(3):
+            moved = self._reexported_session(current)
+            if moved is None or moved == current:
+                break
+            current = moved
+        self._session_keys[qualified] = (current, tuple(self.touched - before))
+        return current
+
+    def _reexported_session(self, qualified: str) -> str | None:
+        """One step of :meth:`session_key`: the name the longest project module prefix of
+        ``qualified`` imports its next part from; None when it binds it itself or is unknown."""
+        parts = qualified.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:cut])
+            path = self.modules.get(module) or self._package_file(module)
+            if path is None:
+                continue
+            loaded = self.file(path)
+            if loaded is None or parts[cut] in loaded.resolver.local_names:
+                return None
+            target = loaded.resolver.aliases.get(parts[cut])
+            return ".".join([target, *parts[cut + 1 :]]) if target is not None else None
+        return None
+
+    def _package_file(self, module: str) -> str | None:
+        """The ``__init__.py`` of a project package that only re-exports names (so it is not among
+        the modules the index keeps), found beside the project's modules inside it."""
+        prefix = module + "."
+        for inner, path in self.modules.items():
+            if not inner.startswith(prefix):
+                continue
+            base = Path(path)
+            base = base.parent if base.name == "__init__.py" else base.with_suffix("")
+            for _ in range(inner.count(".") - module.count(".")):
+                base = base.parent
+            candidate = base / "__init__.py"
+            if not candidate.is_file():
+                return None
+            self.module_of.setdefault(str(candidate), module)
+            return str(candidate)
+        return None
 
     def returned_list(self, ev: Evaluator, call: ast.Call) -> list[tuple[Evaluator, ast.AST] | None] | None:
         """A helper that builds a list of conditions and returns it (``where(*helper(...))``): its

@@ -14,7 +14,7 @@ from lockorder_lint.names import dotted_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
-    from lockorder_lint.session_flow import AbortedUse, RetriedWork
+    from lockorder_lint.session_flow import AbortedUse, FunctionView, RetriedWork
     from lockorder_lint.sessions import Calls, SessionNames
     from lockorder_lint.units import Unit
 
@@ -43,14 +43,16 @@ class AbortedSessionReuse(Rule):
         return False
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
-        from lockorder_lint.session_flow import retried_session_work
+        from lockorder_lint.session_flow import FunctionView, retried_session_work
 
         found, sessions, calls = analyse_sessions(unit, context.config)
-        for aborted in sorted(found, key=lambda a: (unit.span(a.use).line, unit.span(a.use).column)):
+        view = FunctionView(unit.node, sessions, calls) if found else None
+        for aborted in one_per_use(found):
+            assert view is not None
             yield Report(
                 self.code,
                 unit.span(aborted.use),
-                self._message(aborted, unit, sessions.written.get(aborted.session)),
+                self._message(aborted, unit, sessions, calls, view, context.config),
                 None,
                 unit.canonical(aborted.statement),
             )
@@ -65,19 +67,29 @@ class AbortedSessionReuse(Rule):
             )
 
     @staticmethod
-    def _message(aborted: AbortedUse, unit: Unit, written: str | None) -> str:
+    def _message(
+        aborted: AbortedUse,
+        unit: Unit,
+        sessions: SessionNames,
+        calls: Calls | None,
+        view: FunctionView,
+        config: Config,
+    ) -> str:
         """One sentence: what swallowed which error, what then runs on the aborted transaction,
-        what happens to it, and the fix. The story behind it is in ``lockorder-lint explain``."""
-        from lockorder_lint.sessions import call_text
+        what happens to it, and the fix (the one ``--fix`` would write). The story behind it is in
+        ``lockorder-lint explain``."""
+        from lockorder_lint.sessions import call_text, classify_call
 
         session = aborted.session
+        written = sessions.written.get(session)
         shown = written or _shown(session)
         work = aborted.catch.work[session]
         work_at = f"`{call_text(work, shown)}` (line {unit.span(work).line})"
         catch_line = unit.span(aborted.catch.node).line
         use = f"`{call_text(aborted.use, shown)}`"
-        outcome = "its write never lands" if _writes(aborted.use) else "it fails"
-        fix = f"call {shown}.rollback() first or use a fresh session"
+        writes = any(e.session == session and e.writes for e in classify_call(aborted.use, sessions, calls))
+        outcome = "its write never lands" if writes else "it fails"
+        fix = _fix_text(aborted, shown, written, view, config)
         if aborted.where == "handler":
             return (
                 f"{aborted.catch.exception} catches a database error from {work_at}, then runs {use} on "
@@ -104,6 +116,48 @@ class AbortedSessionReuse(Rule):
         )
 
 
+def one_per_use(found: Iterable[AbortedUse]) -> list[AbortedUse]:
+    """One finding per reused call and session, in source order: nested ``try`` statements can
+    leave the same session aborted through two clauses, and the call after them is one reuse. The
+    clause the analysis met first is named (``found`` comes in that order: for a ``try`` nested in
+    a ``try`` body, the inner one); ``--fix`` still fixes every clause behind the reuse."""
+    kept: dict[tuple[int, str], AbortedUse] = {}
+    for aborted in found:
+        key = (id(aborted.use), aborted.session)
+        if key not in kept:
+            kept[key] = aborted
+    return sorted(kept.values(), key=lambda a: (a.use.lineno, a.use.col_offset))
+
+
+def _fix_text(
+    aborted: AbortedUse, shown: str, written: str | None, view: FunctionView, config: Config
+) -> str:
+    """The remedy ``--fix`` would apply, in words: a rollback where it discards nothing older, a
+    savepoint where a rollback would discard earlier work (or end a ``begin()`` block); for a
+    retry, roll back before retrying."""
+    from lockorder_lint.session_flow import SAVEPOINT, is_async_session, remedy_for
+
+    remedy = None
+    awaited = is_async_session(aborted.session, view.sessions, view.node)
+    if written is not None:
+        remedy = remedy_for(aborted, view, config.dialects, awaited, written)
+    savepoint = remedy is not None and remedy.kind == SAVEPOINT
+    nested = f"`{'async with' if awaited else 'with'} {shown}.begin_nested():`"
+    rollback = f"{'await ' if awaited else ''}{shown}.rollback()"
+    if not isinstance(aborted.catch.node, ast.ExceptHandler):  # a tenacity ``with attempt:``
+        if savepoint:
+            return f"roll back before retrying ({nested} around the attempt's body keeps earlier work)"
+        return "roll back before retrying, or give each attempt a fresh session"
+    if remedy is not None and savepoint:
+        why = f"discard {remedy.discards}" if remedy.discards else f"end `{remedy.block}`"
+        return f"run the `try` body under {nested} (a rollback would {why})"
+    if remedy is not None and remedy.kind is None:
+        return "re-raise, or record the failure in a fresh session"
+    if remedy is not None and remedy.discards:
+        return f"call {rollback} first (it also discards {remedy.discards}) or use a fresh session"
+    return f"call {rollback} first or use a fresh session"
+
+
 def analyse_sessions(unit: Unit, config: Config) -> tuple[list[AbortedUse], SessionNames, Calls | None]:
     """LCK003's analysis of one function, as the rule runs it and as ``--fix`` repeats it."""
     from lockorder_lint.session_flow import aborted_session_uses
@@ -120,6 +174,7 @@ def analyse_sessions(unit: Unit, config: Config) -> tuple[list[AbortedUse], Sess
         config.session_providers,
         calls,
         calls.in_project if calls is not None else (lambda qualified: True),
+        program.session_key if program is not None else (lambda qualified: qualified),
     )
     return found, sessions, calls
 
@@ -128,33 +183,6 @@ def _shown(session: str) -> str:
     """A session as the message names it: ``db.session`` rather than its qualified name."""
     parts = session.split(".")
     return ".".join(parts[-2:]) if len(parts) > 2 else session
-
-
-# Calls on a session that write (or make the pending writes of the aborted transaction land).
-_WRITES = frozenset(
-    {
-        "execute",
-        "commit",
-        "flush",
-        "add",
-        "add_all",
-        "merge",
-        "delete",
-        "bulk_save_objects",
-        "exec_driver_sql",
-    }
-)
-
-
-def _writes(call: ast.Call) -> bool:
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        if func.attr in ("execute", "exec_driver_sql") and call.args:
-            first = call.args[0]
-            text = ast.unparse(first).lower()
-            return any(word in text for word in ("update", "delete", "insert", "merge", "values"))
-        return func.attr in _WRITES
-    return True  # a helper handed the session: it may write
 
 
 _RETRY = re.compile(r"[Rr]etr(?:y|ies|ying)|on_exception|wrap_db_retry")
