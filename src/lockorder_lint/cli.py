@@ -250,7 +250,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "text":
         sys.stderr.write(
             summary(
-                (f.code for f in findings), result.parsed, len(result.unknown), len(errors), result.migrations
+                (f.code for f in findings),
+                result.parsed,
+                len(result.unknown),
+                len(errors),
+                result.migrations,
+                result.cold,
             )
         )
     if diff is not None:
