@@ -156,17 +156,26 @@ def test_mysql_is_inferred_from_the_code(tmp_path: Path, capsys: pytest.CaptureF
 
 
 HELPER = """\
+import contextlib
+
 from sqlalchemy import select
 
 
 def with_row_locks(query, session, **kwargs):
     return query.with_for_update(**kwargs)
+
+
+@contextlib.contextmanager
+def lock_rows(query, session):
+    locked = session.execute(with_row_locks(query, session)).all()
+    yield
+    del locked
 """
 
 LOCKERS = """\
 from sqlalchemy import select
 
-from app.locking import with_row_locks
+from app.locking import lock_rows, with_row_locks
 from app.models import Job
 
 
@@ -177,6 +186,11 @@ def pick(session, limit):
 def pick_skipping(session, limit):
     query = select(Job).where(Job.state == "queued")
     return session.scalars(with_row_locks(query, session, skip_locked=True)).all()
+
+
+def hold(session, state):
+    with lock_rows(select(Job).where(Job.state == state), session):
+        session.commit()
 """
 
 
@@ -185,8 +199,9 @@ def test_a_lock_helper_the_project_defines_is_read_at_each_call(
 ) -> None:
     root = project(tmp_path / "p", locking=HELPER, lockers=LOCKERS)
     code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
-    assert codes_at(out) == [("app/lockers.py:8", "LCK002")]
+    assert codes_at(out) == [("app/lockers.py:8", "LCK002"), ("app/lockers.py:17", "LCK002")]
     assert "(via with_row_locks)" in out
+    assert "(via lock_rows)" in out  # a context manager that hands its statement to the helper
 
 
 BASES = """\
