@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from lockorder_lint.units import Unit
 
 
-
-
 @dataclass
 class Project:
     """Everything a file check depends on besides the file itself."""
