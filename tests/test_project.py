@@ -450,8 +450,8 @@ def test_findings_say_why_their_table_is_hot_and_the_summary_counts_cold_ones(
     ]
     code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
     assert err.splitlines()[-1] == (
-        "1 finding (LCK001 1) in 3 files checked; 1 statement on tables with no sign of contention left"
-        " alone (`lockorder-lint tables` says why; --all-tables checks them)"
+        "1 finding (LCK001 1) in 3 files checked; 1 statement on tables with no sign of contention"
+        " (--all-tables checks them)"
     )
     code, out, err = run_cli(capsys, "--no-cache", "--all-tables", "--format", "json", "app", cwd=root)
     assert [f["hot_because"] for f in json.loads(out)] == ["all-tables is set", "all-tables is set"]
