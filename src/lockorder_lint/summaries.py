@@ -62,7 +62,8 @@ class _File:
         def visit(body: list[ast.stmt], prefix: str) -> None:
             for node in body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    self.functions[f"{prefix}.{node.name}"] = node
+                    if not any(_is_overload(d) for d in node.decorator_list):  # typing stubs
+                        self.functions[f"{prefix}.{node.name}"] = node
                 elif isinstance(node, ast.ClassDef):
                     visit(node.body, f"{prefix}.{node.name}")
                 elif isinstance(node, (ast.If, ast.Try)):
@@ -786,3 +787,10 @@ def _lineage(statement: Statement, parents: dict[int, int | None]) -> set[int]:
         found.add(current)
         current = parents.get(current)
     return found
+
+
+def _is_overload(decorator: ast.expr) -> bool:
+    """``@overload`` / ``@typing.overload``: the function under it is a stub, not the code."""
+    return (isinstance(decorator, ast.Name) and decorator.id == "overload") or (
+        isinstance(decorator, ast.Attribute) and decorator.attr == "overload"
+    )

@@ -140,6 +140,8 @@ def read_symbols(
 
     def function(node: ast.FunctionDef | ast.AsyncFunctionDef, prefix: str, owner: str | None) -> None:
         decorators = decorators_of(node)
+        if any(d.rsplit(".", 1)[-1] == "overload" for d in decorators):
+            return  # a typing stub: calls run the implementation that follows it
         kind = _function_kind(decorators) or ("method" if owner else "function")
         args = node.args
         params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
