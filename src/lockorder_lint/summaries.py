@@ -710,15 +710,16 @@ class Program:
             here_held = {(p.table, p.column) for p in found if p.op in (EQ, IN) and p.held}
             held = here_held if held is None else held & here_held
             mentioned.extend((p.table, p.column) for p in found if (p.table, p.column) not in mentioned)
-        if len(returns) == 1:
-            return found, opaque
-        ops = [
-            Predicate(t, c, IN, held=(t, c) in (held or set()))
-            if (t, c) in (pinned or set())
-            else Predicate(t, c, OTHER)
-            for t, c in mentioned
-        ]
-        return ops, opaque
+        if len(returns) > 1:
+            found = [
+                Predicate(t, c, IN, held=(t, c) in (held or set()))
+                if (t, c) in (pinned or set())
+                else Predicate(t, c, OTHER)
+                for t, c in mentioned
+            ]
+        if _one_item(call):  # ``filter_for_tis([ti])``: every IN it builds holds that one item
+            found = [replace(p, op=EQ) if p.op == IN else p for p in found]
+        return found, opaque
 
 
 class ProgramCalls:
@@ -794,3 +795,13 @@ def _is_overload(decorator: ast.expr) -> bool:
     return (isinstance(decorator, ast.Name) and decorator.id == "overload") or (
         isinstance(decorator, ast.Attribute) and decorator.attr == "overload"
     )
+
+
+def _one_item(call: ast.Call) -> bool:
+    """The call hands the helper one collection, a literal of exactly one item, and nothing else
+    but constants: whatever ``IN`` lists it builds from it name one value each."""
+    data = [a for a in (*call.args, *(k.value for k in call.keywords)) if not isinstance(a, ast.Constant)]
+    if len(data) != 1 or not isinstance(data[0], (ast.List, ast.Tuple, ast.Set)):
+        return False
+    items = data[0].elts
+    return len(items) == 1 and not isinstance(items[0], ast.Starred)
