@@ -1,5 +1,6 @@
 """Every fixture file carries its expected findings as ``# expect: CODE`` comments on the
-reported lines; this test checks each file for exactly those codes on exactly those lines."""
+reported lines; this test checks each file for exactly those codes on exactly those lines. A
+quoted fragment after the code (``# expect: LCK001 "not its key id"``) must be in the message."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ else:
     import tomli as tomllib
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>LCK\d{3}(?:\s*,\s*LCK\d{3})*)")
+EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>LCK\d{3}(?:\s*,\s*LCK\d{3})*)(?:\s+\"(?P<says>[^\"]+)\")?")
 FIXTURE_CONFIG = re.compile(r"^# fixture-config: (?P<toml>.*)$", re.MULTILINE)
 
 
@@ -70,6 +71,11 @@ def test_fixture_findings_are_exactly_the_marked_ones(path: Path) -> None:
     assert actual == expected_findings(text), "\n".join(
         f"{f.line}:{f.column} {f.code} {f.message}" for f in result.findings
     )
+    for lineno, line in enumerate(text.splitlines(), 1):
+        match = EXPECT.search(line)
+        if match and match.group("says"):
+            messages = [f.message for f in result.findings if f.line == lineno]
+            assert any(match.group("says") in m for m in messages), (lineno, messages)
 
 
 def test_every_rule_has_positive_and_negative_fixtures() -> None:

@@ -197,6 +197,15 @@ class Statement:
         pinned = self._pinned_columns()
         return all(col in pinned for col in self.target.primary_key)
 
+    def pins_unique_key(self) -> bool:
+        """``==``/``IN`` on every column of the primary key or of a unique index: the rows are
+        named one by one (point lookups), not reached through a range."""
+        if not self.target:
+            return False
+        pinned = self._pinned_columns()
+        keys = [self.target.primary_key, *(i.columns for i in self.target.indexes if i.unique)]
+        return any(key and set(key) <= pinned for key in keys)
+
     def pins_key_prefix(self) -> bool:
         """True when ``==``/``IN`` holds on a leading part of the primary key: the rows are then
         reached by a range of the key's own index, in key order, whatever else the WHERE says."""

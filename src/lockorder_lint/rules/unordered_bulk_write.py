@@ -33,7 +33,9 @@ class UnorderedBulkWrite(Rule):
             mysql = context.config.mysql
             # On MySQL/MariaDB a range write takes next-key (gap) locks: against INSERTs into the
             # same range by another copy of this transaction, key order does not help.
-            ranged = mysql and not statement.pins_primary_key() and not statement.writes_held_rows()
+            # Rows named by a whole unique key are point lookups: record locks, not a shared gap
+            # (a key that may be absent, then inserted, is LCK008's shape).
+            ranged = mysql and not statement.pins_unique_key() and not statement.writes_held_rows()
             # Callers that insert are looked for only where they decide the verdict: a write on
             # a hot table that does not follow the key is reported anyway.
             callers = (
