@@ -388,6 +388,9 @@ def test_a_sweep_composed_with_an_insert_by_its_callers(
     assert codes_at(out) == [("app/leases.py:23", "LCK001")]
     assert "DELETE of lease through expires_at in a range in transactions that also insert into lease" in out
     assert "(acquire and 1 more)" in out
+    code, out, _err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
+    why = [f["hot_because"] for f in json.loads(out)]
+    assert why == ["copies run at once: 2 callers compose it with an insert"]
     (root / "app" / "users.py").write_text(
         LEASE_USERS.replace("    LeaseStore.sweep_expired(session, now)\n    lease", "    lease"),
         encoding="utf-8",

@@ -235,7 +235,7 @@ def _apply_rules(
                         table=report.table,
                         function=unit.qualname,
                         statement=report.statement,
-                        hot_because=context.hot_because(report.table),
+                        hot_because=report.hot_because or context.hot_because(report.table),
                     )
                 )
     result.cold += len(context.cold)

@@ -26,6 +26,8 @@ class Report:
     message: str
     table: str | None = None
     statement: str = ""
+    # Why the rows are contended when the table's own evidence does not say (see Finding).
+    hot_because: str = ""
 
 
 @dataclass

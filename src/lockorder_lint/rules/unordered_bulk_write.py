@@ -46,11 +46,12 @@ class UnorderedBulkWrite(Rule):
                 and not (context.hot(table) and not statement.reaches_rows_by_key())
                 else None
             )
-            gap = (
-                ranged
-                and (table.name in inserted or bool(callers))
-                and self._copies_run_at_once(unit, table.name, callers, context)
+            at_once = (
+                self._copies_run_at_once(unit, table.name, callers, context)
+                if ranged and (table.name in inserted or bool(callers))
+                else ""
             )
+            gap = bool(at_once)
             joins_hot = mysql and any(context.hot(t) for t in _other_tables(statement))
             cold = not (context.hot(table) or gap or joins_hot)
             if statement.reaches_rows_by_key() and not gap:
@@ -69,7 +70,14 @@ class UnorderedBulkWrite(Rule):
                 context.cold.add((statement.write.line, statement.write.column))
                 continue
             message = self._gap_message(statement, callers) if gap else self._message(statement, context)
-            yield Report(self.code, statement.write, message, table.name, statement.statement_text)
+            yield Report(
+                self.code,
+                statement.write,
+                message,
+                table.name,
+                statement.statement_text,
+                hot_because=at_once if gap and not context.hot(table) else "",
+            )
 
     @staticmethod
     def _locks_first(earlier: Statement, write: Statement, context: RuleContext) -> bool:
@@ -105,16 +113,20 @@ class UnorderedBulkWrite(Rule):
         return inserting_callers(program, f"{unit.scope.resolver.module}.{unit.qualname}", table)
 
     @staticmethod
-    def _copies_run_at_once(unit: Unit, table: str, callers: list[str] | None, context: RuleContext) -> bool:
-        """Evidence that two copies of the transaction run at the same time: a request handler
-        or task runs it, its table is contended, something retries it, or several callers
-        compose the same range write with an insert."""
-        return (
-            handles_requests(unit.node)
-            or context.hot(table)
-            or (unit.scope.path, unit.node.lineno) in context.contention.retried
-            or (callers is not None and len(callers) > 1)
-        )
+    def _copies_run_at_once(unit: Unit, table: str, callers: list[str] | None, context: RuleContext) -> str:
+        """Evidence that two copies of the transaction run at the same time, said as the finding's
+        ``hot_because``: a request handler or task runs it, its table is contended, something
+        retries it, or several callers compose the same range write with an insert; "" if none."""
+        retried = context.contention.retried.get((unit.scope.path, unit.node.lineno))
+        if handles_requests(unit.node):
+            return f"copies run at once: {unit.qualname} handles requests"
+        if context.hot(table):
+            return context.hot_because(table) or "hot"
+        if retried:
+            return f"copies run at once: {unit.qualname} is retried ({retried})"
+        if callers is not None and len(callers) > 1:
+            return f"copies run at once: {len(callers)} callers compose it with an insert"
+        return ""
 
     @staticmethod
     def _gap_message(statement: Statement, callers: list[str] | None) -> str:
