@@ -148,6 +148,7 @@ def test_mysql_is_inferred_from_the_code(tmp_path: Path, capsys: pytest.CaptureF
     code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
     assert codes_at(out) == [("app/handlers.py:12", "LCK001")]
     assert "gap lock" in out
+    assert err.splitlines()[-1].endswith("; mysql assumed from the code (set `dialects` to decide)")
     (root / "pyproject.toml").write_text(
         "[project]\nname = 'app'\n[tool.lockorder-lint]\ndialects = ['postgresql']\n", encoding="utf-8"
     )
@@ -499,3 +500,14 @@ def test_messages_say_how_a_column_that_is_not_pinned_is_constrained(
         "id in a range, state != …",
         "state NOT IN (…)",
     ]
+
+
+def test_all_tables_overrides_a_configured_hot_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", work=WORK)
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'app'\n[tool.lockorder-lint]\nhot-tables = ['note']\n", encoding="utf-8"
+    )
+    code, out, _err = run_cli(capsys, "--no-cache", "--all-tables", "app", cwd=root)
+    assert codes_at(out) == [("app/work.py:12", "LCK001"), ("app/work.py:16", "LCK001")]

@@ -256,6 +256,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 len(errors),
                 result.migrations,
                 result.cold,
+                inferred_dialects(project.config, config),
+                "not in hot-tables" if config.hot_tables is not None else "with no sign of contention",
             )
         )
     if diff is not None:
@@ -272,6 +274,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings or unused else EXIT_CLEAN
+
+
+def inferred_dialects(effective: Config, configured: Config) -> str:
+    """``mysql``: databases the run assumed from the code, not from the configuration, so that a
+    message reasoning about InnoDB never comes as a surprise."""
+    if configured.dialects_set:
+        return ""
+    return ", ".join(d for d in effective.dialects if d not in configured.dialects)
 
 
 def _unsafe_left(fixes: FixReport, options: str) -> str:

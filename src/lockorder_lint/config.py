@@ -84,7 +84,7 @@ class Config:
     def is_hot(self, table: str) -> bool:
         """Hot by configuration: listed in ``hot-tables``, or every table (``all-tables``, or no
         inference at hand). A project's own evidence is consulted by ``RuleContext.hot``."""
-        return self.hot_tables is None or table in self.hot_tables
+        return self.all_tables or self.hot_tables is None or table in self.hot_tables
 
     @property
     def infers_hot_tables(self) -> bool:

@@ -248,7 +248,14 @@ def render_unknown(unknown: Sequence[Skipped]) -> str:
 
 
 def summary(
-    codes: Iterable[str], files: int, unknown: int, errors: int, migrations: int = 0, cold: int = 0
+    codes: Iterable[str],
+    files: int,
+    unknown: int,
+    errors: int,
+    migrations: int = 0,
+    cold: int = 0,
+    assumed: str = "",
+    cold_why: str = "with no sign of contention",
 ) -> str:
     """``12 findings (LCK001 7, LCK003 5) in 748 files checked; ...``: the codes of the findings
     reported, counted by rule, so that a triage knows where to start."""
@@ -263,12 +270,13 @@ def summary(
         )
     if cold:
         parts.append(
-            f"{cold} statement{'s' if cold != 1 else ''} on tables with no sign of contention"
-            " (--all-tables checks them)"
+            f"{cold} statement{'s' if cold != 1 else ''} on tables {cold_why} (--all-tables checks them)"
         )
     if migrations:
         plural = "s" if migrations != 1 else ""
         parts.append(f"{migrations} migration{plural} not checked (--include-migrations checks them)")
     if errors:
         parts.append(f"{errors} file error{'s' if errors != 1 else ''}")
+    if assumed:
+        parts.append(f"{assumed} assumed from the code (set `dialects` to decide)")
     return "; ".join(parts) + "\n"
