@@ -15,7 +15,7 @@ from lockorder_lint.cache import Cache, content_digest
 from lockorder_lint.config import DEFAULT_EXCLUDE, Config
 from lockorder_lint.engine import FileResult, Project, check_source
 from lockorder_lint.files import Discovery, discover, read_regular_file, relative_to_root
-from lockorder_lint.findings import FileError, Finding, Note, Skipped
+from lockorder_lint.findings import FileError, Finding, Note, Skipped, TableStep
 from lockorder_lint.project import build_project
 
 
@@ -30,6 +30,9 @@ class RunResult:
     parsed: int = 0  # files read and parsed (what the summary calls checked)
     migrations: int = 0  # Alembic revisions left out
     cached: int = 0
+    # Locks and writes on known tables of the functions the rules followed (the statements they
+    # judged), for the report's lock-order graph.
+    steps: list[TableStep] = field(default_factory=list)
 
 
 def display_path(path: Path) -> str:
@@ -194,6 +197,7 @@ def run(
         result.findings.extend(final.findings)
         result.unknown.extend(final.unknown)
         result.errors.extend(final.errors)
+        result.steps.extend(getattr(final, "steps", ()))  # results cached before steps had none
         result.analysed += final.analysed
         result.parsed += final.parsed and not final.migration
         result.migrations += final.migration
