@@ -169,7 +169,8 @@ _TABLES_IN_MESSAGE = re.compile(r"`([A-Za-z_][\w.]*)`")
 def cycle_from_finding(finding: Finding) -> tuple[list[str], list[str]]:
     """The tables (in order) and traces of an LCK005 finding, read from what it says until LCK005
     hands them over as data: the finding's own table first, then the back-quoted names in its
-    message that are tables of the graph are picked by the caller."""
+    message (:func:`graph_from_steps` keeps those that are tables of the graph when there are
+    two or more)."""
     names = [finding.table] if finding.table else []
     names += [m for m in _TABLES_IN_MESSAGE.findall(finding.message) if m not in names]
     where = f"{finding.path}:{finding.line} {finding.function or ''}".rstrip()
@@ -199,7 +200,8 @@ def graph_from_steps(
         if finding.code != CONFIRMED:
             continue
         names, traces = cycle_from_finding(finding)
-        tables = [n for n in names if n in graph.nodes] or names[:1]
+        known = [n for n in names if n in graph.nodes]
+        tables = known if len(known) > 1 else names  # a cycle needs two tables
         if tables:
             graph.add_cycle(tables, traces, finding)
     return graph.finish()

@@ -12,9 +12,14 @@ from lockorder_lint.report.model import AuditReport, ReportFinding
 _FENCE = re.compile(r"`{3,}")
 
 
+def _text(text: str) -> str:
+    """Prose as text, never as HTML: a renderer that passes HTML through shows it literally."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _inline(text: str) -> str:
@@ -64,10 +69,10 @@ def _code_block(item: ReportFinding) -> str:
 
 
 def render_markdown(report: AuditReport) -> str:
-    out: list[str] = [f"# lockorder-lint audit: {report.title}\n"]
+    out: list[str] = [f"# lockorder-lint audit: {_text(report.title)}\n"]
     out.append(
         f"lockorder-lint {report.version} · project root {_inline(report.root)} · checked "
-        f"{', '.join(_inline(p) for p in report.paths)} · dialects {', '.join(report.dialects)}\n"
+        f"{', '.join(_inline(p) for p in report.paths)} · dialects {_text(', '.join(report.dialects))}\n"
     )
     out.append("## Summary\n")
     out.append("| | |\n|---|---:|")
@@ -90,9 +95,9 @@ def render_markdown(report: AuditReport) -> str:
         for table, count in sorted(report.per_table.items(), key=lambda item: (-item[1], item[0])):
             out.append(f"| {_cell(table)} | {count} |")
         out.append("")
-    out.append(f"### Hot tables\n\n{report.hot_mode}\n")
+    out.append(f"### Hot tables\n\n{_text(report.hot_mode)}\n")
     for table, reasons in report.hot.items():
-        out.append(f"- {_inline(table)}: " + "; ".join(reasons))
+        out.append(f"- {_inline(table)}: " + _text("; ".join(reasons)))
     out.append("")
     out.append("## Lock-order graph\n")
     out.append(
@@ -103,7 +108,7 @@ def render_markdown(report: AuditReport) -> str:
     if report.graph.cycles:
         out.append("### Cycles\n")
         for cycle in report.graph.cycles:
-            loop = " → ".join((*cycle.tables, cycle.tables[0]))
+            loop = _text(" → ".join((*cycle.tables, cycle.tables[0])))
             kind = "reported by LCK005" if cycle.confirmed else "opposite orders seen (candidate)"
             out.append(f"- **{loop}** ({kind})")
             out.extend(f"  - {_inline(trace)}" for trace in cycle.traces)
@@ -113,19 +118,20 @@ def render_markdown(report: AuditReport) -> str:
         out.append("No findings.\n")
     for group in report.groups:
         hot = " (hot)" if group.hot else ""
-        out.append(f"### {group.table}{hot} — {group.count} finding{'s' if group.count != 1 else ''}\n")
+        plural = "s" if group.count != 1 else ""
+        out.append(f"### {_text(group.table)}{hot} — {group.count} finding{plural}\n")
         for rule in group.rules:
-            out.append(f"#### {rule.code} {rule.name} ({len(rule.findings)})\n")
+            out.append(f"#### {_text(rule.code)} {_text(rule.name)} ({len(rule.findings)})\n")
             for item in rule.findings:
                 finding = item.finding
                 function = f" in {_inline(finding.function)}" if finding.function else ""
                 baselined = " (in baseline)" if item.baselined else ""
                 out.append(
-                    f"- [ ] **{finding.path}:{finding.line}:{finding.column}**{function}{baselined}: "
-                    f"{item.what}"
+                    f"- [ ] **{_text(finding.path)}:{finding.line}:{finding.column}**{function}{baselined}: "
+                    f"{_text(item.what)}"
                 )
                 if item.fix:
-                    out.append(f"  **Fix:** {item.fix}")
+                    out.append(f"  **Fix:** {_text(item.fix)}")
                 out.append("")
                 out.append("  " + _code_block(item).replace("\n", "\n  ").rstrip() + "\n")
     out.append("## Not checked\n")
@@ -135,7 +141,7 @@ def render_markdown(report: AuditReport) -> str:
     )
     for unknown in report.unknown:
         where = f"{unknown.path}:{unknown.line}:{unknown.column}"
-        out.append(f"- {where}: {unknown.kind} on {_inline(unknown.target)}")
+        out.append(f"- {_text(where)}: {_text(unknown.kind)} on {_inline(unknown.target)}")
     for error in report.errors:
         out.append(f"- error: {_inline(error.render())}")
     out.append("")
