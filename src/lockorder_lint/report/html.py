@@ -173,7 +173,7 @@ def _prose(text: str) -> str:
 
 def _finding(item: ReportFinding) -> str:
     finding = item.finding
-    where = f"{finding.path}:{finding.line}:{finding.column}"
+    where = f"{item.where}:{finding.line}:{finding.column}"
     function = f" in <code>{escape(finding.function)}</code>" if finding.function else ""
     badge = ' <span class="pill baselined">in baseline</span>' if item.baselined else ""
     fix = f'<p class="fix"><strong>Fix:</strong> {_prose(item.fix)}</p>' if item.fix else ""
@@ -301,7 +301,7 @@ def _data(report: AuditReport) -> str:
     findings = [
         {
             "id": item.id,
-            "path": item.finding.path,
+            "path": item.where,
             "line": item.finding.line,
             "code": item.finding.code,
             "source": next((text for number, text in item.excerpt if number == item.finding.line), ""),

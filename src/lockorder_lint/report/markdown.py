@@ -127,7 +127,7 @@ def render_markdown(report: AuditReport) -> str:
                 function = f" in {_inline(finding.function)}" if finding.function else ""
                 baselined = " (in baseline)" if item.baselined else ""
                 out.append(
-                    f"- [ ] **{_text(finding.path)}:{finding.line}:{finding.column}**{function}{baselined}: "
+                    f"- [ ] **{_text(item.where)}:{finding.line}:{finding.column}**{function}{baselined}: "
                     f"{_text(item.what)}"
                 )
                 if item.fix:

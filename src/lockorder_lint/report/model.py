@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lockorder_lint import __version__
@@ -29,6 +29,7 @@ class ReportFinding:
 
     id: str
     finding: Finding
+    where: str  # the finding's path as shown: relative to the project root when under it
     key: BaselineKey
     what: str
     fix: str
@@ -158,7 +159,13 @@ def build_report(
     notes: Sequence[Note],
     baseline: BaselineState | None = None,
 ) -> AuditReport:
-    """Group, excerpt and count the results of one check (nothing is analysed here)."""
+    """Group, excerpt and count the results of one check (nothing is analysed here). Paths under
+    the project root are shown relative to it, wherever the report was run from."""
+    prefix = str(root).rstrip("/") + "/"
+
+    def short(text: str) -> str:
+        return text.replace(prefix, "")
+
     sources = _Sources()
     shown: list[ReportFinding] = []
     for index, finding in enumerate(findings):
@@ -167,6 +174,7 @@ def build_report(
             ReportFinding(
                 id=finding_id(finding),
                 finding=finding,
+                where=short(finding.path),
                 key=key_for(finding.path, finding.code, finding.function, finding.statement, root),
                 what=what,
                 fix=fix,
@@ -190,11 +198,13 @@ def build_report(
                 )
             )
         groups.append(TableGroup(table, table in hot, tuple(rules)))
-    graph = graph_from_steps(steps, findings, hot)
+    hot = {table: [short(r) for r in reasons] for table, reasons in hot.items()}
+    steps = [replace(step, path=short(step.path)) for step in steps]
+    graph = graph_from_steps(steps, [replace(f, path=short(f.path)) for f in findings], hot)
     return AuditReport(
         title=title,
         root=str(root),
-        paths=tuple(paths),
+        paths=tuple(short(p) for p in paths),
         dialects=tuple(dialects),
         files_checked=files_checked,
         files_analysed=files_analysed,
@@ -207,9 +217,9 @@ def build_report(
         hot_mode=hot_mode,
         hot={table: list(reasons) for table, reasons in sorted(hot.items())},
         graph=graph,
-        unknown=list(unknown),
-        errors=list(errors),
-        notes=list(notes),
+        unknown=[replace(u, path=short(u.path)) for u in unknown],
+        errors=[replace(e, path=short(e.path)) for e in errors],
+        notes=[replace(n, path=short(n.path)) for n in notes],
         baseline=baseline,
         rule_names={code: rule.name for code, rule in RULES_BY_CODE.items()},
     )

@@ -16,7 +16,15 @@ def _edge_path(source: Box, target: Box, forward: bool) -> str:
         x2, y2 = target.x, target.middle
         bend = (x2 - x1) / 2
         return f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-    # Against the layers (or within one): an arc below both boxes, bottom edge to bottom edge.
+    if target.x + target.width < source.x:
+        # Against the layers: from the source's left to the target's right, bowed below the
+        # forward edge it may pair with, so that both directions of a cycle stay apart.
+        x1, y1 = source.x, source.middle + 6
+        x2, y2 = target.x + target.width, target.middle + 6
+        bend = (x1 - x2) / 2
+        low1, low2 = y1 + 34, y2 + 34
+        return f"M{x1:.1f},{y1:.1f} C{x1 - bend:.1f},{low1:.1f} {x2 + bend:.1f},{low2:.1f} {x2:.1f},{y2:.1f}"
+    # Within one layer: an arc below both boxes, bottom edge to bottom edge.
     x1, y1 = source.x + source.width / 2, source.y + source.height
     x2, y2 = target.x + target.width / 2, target.y + target.height
     drop = max(y1, y2) + 40
@@ -29,6 +37,7 @@ def render_svg(graph: LockGraph) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="lock-graph" role="img" '
         f'aria-label="table-level lock-order graph" width="{placed.width:.0f}" '
+        f'style="max-width: 100%; height: auto" '
         f'height="{placed.height:.0f}" viewBox="0 0 {placed.width:.0f} {placed.height:.0f}">',
         "<defs>"
         '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
