@@ -5,6 +5,7 @@ their code, the lock-order graph, what was not checked, and the baseline state."
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -135,6 +136,17 @@ class _Sources:
         return tuple((number, lines[number - 1]) for number in range(first, last + 1))
 
 
+def _root_prefixes(root: Path) -> list[str]:
+    """How paths under the project root start in what a run displays: absolute, or relative to
+    the working directory when the root is under it (as ``runner.display_path`` shows them)."""
+    absolute = os.path.realpath(root)
+    prefixes = [absolute.rstrip("/") + "/", str(root).rstrip("/") + "/"]
+    relative = os.path.relpath(absolute, os.path.realpath(os.getcwd()))
+    if relative != "." and not relative.startswith(".."):
+        prefixes.append(relative.replace(os.sep, "/") + "/")
+    return sorted(set(prefixes), key=len, reverse=True)
+
+
 def finding_id(finding: Finding) -> str:
     text = f"{finding.path}:{finding.line}:{finding.column}:{finding.code}"
     return "f" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -161,10 +173,12 @@ def build_report(
 ) -> AuditReport:
     """Group, excerpt and count the results of one check (nothing is analysed here). Paths under
     the project root are shown relative to it, wherever the report was run from."""
-    prefix = str(root).rstrip("/") + "/"
+    prefixes = _root_prefixes(root)
 
     def short(text: str) -> str:
-        return text.replace(prefix, "")
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        return text
 
     sources = _Sources()
     shown: list[ReportFinding] = []
