@@ -297,7 +297,8 @@ def test_the_fixture_report_lists_every_finding_of_a_check(
     assert main(["report", *args, "--format", "markdown", "-o", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     for finding in findings:
-        assert f"**{finding['path']}:{finding['line']}:{finding['column']}**" in text
+        relative = Path(finding["path"]).resolve().relative_to(FIXTURES.resolve()).as_posix()
+        assert f"**{relative}:{finding['line']}:{finding['column']}**" in text
     assert text.count("- [ ] **") == len(findings)
 
 
