@@ -4,6 +4,7 @@ installed packages, lock helpers it defines, and syntax newer than the running i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,17 +156,26 @@ def test_mysql_is_inferred_from_the_code(tmp_path: Path, capsys: pytest.CaptureF
 
 
 HELPER = """\
+import contextlib
+
 from sqlalchemy import select
 
 
 def with_row_locks(query, session, **kwargs):
     return query.with_for_update(**kwargs)
+
+
+@contextlib.contextmanager
+def lock_rows(query, session):
+    locked = session.execute(with_row_locks(query, session)).all()
+    yield
+    del locked
 """
 
 LOCKERS = """\
 from sqlalchemy import select
 
-from app.locking import with_row_locks
+from app.locking import lock_rows, with_row_locks
 from app.models import Job
 
 
@@ -176,6 +186,11 @@ def pick(session, limit):
 def pick_skipping(session, limit):
     query = select(Job).where(Job.state == "queued")
     return session.scalars(with_row_locks(query, session, skip_locked=True)).all()
+
+
+def hold(session, state):
+    with lock_rows(select(Job).where(Job.state == state), session):
+        session.commit()
 """
 
 
@@ -184,8 +199,9 @@ def test_a_lock_helper_the_project_defines_is_read_at_each_call(
 ) -> None:
     root = project(tmp_path / "p", locking=HELPER, lockers=LOCKERS)
     code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
-    assert codes_at(out) == [("app/lockers.py:8", "LCK002")]
+    assert codes_at(out) == [("app/lockers.py:8", "LCK002"), ("app/lockers.py:17", "LCK002")]
     assert "(via with_row_locks)" in out
+    assert "(via lock_rows)" in out  # a context manager that hands its statement to the helper
 
 
 BASES = """\
@@ -370,7 +386,7 @@ def test_a_sweep_composed_with_an_insert_by_its_callers(
     root = project(tmp_path / "p", leases=LEASES, users=LEASE_USERS)
     code, out, _err = run_cli(capsys, "--no-cache", "app", cwd=root)
     assert codes_at(out) == [("app/leases.py:23", "LCK001")]
-    assert "DELETE of lease through expires_at in transactions that also insert into lease" in out
+    assert "DELETE of lease through expires_at in a range in transactions that also insert into lease" in out
     assert "(acquire and 1 more)" in out
     (root / "app" / "users.py").write_text(
         LEASE_USERS.replace("    LeaseStore.sweep_expired(session, now)\n    lease", "    lease"),
@@ -409,3 +425,62 @@ def test_cached_results_follow_new_evidence_and_new_callers(
     )
     code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
     assert ("app/leases.py:23", "LCK001") in codes_at(out)
+
+
+def test_findings_say_why_their_table_is_hot_and_the_summary_counts_cold_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", work=WORK)
+    code, out, err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
+    findings = [entry for entry in json.loads(out) if entry["type"] == "finding"]
+    assert [(f["line"], f["table"], f["hot_because"]) for f in findings] == [
+        (12, "job", "row-locked at app/work.py:8 claim")
+    ]
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
+    assert err.splitlines()[-1] == (
+        "1 finding (LCK001 1) in 3 files checked; 1 statement on tables with no sign of contention left"
+        " alone (`lockorder-lint tables` says why; --all-tables checks them)"
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "--all-tables", "--format", "json", "app", cwd=root)
+    assert [f["hot_because"] for f in json.loads(out)] == ["all-tables is set", "all-tables is set"]
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'app'\n[tool.lockorder-lint]\nhot-tables = ['note']\n", encoding="utf-8"
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
+    assert [(f["table"], f["hot_because"]) for f in json.loads(out)] == [("note", "listed in hot-tables")]
+
+
+CONDITIONS = """\
+from sqlalchemy import delete, exists, not_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Job, Note
+
+
+def claim(session: Session, job_id: int) -> None:
+    session.get(Job, job_id, with_for_update=True)
+
+
+def sweep(session: Session, keep: list[int], cutoff: int) -> None:
+    session.execute(delete(Job).where(Job.id.not_in(keep)))
+    session.execute(delete(Job).where(~exists(select(Note.id).where(Note.id == Job.id))))
+    session.execute(update(Job).where(Job.id.in_(select(Job.id).where(Job.state == "x"))).values(state="y"))
+    session.execute(update(Job).where(Job.id > cutoff, Job.state != "done").values(state="z"))
+    session.execute(update(Job).where(not_(Job.state.in_(["a", "b"]))).values(state="z"))
+"""
+
+
+def test_messages_say_how_a_column_that_is_not_pinned_is_constrained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", work=CONDITIONS)
+    code, out, _err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
+    messages = [f["message"] for f in json.loads(out)]
+    reached = [m.split(" reaches rows through ")[1].split(", not its key")[0] for m in messages]
+    assert reached == [
+        "id NOT IN (…)",
+        "id correlated in NOT EXISTS on note",
+        "id IN (a subquery on job (state))",
+        "id in a range, state != …",
+        "state NOT IN (…)",
+    ]

@@ -105,7 +105,7 @@ class Table:
             score = 0
             for col in index.columns:
                 op: str | None = ops.get(col)
-                if op is None or op == "join":
+                if op is None or op in ("join", "not"):  # a negated condition cannot seek
                     break
                 score += 2 if op == "eq" else 1
                 if op == "other":

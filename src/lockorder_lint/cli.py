@@ -259,7 +259,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "text":
         sys.stderr.write(
             summary(
-                (f.code for f in findings), result.parsed, len(result.unknown), len(errors), result.migrations
+                (f.code for f in findings),
+                result.parsed,
+                len(result.unknown),
+                len(errors),
+                result.migrations,
+                result.cold,
             )
         )
     if diff is not None:
@@ -334,6 +339,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         files_checked=result.parsed,
         files_analysed=result.analysed,
         migrations=result.migrations,
+        cold=result.cold,
         hot_mode=mode,
         hot=hot,
         unknown=result.unknown,

@@ -86,6 +86,7 @@ class FileResult:
     analysed: bool = False
     parsed: bool = False
     migration: bool = False  # an Alembic revision, not checked unless asked
+    cold: int = 0  # statements a rule would report if their table were contended
     # Other files whose functions the check followed, with their digests: a cached result is
     # valid only while they are unchanged.
     deps: dict[str, str] = field(default_factory=dict)
@@ -235,9 +236,11 @@ def _apply_rules(
                         table=report.table,
                         function=unit.qualname,
                         statement=report.statement,
+                        hot_because=context.hot_because(report.table),
                     )
                 )
         result.steps.extend(table_steps(unit, display))
+    result.cold += len(context.cold)
     seen: set[tuple[int, int, str]] = set()
     for statement in context.unknown:
         _note_unknown(statement, display, seen, result)

@@ -20,6 +20,9 @@ class Finding:
     table: str | None = None
     function: str | None = None
     statement: str = ""
+    # Why the table counts as contended: the configuration, or the first piece of evidence the
+    # code gave ("row-locked at airflow/models/dagrun.py:812 DagRun.next_dagruns_to_examine").
+    hot_because: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from lockorder_lint.statements import EQ, IN, JOIN, OTHER, SUB, Predicate, Statement
+from lockorder_lint.statements import EQ, IN, JOIN, NOT, OTHER, SUB, Predicate, Statement
 
 if TYPE_CHECKING:
     from lockorder_lint.builders import Evaluator, Value
@@ -93,8 +93,84 @@ def conjuncts(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
     ev.consume(ev.eval(node))
     if not found_columns:
         return True
-    preds.extend(Predicate(t, c, OTHER) for t, c in found_columns)
+    op, form = condition_form(ev, node)
+    if form.startswith(("EXISTS", "NOT EXISTS")):  # the subquery's own columns are not the reach
+        inner = found_columns[0][0]
+        form = f"correlated in {form} on {inner}"
+        for table, column in found_columns:
+            correlated = table != inner
+            how = (op, form) if correlated else (OTHER, "")
+            preds.append(Predicate(table, column, how[0], via=how[1]))
+        return False
+    preds.extend(Predicate(t, c, op, via=form) for t, c in found_columns)
     return False
+
+
+# Column methods and comparison operators that constrain a column without pinning it, by the
+# form a message names them with; the NOT forms no index can seek.
+_METHOD_FORMS = {
+    "not_in": (NOT, "NOT IN"),
+    "notin_": (NOT, "NOT IN"),
+    "is_not": (NOT, "IS NOT"),
+    "isnot": (NOT, "IS NOT"),
+    "is_distinct_from": (NOT, "IS DISTINCT FROM"),
+    "isnot_distinct_from": (OTHER, "IS NOT DISTINCT FROM"),
+    "is_": (OTHER, "IS"),
+    "like": (OTHER, "LIKE"),
+    "ilike": (OTHER, "ILIKE"),
+    "startswith": (OTHER, "LIKE"),
+    "endswith": (NOT, "LIKE '%…'"),
+    "contains": (NOT, "LIKE '%…%'"),
+    "not_like": (NOT, "NOT LIKE"),
+    "notlike": (NOT, "NOT LIKE"),
+    "not_ilike": (NOT, "NOT ILIKE"),
+    "notilike": (NOT, "NOT ILIKE"),
+    "between": (OTHER, "in a range"),
+    "any": (OTHER, "EXISTS"),
+    "has": (OTHER, "EXISTS"),
+    "in_": (OTHER, "IN"),
+}
+_COMPARE_FORMS: dict[type[ast.cmpop], tuple[str, str]] = {
+    ast.NotEq: (NOT, "!="),
+    ast.Lt: (OTHER, "in a range"),
+    ast.LtE: (OTHER, "in a range"),
+    ast.Gt: (OTHER, "in a range"),
+    ast.GtE: (OTHER, "in a range"),
+    ast.Is: (OTHER, "IS"),
+    ast.IsNot: (NOT, "IS NOT"),
+}
+_NEGATED = {
+    "IN": (NOT, "NOT IN"),
+    "EXISTS": (NOT, "NOT EXISTS"),
+    "LIKE": (NOT, "NOT LIKE"),
+    "IS": (NOT, "IS NOT"),
+    "in a range": (NOT, "outside a range"),
+    "": (NOT, "in a negated condition"),
+}
+
+
+def condition_form(ev: Evaluator, node: ast.AST) -> tuple[str, str]:
+    """How a condition that does not pin its columns constrains them: the op (``not`` when no
+    index can seek it) and the form a message names (``NOT IN``, ``in a range``, ``EXISTS``)."""
+    negated: ast.AST | None = None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+        negated = node.operand
+    elif isinstance(node, ast.Call) and len(node.args) == 1 and ev.sa_call(node, "not_"):
+        negated = node.args[0]
+    if negated is not None:
+        if isinstance(negated, ast.Compare) and len(negated.ops) == 1 and isinstance(negated.ops[0], ast.Eq):
+            return NOT, "!="
+        _, form = condition_form(ev, negated)
+        return _NEGATED.get(form, (NOT, f"NOT ({form})"))
+    if isinstance(node, ast.Call):
+        method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        if ev.sa_call(node, "exists") or method == "exists":
+            return OTHER, "EXISTS"
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _METHOD_FORMS:
+            return _METHOD_FORMS[node.func.attr]
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        return _COMPARE_FORMS.get(type(node.ops[0]), (OTHER, ""))
+    return OTHER, ""
 
 
 def _disjuncts(ev: Evaluator, node: ast.AST) -> list[Condition | None]:
@@ -132,7 +208,7 @@ def _disjunction(ev: Evaluator, node: ast.AST, preds: list[Predicate]) -> bool:
         if (table, column) in (pinned or set()):
             preds.append(Predicate(table, column, IN, held=(table, column) in (held or set())))
         else:
-            preds.append(Predicate(table, column, OTHER))
+            preds.append(Predicate(table, column, OTHER, via="in an OR"))
     return opaque
 
 

@@ -128,7 +128,7 @@ def lock_helpers_in(tree: ast.Module, module: str, first_only: bool = True) -> l
     and its options are read at each call. With ``first_only`` False, also those handed the
     statement in another parameter (mlflow's ``_lock_rebuild_entry_query(session, query)``):
     their calls are followed like any helper's, and they mark where a function locks rows."""
-    found: list[str] = []
+    functions: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, list[str]]] = []
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
         for node in body:
@@ -138,12 +138,36 @@ def lock_helpers_in(tree: ast.Module, module: str, first_only: bool = True) -> l
                 params = [
                     a.arg for a in (*node.args.posonlyargs, *node.args.args) if a.arg not in ("self", "cls")
                 ]
-                handed = params[:1] if first_only else params
-                if any(_returns_locked(node, param) for param in handed):
-                    found.append(f"{prefix}.{node.name}")
+                functions.append((f"{prefix}.{node.name}", node, params[:1] if first_only else params))
 
     visit(tree.body, module)
-    return found
+    found = [name for name, node, handed in functions if any(_returns_locked(node, p) for p in handed)]
+    # A function that hands its statement on to one of those (Airflow's ``lock_rows`` context
+    # manager around ``with_row_locks``) locks it too.
+    names = {name.rsplit(".", 1)[-1] for name in found}
+    while True:
+        more = [
+            name
+            for name, node, handed in functions
+            if name not in found and any(_hands_on(node, p, names) for p in handed)
+        ]
+        if not more:
+            return found
+        found.extend(more)
+        names.update(name.rsplit(".", 1)[-1] for name in more)
+
+
+def _hands_on(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str, helpers: set[str]) -> bool:
+    """The function calls one of ``helpers`` with its parameter as the statement argument."""
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        first = node.args[0]
+        if name in helpers and isinstance(first, ast.Name) and first.id == param:
+            return True
+    return False
 
 
 def _returns_locked(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str) -> bool:

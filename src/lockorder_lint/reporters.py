@@ -45,6 +45,7 @@ def render_json(findings: Sequence[Finding], errors: Sequence[FileError] = ()) -
                 "table": None,
                 "function": None,
                 "statement": None,
+                "hot_because": None,
             }
         )
     return json.dumps(entries, indent=2) + "\n"
@@ -134,6 +135,8 @@ def _sarif_result(
     }
     if finding.code in rule_index:
         result["ruleIndex"] = rule_index[finding.code]
+    if finding.hot_because:
+        result["properties"] = {"table": finding.table, "hotBecause": finding.hot_because}
     return result
 
 
@@ -244,7 +247,9 @@ def render_unknown(unknown: Sequence[Skipped]) -> str:
     )
 
 
-def summary(codes: Iterable[str], files: int, unknown: int, errors: int, migrations: int = 0) -> str:
+def summary(
+    codes: Iterable[str], files: int, unknown: int, errors: int, migrations: int = 0, cold: int = 0
+) -> str:
     """``12 findings (LCK001 7, LCK003 5) in 748 files checked; ...``: the codes of the findings
     reported, counted by rule, so that a triage knows where to start."""
     by_rule = Counter(codes)
@@ -255,6 +260,11 @@ def summary(codes: Iterable[str], files: int, unknown: int, errors: int, migrati
     if unknown:
         parts.append(
             f"{unknown} statement{'s' if unknown != 1 else ''} not checked (--show-unknown lists them)"
+        )
+    if cold:
+        parts.append(
+            f"{cold} statement{'s' if cold != 1 else ''} on tables with no sign of contention left alone"
+            " (`lockorder-lint tables` says why; --all-tables checks them)"
         )
     if migrations:
         plural = "s" if migrations != 1 else ""

@@ -29,6 +29,7 @@ class RunResult:
     analysed: int = 0
     parsed: int = 0  # files read and parsed (what the summary calls checked)
     migrations: int = 0  # Alembic revisions left out
+    cold: int = 0  # statements left alone because nothing shows their table is contended
     cached: int = 0
     # Locks and writes on known tables of the functions the rules followed (the statements they
     # judged), for the report's lock-order graph.
@@ -201,6 +202,7 @@ def run(
         result.analysed += final.analysed
         result.parsed += final.parsed and not final.migration
         result.migrations += final.migration
+        result.cold += final.cold
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     if cache is not None:
         cache.save()

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog, Table
 
 # How a WHERE clause constrains a column: ``==``, ``IN (values)``, anything else, equality to a
-# column of another FROM source (a join), and ``IN (subquery)`` whose own rows are not locked
-# in key order.
-EQ, IN, OTHER, JOIN, SUB = "eq", "in", "other", "join", "sub"
+# column of another FROM source (a join), ``IN (subquery)`` whose own rows are not locked in key
+# order, and a negated condition (``!=``, ``NOT IN``, ``NOT EXISTS``) that no index can seek.
+EQ, IN, OTHER, JOIN, SUB, NOT = "eq", "in", "other", "join", "sub", "not"
 PINNING_OPS = frozenset({EQ, IN})
 _ids = itertools.count(1)
 
@@ -41,7 +41,8 @@ class Span:
 @dataclass(frozen=True)
 class Predicate:
     """One column the WHERE clause reaches rows through, and how. ``via`` names what the column
-    is compared with when that explains the reach (a subquery's columns)."""
+    is compared with when that explains the reach (a subquery's columns), or, for a condition
+    that does not pin it, the form of that condition (``NOT IN``, ``in a range``)."""
 
     table: str
     column: str

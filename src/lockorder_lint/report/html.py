@@ -58,6 +58,7 @@ def _summary(report: AuditReport) -> str:
                 "row-locking reads and writes on known tables in the functions the rules followed",
             ),
             _card(not_checked, "not checked", "statements on tables the catalog does not know"),
+            _card(report.cold, "left alone", "statements on tables with no sign of contention"),
             _card(report.migrations, "migrations left out", "Alembic revisions run alone"),
             _card(len(report.errors), "file errors", "files that could not be checked", bad=True),
         ]
@@ -177,6 +178,8 @@ def _finding(item: ReportFinding) -> str:
     function = f" in <code>{escape(finding.function)}</code>" if finding.function else ""
     badge = ' <span class="pill baselined">in baseline</span>' if item.baselined else ""
     fix = f'<p class="fix"><strong>Fix:</strong> {_prose(item.fix)}</p>' if item.fix else ""
+    if item.hot_because:
+        fix += f'<p class="hot-because">Contended: {escape(item.hot_because)}</p>'
     name = f"mark-{item.id}"
     triage = "".join(
         f'<label><input type="radio" name="{name}" value="{value}"{" checked" if value == "none" else ""}>'
@@ -266,7 +269,10 @@ def _not_checked(report: AuditReport) -> str:
         f"<p>{len(report.unknown)} statement(s) on tables the catalog does not know could not be "
         "judged (declare their keys under <code>[tool.lockorder-lint.tables]</code>); "
         f"{report.migrations} Alembic migration(s) were left out (they run alone; "
-        "<code>--include-migrations</code> checks them).</p>",
+        "<code>--include-migrations</code> checks them); "
+        f"{report.cold} statement(s) that would be findings on a contended table were left alone, "
+        "as nothing shows their table is contended (<code>hot-tables</code> or "
+        "<code>--all-tables</code> judges them).</p>",
     ]
     if unknown:
         parts.append(

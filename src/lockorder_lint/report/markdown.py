@@ -83,6 +83,7 @@ def render_markdown(report: AuditReport) -> str:
         ("row-locking statements judged", report.statements_judged),
         ("statements not checked (table unknown)", len(report.unknown)),
         ("migrations left out", report.migrations),
+        ("statements left alone (no sign of contention)", report.cold),
         ("files that could not be checked", len(report.errors)),
     ):
         out.append(f"| {label} | {number} |")
@@ -132,12 +133,15 @@ def render_markdown(report: AuditReport) -> str:
                 )
                 if item.fix:
                     out.append(f"  **Fix:** {_text(item.fix)}")
+                if item.hot_because:
+                    out.append(f"  Contended: {_text(item.hot_because)}")
                 out.append("")
                 out.append("  " + _code_block(item).replace("\n", "\n  ").rstrip() + "\n")
     out.append("## Not checked\n")
     out.append(
         f"{len(report.unknown)} statement(s) on tables the catalog does not know; "
-        f"{report.migrations} migration(s) left out.\n"
+        f"{report.migrations} migration(s) left out; {report.cold} statement(s) left alone on tables "
+        "with no sign of contention.\n"
     )
     for unknown in report.unknown:
         where = f"{unknown.path}:{unknown.line}:{unknown.column}"

@@ -34,6 +34,7 @@ class ReportFinding:
     key: BaselineKey
     what: str
     fix: str
+    hot_because: str  # why the finding's table counts as contended (paths shown as above)
     excerpt: tuple[tuple[int, str], ...]
     baselined: bool = False
 
@@ -78,6 +79,7 @@ class AuditReport:
     files_analysed: int
     statements_judged: int
     migrations: int
+    cold: int  # statements left alone: nothing shows their table is contended
     findings: list[ReportFinding]
     groups: list[TableGroup]
     per_rule: Counter[str]
@@ -170,6 +172,7 @@ def build_report(
     errors: Sequence[FileError],
     notes: Sequence[Note],
     baseline: BaselineState | None = None,
+    cold: int = 0,
 ) -> AuditReport:
     """Group, excerpt and count the results of one check (nothing is analysed here). Paths under
     the project root are shown relative to it, wherever the report was run from."""
@@ -192,6 +195,7 @@ def build_report(
                 key=key_for(finding.path, finding.code, finding.function, finding.statement, root),
                 what=what,
                 fix=fix,
+                hot_because=short(finding.hot_because),
                 excerpt=sources.excerpt(finding),
                 baselined=bool(baselined and baselined[index]),
             )
@@ -224,6 +228,7 @@ def build_report(
         files_analysed=files_analysed,
         statements_judged=len(steps),
         migrations=migrations,
+        cold=cold,
         findings=shown,
         groups=groups,
         per_rule=Counter(f.finding.code for f in shown),

@@ -13,7 +13,7 @@ from lockorder_lint.contention import Contention
 
 if TYPE_CHECKING:  # libcst is imported only when a file needs analysing
     from lockorder_lint.catalog import Table
-    from lockorder_lint.statements import Span, Statement
+    from lockorder_lint.statements import Predicate, Span, Statement
     from lockorder_lint.units import Unit
 
 
@@ -38,6 +38,9 @@ class RuleContext:
     # Tables with contention evidence (inferred hotness), or None when the configuration decides.
     locked: dict[str, list[str]] | None = None
     contention: Contention = field(default_factory=lambda: Contention())
+    # Where a rule would have reported a statement had its table been contended (line, column):
+    # the summary counts them, so that a quiet run on a project without evidence says why.
+    cold: set[tuple[int, int]] = field(default_factory=set)
 
     def hot(self, table: Table | str) -> bool:
         """A table whose rows writers contend for: configured in ``hot-tables`` (or every table
@@ -46,6 +49,20 @@ class RuleContext:
         if self.locked is None or not self.config.infers_hot_tables:
             return self.config.is_hot(name)
         return name in self.locked
+
+    def hot_because(self, table: str | None) -> str:
+        """Why a finding's table counts as contended, for the machine formats and the report."""
+        if table is None:
+            return ""
+        if self.config.all_tables:
+            return "all-tables is set"
+        if self.locked is None or not self.config.infers_hot_tables:
+            if not self.config.hot_tables or table not in self.config.hot_tables:
+                return ""
+            preset = f" (preset {self.config.preset})" if self.config.hot_tables_from_preset else ""
+            return f"listed in hot-tables{preset}"
+        reasons = self.locked.get(table) or []
+        return reasons[0] if reasons else ""
 
 
 class Rule:
@@ -72,16 +89,48 @@ def key_text(table: Table) -> str:
 
 
 def reached_through(statement: Statement) -> str:
-    """``dag_id, run_id, state (index ti_dag_run)``: how the WHERE clause reaches rows."""
+    """``dag_id, run_id, state (index ti_dag_run)``: how the WHERE clause reaches rows. A column
+    that is not pinned says how it is constrained (``dag_id NOT IN (…)``, ``id IN (subquery on
+    dag)``), so that a key column named here never reads as if it were pinned."""
+    from lockorder_lint.statements import PINNING_OPS
+
     table = statement.target
     assert table is not None
-    columns = statement.columns_on_target()
-    if not columns:
+    predicates = statement.target_predicates()
+    if not predicates:
         return ""
-    pinning = {p.column for p in statement.predicates if p.table == table.name and p.op in ("eq", "in")}
-    columns = [
-        f"{col} (not pinned)" if col in table.primary_key and col not in pinning else col for col in columns
-    ]
-    index = table.index_for((p.column, p.op) for p in statement.predicates if p.table == table.name)
+    pinning = {p.column for p in predicates if p.op in PINNING_OPS}
+    forms: dict[str, list[str]] = {}
+    for pred in predicates:
+        phrases = forms.setdefault(pred.column, [])
+        if pred.column in pinning:
+            continue
+        phrase = _constraint_phrase(pred)
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+    columns = []
+    for column, phrases in forms.items():
+        if phrases:
+            columns.append(f"{column} {' and '.join(phrases[:2])}")
+        elif column in table.primary_key and column not in pinning:
+            columns.append(f"{column} (not pinned)")
+        else:
+            columns.append(column)
+    index = table.index_for((p.column, p.op) for p in predicates)
     suffix = f" (index {index.name})" if index else ""
     return f"{', '.join(columns)}{suffix}"
+
+
+def _constraint_phrase(pred: Predicate) -> str:
+    """What a message says of a condition that does not pin its column."""
+    from lockorder_lint.statements import JOIN, SUB
+
+    if pred.op == SUB:
+        return f"IN (a subquery on {pred.via})" if pred.via else "IN (a subquery)"
+    if pred.op == JOIN:
+        return f"joined to {pred.via}" if pred.via else "joined to another table"
+    if pred.via in ("NOT IN", "IN"):
+        return f"{pred.via} (…)"
+    if pred.via in ("!=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IS", "IS NOT", "IS DISTINCT FROM"):
+        return f"{pred.via} …"
+    return pred.via

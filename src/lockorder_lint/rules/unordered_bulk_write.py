@@ -50,18 +50,21 @@ class UnorderedBulkWrite(Rule):
                 and self._copies_run_at_once(unit, table.name, callers, context)
             )
             joins_hot = mysql and any(context.hot(t) for t in _other_tables(statement))
-            if not (context.hot(table) or gap or joins_hot):
-                continue
+            cold = not (context.hot(table) or gap or joins_hot)
             if statement.reaches_rows_by_key() and not gap:
                 continue
             if statement.writes_held_rows():
                 continue  # every row it names is one this transaction already locked
             if statement.opaque_where:
-                context.unknown.append(statement)
+                if not cold:
+                    context.unknown.append(statement)
                 continue
             if not gap and any(
                 self._locks_first(earlier, statement, context) for earlier in statements[:index]
             ):
+                continue
+            if cold:
+                context.cold.add((statement.write.line, statement.write.column))
                 continue
             message = self._gap_message(statement, callers) if gap else self._message(statement, context)
             yield Report(self.code, statement.write, message, table.name, statement.statement_text)

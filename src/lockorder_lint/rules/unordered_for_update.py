@@ -32,13 +32,16 @@ class UnorderedForUpdate(Rule):
             if lock.of is not None and table.name not in lock.of:
                 continue  # locks only other tables; LCK004 speaks about joins
             pinned = statement.reaches_rows_by_key()
-            if not context.hot(table) or pinned or statement.limit_one:
+            if pinned or statement.limit_one:
                 continue
             if lock.non_blocking:
                 continue
             # PostgreSQL sorts before it locks: ORDER BY a unique key is one fixed order
             ordered = statement.ordered_by_unique_key()
             if ordered and not context.config.mysql:
+                continue
+            if not context.hot(table):
+                context.cold.add((lock.span.line, lock.span.column))
                 continue
             if statement.opaque_where:
                 context.unknown.append(statement)
