@@ -425,6 +425,18 @@ def test_cached_results_follow_new_evidence_and_new_callers(
     )
     code, out, _err = run_cli(capsys, "--cache-dir", cache, "app", cwd=root)
     assert ("app/leases.py:23", "LCK001") in codes_at(out)
+    # An edit of the helper's file alone re-checks it with the callers' answers kept from the
+    # last run; an edit of a caller's file works its answer out again.
+    (root / "app" / "leases.py").write_text(LEASES + "# edited\n", encoding="utf-8")
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app/leases.py", cwd=root)
+    assert codes_at(out) == [("app/leases.py:23", "LCK001"), ("app/leases.py:31", "LCK001")]  # note is hot
+    (root / "app" / "more_users.py").write_text(
+        "from app.leases import LeaseStore\n\n\ndef take(session, name, now):\n"
+        "    LeaseStore.sweep_expired(session, now)\n",
+        encoding="utf-8",
+    )
+    code, out, _err = run_cli(capsys, "--cache-dir", cache, "app/leases.py", cwd=root)
+    assert "app/leases.py:23" not in out
 
 
 def test_findings_say_why_their_table_is_hot_and_the_summary_counts_cold_ones(
@@ -438,8 +450,8 @@ def test_findings_say_why_their_table_is_hot_and_the_summary_counts_cold_ones(
     ]
     code, out, err = run_cli(capsys, "--no-cache", "app", cwd=root)
     assert err.splitlines()[-1] == (
-        "1 finding (LCK001 1) in 3 files checked; 1 statement on tables with no sign of contention left"
-        " alone (`lockorder-lint tables` says why; --all-tables checks them)"
+        "1 finding (LCK001 1) in 3 files checked; 1 statement on tables with no sign of contention"
+        " (--all-tables checks them)"
     )
     code, out, err = run_cli(capsys, "--no-cache", "--all-tables", "--format", "json", "app", cwd=root)
     assert [f["hot_because"] for f in json.loads(out)] == ["all-tables is set", "all-tables is set"]

@@ -14,6 +14,7 @@ caller also calls, :func:`inserting_callers` finds it through the project's call
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -236,21 +237,17 @@ def inserting_callers(program: Program, qualname: str, table: str) -> list[str]:
     into ``table``, themselves or through another helper: each as ``path:line Class.method``.
     Callers are found by name in the project's call index, then confirmed by resolving the call
     as the checker resolves any call; what they insert comes from their statements."""
-    memo = program.memo("inserting_callers")
-    key = (qualname, table)
-    if key in memo:
-        for name in memo[key][1]:
-            program.callers_named(name)  # the result still depends on who calls these names
-        cached: list[str] = memo[key][0]
-        return cached
+    key = f"inserting-callers:{qualname}:{table}"
+    return list(program.answer(key, lambda: tuple(_inserting_callers(program, qualname, table))))
+
+
+def _inserting_callers(program: Program, qualname: str, table: str) -> list[str]:
     composers: list[str] = []
-    names: list[str] = []
     frontier = [qualname]
     seen = set(frontier)
     for _ in range(MAX_CALLER_DEPTH):
         upper: list[str] = []
         for callee in frontier:
-            names.append(callee.rsplit(".", 1)[-1])
             for caller in _callers(program, callee):
                 if caller.qualname in seen:
                     continue
@@ -262,29 +259,32 @@ def inserting_callers(program: Program, qualname: str, table: str) -> list[str]:
         frontier = upper
         if not frontier:
             break
-    memo[key] = (composers, names)
     return composers
 
 
 def inserted_tables(program: Program, qualname: str) -> frozenset[str]:
     """Tables a project function inserts into (INSERT, ORM add/merge) in its own body."""
-    memo = program.memo("inserted_tables")
-    if qualname in memo:
-        known: frozenset[str] = memo[qualname]
-        return known
-    memo[qualname] = frozenset()  # a recursive call sees nothing
+    running = program.memo("inserted_tables")
+    if qualname in running:
+        return frozenset()  # a recursive call sees nothing
+    running[qualname] = True
+    try:
+        return program.answer(f"inserted:{qualname}", lambda: _inserted_tables(program, qualname))
+    finally:
+        del running[qualname]
+
+
+def _inserted_tables(program: Program, qualname: str) -> frozenset[str]:
     info = program.index.function(qualname, "")
     made = program.evaluator_for(info, 1) if info is not None else None
-    found: frozenset[str] = frozenset()
-    if made is not None:
-        evaluator, node = made
-        try:
-            statements = evaluator.run(node)
-        except Exception:  # a function we cannot follow inserts nothing we know of
-            statements = []
-        found = frozenset(s.table_name for s in statements if s.kind in ("insert", "merge") and s.table_name)
-    memo[qualname] = found
-    return found
+    if made is None:
+        return frozenset()
+    evaluator, node = made
+    try:
+        statements = evaluator.run(node)
+    except Exception:  # a function we cannot follow inserts nothing we know of
+        statements = []
+    return frozenset(s.table_name for s in statements if s.kind in ("insert", "merge") and s.table_name)
 
 
 @dataclass(frozen=True)
@@ -296,24 +296,21 @@ class _Caller:
 
 
 def _callers(program: Program, qualname: str) -> list[_Caller]:
-    memo = program.memo("callers")
-    if qualname in memo:
-        known: list[_Caller] = memo[qualname]
-        return known
     name = qualname.rsplit(".", 1)[-1]
     found: list[_Caller] = []
     paths = program.callers_named(name)
     if len(paths) <= MAX_CALLER_FILES:  # a name called everywhere (``set``, ``run``) is not followed
         pattern = re.compile(rf"\b{re.escape(name)}\s*\(")
         for path in paths:
-            found.extend(_callers_in(program, path, name, qualname, pattern))
-    memo[qualname] = found
+            key = f"callers-in:{path}:{qualname}"  # one file's answer outlives edits elsewhere
+            work_out = functools.partial(_callers_in, program, path, name, qualname, pattern)
+            found.extend(program.answer(key, work_out))
     return found
 
 
 def _callers_in(
     program: Program, path: str, name: str, qualname: str, pattern: re.Pattern[str]
-) -> list[_Caller]:
+) -> tuple[_Caller, ...]:
     """The functions of one file with a call named ``name`` that resolves to ``qualname``. Such
     a call is first resolved from the function's parameters and names alone; only a function
     that calls it through a local variable is followed first (its types come from its body)."""
@@ -321,7 +318,7 @@ def _callers_in(
 
     loaded = program.file(path)
     if loaded is None:
-        return []
+        return ()
     lines = loaded.source.text.splitlines()
     hits = [number for number, line in enumerate(lines, 1) if pattern.search(line)]
     found: list[_Caller] = []
@@ -368,7 +365,7 @@ def _callers_in(
         )
         display = program.display(path)
         found.append(_Caller(function_name, f"{display}:{node.lineno} {local}", tuple(resolved), inserts))
-    return found
+    return tuple(found)
 
 
 def _resolves_to(program: Program, evaluator: Evaluator, call: ast.Call, qualname: str) -> bool:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.config import Config
@@ -26,13 +26,10 @@ from lockorder_lint.noqa import suppressed
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
 from lockorder_lint.rules import ALL_RULES, Rule
 from lockorder_lint.statements import Statement
-from lockorder_lint.summaries import Program
+from lockorder_lint.summaries import CALLERS, Program
 
 if TYPE_CHECKING:
     from lockorder_lint.units import Unit
-
-
-CALLERS = "callers:"  # a result's dependency on who calls a name
 
 
 @dataclass
@@ -58,9 +55,9 @@ class Project:
     def dependency_digest(self, key: str) -> str:
         """The current digest of something a cached result depended on: a file, or the list of
         files that call a name (``callers:<name>``)."""
-        if key.startswith(CALLERS):
-            return self.program.call_index_digest(key[len(CALLERS) :]) if self.program is not None else ""
-        return self.digests.get(key, "")
+        if self.program is not None:
+            return self.program.dependency_digest(key)
+        return "" if key.startswith(CALLERS) else self.digests.get(key, "")
 
     def __post_init__(self) -> None:
         self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
@@ -87,6 +84,8 @@ class FileResult:
     parsed: bool = False
     migration: bool = False  # an Alembic revision, not checked unless asked
     cold: int = 0  # statements a rule would report if their table were contended
+    # Whole-program answers this check worked out (see ``Program.answering``), for the cache.
+    answers: dict[str, tuple[dict[str, str], Any]] = field(default_factory=dict)
     # Other files whose functions the check followed, with their digests: a cached result is
     # valid only while they are unchanged.
     deps: dict[str, str] = field(default_factory=dict)
@@ -137,6 +136,7 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         project.program.touched = set()
         project.program.touched_names = set()
         project.program.remember(str(path), source, resolver)
+        known_answers = set(project.program.found)
     for candidate in candidate_functions(tree, module, hits_by_rule):
         rules = [
             rules_by_code[c]
@@ -166,6 +166,7 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
         result.deps = {p: project.digests.get(p, "") for p in sorted(project.program.touched) if p != here}
         for name in sorted(project.program.touched_names):  # whose callers it looked up
             result.deps[CALLERS + name] = project.program.call_index_digest(name)
+        result.answers = {k: v for k, v in project.program.found.items() if k not in known_answers}
     result.findings.sort()
     result.unknown.sort()
     return result

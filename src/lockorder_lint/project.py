@@ -92,8 +92,7 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
                 resolver = file_resolver(source.tree, module, path.name == "__init__.py")
                 models = models_of(source.tree, module, resolver, display, migration)
             if locks:
-                helpers = tuple(lock_helpers_in(source.tree, module))
-                wrappers = tuple(lock_helpers_in(source.tree, module, first_only=False))
+                helpers, wrappers = lock_helpers_in(source.tree, module)
         else:
             decode_check(data)
     except SourceError as exc:
@@ -122,12 +121,12 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     )
 
 
-def lock_helpers_in(tree: ast.Module, module: str, first_only: bool = True) -> list[str]:
-    """Functions that return the statement they were handed with ``with_for_update(...)`` added
-    (Airflow's ``with_row_locks``): treated like configured ``lock-helpers``, so that the lock
-    and its options are read at each call. With ``first_only`` False, also those handed the
-    statement in another parameter (mlflow's ``_lock_rebuild_entry_query(session, query)``):
-    their calls are followed like any helper's, and they mark where a function locks rows."""
+def lock_helpers_in(tree: ast.Module, module: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Functions that return the statement they were handed first with ``with_for_update(...)``
+    added (Airflow's ``with_row_locks``): treated like configured ``lock-helpers``, so that the
+    lock and its options are read at each call. Second, the wider set also handed the statement
+    in another parameter (mlflow's ``_lock_rebuild_entry_query(session, query)``): their calls
+    are followed like any helper's, and they mark where a function locks rows."""
     functions: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, list[str]]] = []
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
@@ -138,23 +137,41 @@ def lock_helpers_in(tree: ast.Module, module: str, first_only: bool = True) -> l
                 params = [
                     a.arg for a in (*node.args.posonlyargs, *node.args.args) if a.arg not in ("self", "cls")
                 ]
-                functions.append((f"{prefix}.{node.name}", node, params[:1] if first_only else params))
+                functions.append((f"{prefix}.{node.name}", node, params))
 
     visit(tree.body, module)
-    found = [name for name, node, handed in functions if any(_returns_locked(node, p) for p in handed)]
-    # A function that hands its statement on to one of those (Airflow's ``lock_rows`` context
+    returned = {name: _returned_locked(node) for name, node, _ in functions}
+    helpers = [name for name, _, params in functions if returned[name] & set(params[:1])]
+    wrappers = [name for name, _, params in functions if returned[name] & set(params)]
+    # A function that hands its statement on to a helper (Airflow's ``lock_rows`` context
     # manager around ``with_row_locks``) locks it too.
-    names = {name.rsplit(".", 1)[-1] for name in found}
-    while True:
+    names = {name.rsplit(".", 1)[-1] for name in helpers}
+    while names:
         more = [
             name
-            for name, node, handed in functions
-            if name not in found and any(_hands_on(node, p, names) for p in handed)
+            for name, node, params in functions
+            if name not in helpers and params and _hands_on(node, params[0], names)
         ]
-        if not more:
-            return found
-        found.extend(more)
-        names.update(name.rsplit(".", 1)[-1] for name in more)
+        helpers.extend(more)
+        wrappers.extend(name for name in more if name not in wrappers)
+        names = {name.rsplit(".", 1)[-1] for name in more}
+    return tuple(helpers), tuple(wrappers)
+
+
+def _returned_locked(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names whose statement the function returns with ``with_for_update(...)`` added."""
+    roots: set[str] = set()
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Return) or not isinstance(node.value, ast.Call):
+            continue
+        func = node.value.func
+        if isinstance(func, ast.Attribute) and func.attr == "with_for_update":
+            root: ast.AST = func.value
+            while isinstance(root, (ast.Call, ast.Attribute)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name):
+                roots.add(root.id)
+    return roots
 
 
 def _hands_on(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str, helpers: set[str]) -> bool:
@@ -167,20 +184,6 @@ def _hands_on(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str, help
         first = node.args[0]
         if name in helpers and isinstance(first, ast.Name) and first.id == param:
             return True
-    return False
-
-
-def _returns_locked(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str) -> bool:
-    for node in ast.walk(function):
-        if not isinstance(node, ast.Return) or not isinstance(node.value, ast.Call):
-            continue
-        func = node.value.func
-        if isinstance(func, ast.Attribute) and func.attr == "with_for_update":
-            root: ast.AST = func.value
-            while isinstance(root, (ast.Call, ast.Attribute)):
-                root = root.func if isinstance(root, ast.Call) else root.value
-            if isinstance(root, ast.Name) and root.id == param:
-                return True
     return False
 
 
@@ -263,6 +266,7 @@ def build_project(
     program.call_index, program.displays = call_index(files, facts, modules)
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
+    program.digests = project.digests
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         project.fingerprint = project_fingerprint(facts, config_fingerprint(config))

@@ -263,8 +263,8 @@ def summary(
         )
     if cold:
         parts.append(
-            f"{cold} statement{'s' if cold != 1 else ''} on tables with no sign of contention left alone"
-            " (`lockorder-lint tables` says why; --all-tables checks them)"
+            f"{cold} statement{'s' if cold != 1 else ''} on tables with no sign of contention"
+            " (--all-tables checks them)"
         )
     if migrations:
         plural = "s" if migrations != 1 else ""

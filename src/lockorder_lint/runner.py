@@ -36,6 +36,9 @@ class RunResult:
     steps: list[TableStep] = field(default_factory=list)
 
 
+ANSWER = "answer:"  # cache keys of whole-program answers, beside per-file results
+
+
 def display_path(path: Path) -> str:
     """Paths as the user will click them: relative to the working directory when under it."""
     relative = relative_to_root(path, _working_directory(os.getcwd()))
@@ -155,6 +158,10 @@ def run(
             result.notes.append(Note(display, problem.reason))
     files = [(p, display_path(p)) for p in found.files]
     result.files = len(files)
+    answers = f"{ANSWER}{project.fingerprint}:"  # the catalog and configuration they hold for
+    if cache is not None and project.program is not None:  # whole-program answers of earlier runs
+        kept = {k[len(answers) :]: v for k, v in cache.results.items() if k.startswith(answers)}
+        project.program.kept = kept
     outcomes: list[FileResult | None] = [None] * len(files)
     pending: list[tuple[int, str, tuple[Path, str, bytes]]] = []
     for index, (path, display) in enumerate(files):
@@ -192,6 +199,9 @@ def run(
     for index, key, _item in pending:
         fresh = outcomes[index]
         if cache is not None and fresh is not None and not _has_internal_error(fresh):
+            for answer, entry in fresh.answers.items():
+                cache.put_result(f"{answers}{answer}", entry)
+            fresh.answers = {}
             cache.put_result(key, fresh)
     for final in outcomes:
         assert final is not None

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
 import hashlib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lockorder_lint.config import Config
 from lockorder_lint.names import Resolver, file_resolver
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog
     from lockorder_lint.sessions import Callee, SessionEffect
 
+T = TypeVar("T")
+CALLERS = "callers:"  # a dependency on who calls a name, beside file paths
 MAX_DEPTH = 3  # helpers calling helpers calling helpers
 MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
@@ -123,6 +127,13 @@ class Program:
         # Names whose callers the current check looked up: its result depends on who calls them.
         self.touched_names: set[str] = set()
         self._memos: dict[str, dict[Any, Any]] = {}
+        # Content digests of the project's files, to validate what earlier runs worked out.
+        self.digests: dict[str, str] = {}
+        # Whole-program answers (who calls a helper and inserts) kept across runs, each with
+        # the digests of the files and caller lists it read: ``key -> (deps, value)``. ``kept``
+        # are those of earlier runs; ``found`` those this process worked out, for the cache.
+        self.kept: dict[str, tuple[dict[str, str], Any]] = {}
+        self.found: dict[str, tuple[dict[str, str], Any]] = {}
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""
@@ -133,6 +144,7 @@ class Program:
         program.shared_sessions = self.shared_sessions
         program.call_index = self.call_index
         program.displays = self.displays
+        program.digests = self.digests
         return program
 
     def __getstate__(self) -> dict[str, Any]:
@@ -171,7 +183,60 @@ class Program:
         return self.call_index.get(name, ())
 
     def call_index_digest(self, name: str) -> str:
-        return hashlib.sha256("\n".join(self.call_index.get(name, ())).encode()).hexdigest()[:16]
+        digests = self.memo("call_index_digest")
+        if name not in digests:
+            digests[name] = hashlib.sha256("\n".join(self.call_index.get(name, ())).encode()).hexdigest()[:16]
+        known: str = digests[name]
+        return known
+
+    def dependency_digest(self, key: str) -> str:
+        """The current digest of something an answer depended on: a file, or who calls a name."""
+        if key.startswith(CALLERS):
+            return self.call_index_digest(key[len(CALLERS) :])
+        return self.digests.get(key, "")
+
+    def recall(self, key: str) -> tuple[bool, Any]:
+        """A whole-program answer worked out before (in this process or an earlier run) whose
+        inputs are unchanged; the current check then depends on those inputs too."""
+        entry = self.found.get(key) or self.kept.get(key)
+        if entry is None or any(self.dependency_digest(d) != digest for d, digest in entry[0].items()):
+            return False, None
+        for dep in entry[0]:
+            if dep.startswith(CALLERS):
+                self.touched_names.add(dep[len(CALLERS) :])
+            else:
+                self.touched.add(dep)
+        return True, entry[1]
+
+    def answer(self, key: str, work_out: Callable[[], T]) -> T:
+        """A whole-program answer: recalled while what it read is unchanged, else worked out
+        (and kept). A key already being worked out (a recursion) answers ``None`` to the inner
+        asker, which must treat it as "nothing known"."""
+        known, value = self.recall(key)
+        if known:
+            recalled: T = value
+            return recalled
+        with self.answering(key) as box:
+            box.append(work_out())
+        result: T = box[0]
+        return result
+
+    @contextlib.contextmanager
+    def answering(self, key: str) -> Iterator[list[Any]]:
+        """Work out a whole-program answer, recording what it reads; the caller appends the value
+        to the yielded list. The answer is kept for later checks and runs."""
+        outer = (self.touched, self.touched_names)
+        self.touched, self.touched_names = set(), set()
+        box: list[Any] = []
+        try:
+            yield box
+        finally:
+            read, names = self.touched, self.touched_names
+            self.touched, self.touched_names = outer[0] | read, outer[1] | names
+        deps = {path: self.digests.get(path, "") for path in sorted(read)}
+        deps.update({CALLERS + name: self.call_index_digest(name) for name in sorted(names)})
+        if box:
+            self.found[key] = (deps, box[0])
 
     def display(self, path: str) -> str:
         return self.displays.get(path, path)
