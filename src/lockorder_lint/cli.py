@@ -1,4 +1,4 @@
-"""The ``lockorder-lint`` command line: check (the default), tables, explain, rules."""
+"""The ``lockorder-lint`` command line: check (the default), report, tables, explain, rules."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ if TYPE_CHECKING:  # the fixer imports libcst, which only --fix and --diff need
     from lockorder_lint.fixer import FixReport
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-COMMANDS = ("check", "tables", "explain", "rules")
+COMMANDS = ("check", "report", "tables", "explain", "rules")
+REPORT_FORMATS = ("html", "markdown")
 
 
 def _codes(value: str) -> tuple[str, ...]:
@@ -61,16 +62,24 @@ def _codes(value: str) -> tuple[str, ...]:
     return codes
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str = "check") -> argparse.ArgumentParser:
+    report = command == "report"
     parser = argparse.ArgumentParser(
-        prog="lockorder-lint",
-        description="Find SQLAlchemy code that takes row locks in an order that deadlocks.",
-        epilog="Commands: check (default) PATHS | tables PATHS | explain CODE | rules",
+        prog="lockorder-lint report" if report else "lockorder-lint",
+        description="Write an audit report (HTML or Markdown) of the findings under PATHS."
+        if report
+        else "Find SQLAlchemy code that takes row locks in an order that deadlocks.",
+        epilog="Commands: check (default) PATHS | report PATHS -o FILE | tables PATHS | explain CODE | rules",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="files or directories (default: .)")
-    parser.add_argument(
-        "--format", choices=("text", "json", "sarif", "github"), default="text", help="output format"
-    )
+    if report:
+        parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="report file")
+        parser.add_argument("--format", choices=REPORT_FORMATS, default="html", help="report format")
+        parser.add_argument("--title", help="the report's title (default: the project root's name)")
+    else:
+        parser.add_argument(
+            "--format", choices=("text", "json", "sarif", "github"), default="text", help="output format"
+        )
     parser.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to report")
     parser.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to skip")
     parser.add_argument(
@@ -284,6 +293,111 @@ def inferred_dialects(effective: Config, configured: Config) -> str:
     return ", ".join(d for d in effective.dialects if d not in configured.dialects)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Check PATHS as ``check`` does, then write the audit report (see :mod:`lockorder_lint.report`)
+    to ``-o FILE``. Exit 0 when it is written, 2 when a file could not be checked (the report
+    still lists it)."""
+    from lockorder_lint.report import BaselineState, build_report, render
+
+    output: Path = args.output
+    if not os.path.isdir(output.parent or "."):
+        raise PathError(f"-o {output}: directory {output.parent} does not exist")
+    root, config, paths = _setup(args)
+    cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
+    jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
+    catalog_notes: list[Note] = []
+    catalog_errors: list[FileError] = []
+    project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=jobs)
+    for warning in hot_table_warnings(config, project.catalog.tables):
+        print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
+    progress = progress_for(sys.stderr)
+    try:
+        result = run(paths, project, jobs=jobs, progress=progress, cache=cache)
+    finally:
+        if progress is not None:
+            progress.close()
+    checked_errors = {e.path for e in result.errors}
+    errors = [e for e in catalog_errors if e.path not in checked_errors] + result.errors
+    reported = {e.path for e in errors} | {n.path for n in result.notes}
+    notes = sorted([n for n in catalog_notes if n.path not in reported] + result.notes, key=lambda n: n.path)
+    baselined: list[bool] | None = None
+    state: BaselineState | None = None
+    if args.baseline is not None:
+        recorded = read_baseline(args.baseline)
+        checked = project_paths((display_path(p) for p in checked_files(paths, project).files), root)
+        directories = project_paths((str(p) for p in paths if os.path.isdir(p)), root)
+        checked |= missing_files(recorded, root, directories)
+        outcome = compare(keys_of(result.findings, root), recorded, checked)
+        new = set(outcome.new)
+        baselined = [i not in new for i in range(len(result.findings))]
+        state = BaselineState(
+            path=str(args.baseline),
+            recorded=sum(recorded.values()),
+            matched=len(result.findings) - len(new),
+            new=len(new),
+            stale=tuple(outcome.stale),
+        )
+    mode, hot = _hot_evidence(project)
+    report = build_report(
+        title=args.title or root.name,
+        root=root,
+        paths=[display_path(p) if p.is_absolute() else p.as_posix() for p in paths],
+        dialects=project.config.dialects,
+        findings=result.findings,
+        baselined=baselined,
+        steps=result.steps,
+        files_checked=result.parsed,
+        files_analysed=result.analysed,
+        migrations=result.migrations,
+        cold=result.cold,
+        hot_mode=mode,
+        hot=hot,
+        unknown=result.unknown,
+        errors=errors,
+        notes=notes,
+        baseline=state,
+    )
+    text = render(report, args.format)
+    temporary = output.with_name(output.name + ".tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output)
+    except OSError as exc:
+        raise PathError(f"cannot write report {output}: {exc.strerror or exc}") from exc
+    problems: list[FileError | Note] = [*errors, *notes]
+    for problem in problems:
+        print(problem.render(), file=sys.stderr)
+    count = len(result.findings)
+    print(
+        f"lockorder-lint: wrote the {args.format} report {output}: "
+        f"{count} finding{'s' if count != 1 else ''} in {result.parsed} files checked; "
+        f"{len(result.unknown)} statement(s) not checked and "
+        f"{len(errors)} file error(s), listed in the report",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR if errors else EXIT_CLEAN
+
+
+def _hot_evidence(project: Project) -> tuple[str, dict[str, list[str]]]:
+    """How the run decided which tables are hot, and each hot table's evidence (or setting)."""
+    config = project.config
+    evidence = project.contention.hot
+    if config.hot_tables is not None:
+        listed = {t: ["listed in hot-tables", *evidence.get(t, [])] for t in config.hot_tables}
+        return f"The hot-tables setting lists {len(listed)} table(s).", listed
+    if config.all_tables or project.hot is None:
+        return (
+            "Every table is treated as hot (all-tables); listed here: the tables the code itself "
+            "shows contended (row-locked, or written under a retry).",
+            dict(evidence),
+        )
+    return (
+        "Inferred from the code: a table is hot where production code row-locks it or re-runs "
+        "its writes on database errors (set hot-tables to decide).",
+        dict(project.hot),
+    )
+
+
 def _unsafe_left(fixes: FixReport, options: str) -> str:
     """The tail of the fix summary that counts the unsafe fixes left out, worded as ruff's is."""
     count = fixes.unsafe_left
@@ -466,16 +580,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "check"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
-    parser = _parser()
+    parser = _parser(command)
     try:
         args = parser.parse_args(argv)
+        if command == "report" and (args.fix or args.diff or args.write_baseline):
+            parser.error("report writes a report only: run --fix, --diff or --write-baseline as a check")
         if args.diff and args.format != "text":
             parser.error("--diff writes the diff on stdout, so it takes only --format text")
         if args.unsafe_fixes and not (args.fix or args.diff):
             parser.error("--unsafe-fixes only applies with --fix or --diff")
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
-    handler = {"check": cmd_check, "tables": cmd_tables, "explain": cmd_explain, "rules": cmd_rules}[command]
+    handler = {
+        "check": cmd_check,
+        "report": cmd_report,
+        "tables": cmd_tables,
+        "explain": cmd_explain,
+        "rules": cmd_rules,
+    }[command]
     try:
         return handler(args)
     except ConfigError as exc:

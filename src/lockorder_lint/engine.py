@@ -20,7 +20,7 @@ from lockorder_lint.contention import Contention
 from lockorder_lint.declarations import is_migration
 from lockorder_lint.dialects import module_dialect, normalise
 from lockorder_lint.files import relative_to_root
-from lockorder_lint.findings import FileError, Finding, Skipped
+from lockorder_lint.findings import FileError, Finding, Skipped, TableStep
 from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.noqa import suppressed
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
@@ -89,6 +89,8 @@ class FileResult:
     # Other files whose functions the check followed, with their digests: a cached result is
     # valid only while they are unchanged.
     deps: dict[str, str] = field(default_factory=dict)
+    # The row-locking reads and writes on known tables of the functions the rules followed.
+    steps: list[TableStep] = field(default_factory=list)
 
 
 def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> list[int]:
@@ -238,10 +240,30 @@ def _apply_rules(
                         hot_because=report.hot_because or context.hot_because(report.table),
                     )
                 )
+        result.steps.extend(table_steps(unit, display))
     result.cold += len(context.cold)
     seen: set[tuple[int, int, str]] = set()
     for statement in context.unknown:
         _note_unknown(statement, display, seen, result)
+
+
+def table_steps(unit: Unit, display: str) -> list[TableStep]:
+    """The unit's locks and writes on known tables in source order, if a rule already followed
+    its statements (never followed here only for this)."""
+    statements: list[Statement] | None = unit.__dict__.get("statements")
+    steps: dict[tuple[int, str, str], TableStep] = {}
+    for statement in statements or ():
+        table = statement.table_name
+        if table is None or statement.from_parameter:
+            continue
+        if statement.lock is not None:
+            line = statement.lock.span.line
+            steps.setdefault((line, table, "lock"), TableStep(display, unit.qualname, line, table, "lock"))
+        if statement.write is not None:
+            kind = "insert" if statement.kind in ("insert", "merge") else "write"
+            line = statement.write.line
+            steps.setdefault((line, table, kind), TableStep(display, unit.qualname, line, table, kind))
+    return sorted(steps.values(), key=lambda s: (s.line, s.table, s.kind))
 
 
 def _note_unknown(

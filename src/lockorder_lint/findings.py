@@ -42,6 +42,20 @@ class Skipped:
         return asdict(self)
 
 
+@dataclass(frozen=True, order=True)
+class TableStep:
+    """One statement an analysed function runs that locks (``lock``) or writes (``write``,
+    ``insert``) rows of a known table, in the function's source order. A function's steps say
+    which tables it takes row locks on, one after another: the edges of the report's lock-order
+    graph. Only functions a rule already followed have steps, so recording them costs nothing."""
+
+    path: str
+    function: str
+    line: int
+    table: str
+    kind: str
+
+
 @dataclass(frozen=True)
 class FileError:
     """A file that could not be checked, with the reason; the run goes on without it."""

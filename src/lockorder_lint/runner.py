@@ -15,7 +15,7 @@ from lockorder_lint.cache import Cache, content_digest
 from lockorder_lint.config import DEFAULT_EXCLUDE, Config
 from lockorder_lint.engine import FileResult, Project, check_source
 from lockorder_lint.files import Discovery, discover, read_regular_file, relative_to_root
-from lockorder_lint.findings import FileError, Finding, Note, Skipped
+from lockorder_lint.findings import FileError, Finding, Note, Skipped, TableStep
 from lockorder_lint.project import build_project
 
 
@@ -31,6 +31,9 @@ class RunResult:
     migrations: int = 0  # Alembic revisions left out
     cold: int = 0  # statements left alone because nothing shows their table is contended
     cached: int = 0
+    # Locks and writes on known tables of the functions the rules followed (the statements they
+    # judged), for the report's lock-order graph.
+    steps: list[TableStep] = field(default_factory=list)
 
 
 ANSWER = "answer:"  # cache keys of whole-program answers, beside per-file results
@@ -205,6 +208,7 @@ def run(
         result.findings.extend(final.findings)
         result.unknown.extend(final.unknown)
         result.errors.extend(final.errors)
+        result.steps.extend(getattr(final, "steps", ()))  # results cached before steps had none
         result.analysed += final.analysed
         result.parsed += final.parsed and not final.migration
         result.migrations += final.migration
