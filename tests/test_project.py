@@ -511,3 +511,57 @@ def test_all_tables_overrides_a_configured_hot_tables(
     )
     code, out, _err = run_cli(capsys, "--no-cache", "--all-tables", "app", cwd=root)
     assert codes_at(out) == [("app/work.py:12", "LCK001"), ("app/work.py:16", "LCK001")]
+
+
+SELF_EVIDENCE = """\
+import tenacity
+from sqlalchemy import delete, update
+
+from app.models import Job, Note
+
+
+def claim(session, job_id: int) -> None:
+    session.get(Job, job_id, with_for_update=True)
+
+
+@tenacity.retry(stop=tenacity.stop_after_attempt(3))
+def reap(session) -> None:
+    session.execute(update(Note).where(Note.author == "gone").values(author="x"))
+"""
+
+JOINED = """\
+from sqlalchemy import delete
+
+from app.models import Job, Note
+
+
+def claim(session, job_id: int) -> None:
+    session.get(Job, job_id, with_for_update=True)
+
+
+def purge(session) -> None:
+    session.execute(delete(Note).where(Note.author == Job.state, Job.state == "gone"))
+"""
+
+
+def test_a_retry_of_the_write_itself_is_no_evidence_and_joined_hot_rows_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Airflow's ``adopt_or_reset_orphaned_tasks`` retries its own sweep of the job table: that
+    shows the write may fail, not that anyone else writes those rows. On MySQL a write that reads
+    rows of a hot table through a join takes shared locks on them (Airflow's
+    ``purge_inactive_dag_warnings``): the message says so, not that its own rows are out of order."""
+    root = project(tmp_path / "p", work=SELF_EVIDENCE)
+    code, out, err = run_cli(capsys, "--no-cache", "--select", "LCK001", "app", cwd=root)
+    assert out == ""
+    assert "1 statement on tables with no sign of contention" in err.splitlines()[-1]
+    root = project(tmp_path / "q", work=JOINED)
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'app'\n[tool.lockorder-lint]\ndialects = ['postgresql', 'mysql']\n",
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
+    found = [(f["line"], f["message"].split(":")[0], f["hot_because"]) for f in json.loads(out)]
+    assert found == [
+        (11, "bulk DELETE of note reads job rows in the same statement", "row-locked at app/work.py:7 claim")
+    ]

@@ -52,6 +52,16 @@ class RuleContext:
             return self.config.is_hot(name)
         return name in self.locked
 
+    def hot_beyond(self, table: Table | str, path: str, qualname: str) -> bool:
+        """Hot by evidence other than the function itself being retried: a retry of the very
+        write under judgement shows that it may fail, not that anyone else writes those rows."""
+        if not self.hot(table):
+            return False
+        name = table if isinstance(table, str) else table.name
+        if self.locked is None or not self.config.infers_hot_tables:
+            return True
+        return any(not _retry_of(reason, path, qualname) for reason in self.locked.get(name, []))
+
     def hot_because(self, table: str | None) -> str:
         """Why a finding's table counts as contended, for the machine formats and the report."""
         if table is None:
@@ -65,6 +75,18 @@ class RuleContext:
             return f"listed in hot-tables{preset}"
         reasons = self.locked.get(table) or []
         return reasons[0] if reasons else ""
+
+
+def _retry_of(reason: str, path: str, qualname: str) -> bool:
+    """``written under @retry at airflow/models/x.py:90 X.f`` names this very function. A task
+    queue's retry (docket's ``Retry``) is not only that: it marks a task many workers run."""
+    if not reason.startswith("written under") or not reason.endswith(f" {qualname}"):
+        return False
+    if reason.startswith("written under a docket"):
+        return False
+    where = reason.rsplit(" at ", 1)[-1].rsplit(" ", 1)[0].rsplit(":", 1)[0]
+    posix = path.replace("\\", "/")
+    return posix == where or posix.endswith(f"/{where}")
 
 
 class Rule:

@@ -36,6 +36,7 @@ class UnorderedBulkWrite(Rule):
             # Rows named by a whole unique key are point lookups: record locks, not a shared gap
             # (a key that may be absent, then inserted, is LCK008's shape).
             ranged = mysql and not statement.pins_unique_key() and not statement.writes_held_rows()
+            hot = context.hot_beyond(table, unit.scope.path, unit.qualname)
             # Callers that insert are looked for only where they decide the verdict: a write on
             # a hot table that does not follow the key is reported anyway.
             callers = (
@@ -43,7 +44,7 @@ class UnorderedBulkWrite(Rule):
                 if ranged
                 and table.name not in inserted
                 and not statement.from_parameter
-                and not (context.hot(table) and not statement.reaches_rows_by_key())
+                and not (hot and not statement.reaches_rows_by_key())
                 else None
             )
             at_once = (
@@ -52,8 +53,8 @@ class UnorderedBulkWrite(Rule):
                 else ""
             )
             gap = bool(at_once)
-            joins_hot = mysql and any(context.hot(t) for t in _other_tables(statement))
-            cold = not (context.hot(table) or gap or joins_hot)
+            joined_hot = [t for t in _other_tables(statement) if context.hot(t)] if mysql else []
+            cold = not (hot or gap or joined_hot)
             if statement.reaches_rows_by_key() and not gap:
                 continue
             if statement.writes_held_rows():
@@ -69,14 +70,23 @@ class UnorderedBulkWrite(Rule):
             if cold:
                 context.cold.add((statement.write.line, statement.write.column))
                 continue
-            message = self._gap_message(statement, callers) if gap else self._message(statement, context)
+            if gap:
+                message = self._gap_message(statement, callers)
+            elif not hot:  # only the rows it reads in hot tables are contended
+                message = self._joined_message(statement, joined_hot)
+            else:
+                message = self._message(statement, context)
             yield Report(
                 self.code,
                 statement.write,
                 message,
                 table.name,
                 statement.statement_text,
-                hot_because=at_once if gap and not context.hot(table) else "",
+                hot_because=at_once
+                if gap and not context.hot(table)
+                else context.hot_because(joined_hot[0])
+                if not hot and joined_hot
+                else "",
             )
 
     @staticmethod
@@ -127,6 +137,19 @@ class UnorderedBulkWrite(Rule):
         if callers is not None and len(callers) > 1:
             return f"copies run at once: {len(callers)} callers compose it with an insert"
         return ""
+
+    @staticmethod
+    def _joined_message(statement: Statement, joined: list[str]) -> str:
+        table = statement.target
+        assert table is not None
+        kind = statement.write_kind or "UPDATE"
+        others = ", ".join(joined)
+        return (
+            f"bulk {kind} of {table.name} reads {others} rows in the same statement: on MySQL/MariaDB it "
+            f"takes shared locks on them in scan order while other transactions lock them by key; read "
+            f"the {others} keys first in a plain SELECT (a consistent read locks nothing), then {kind} "
+            f"{table.name} by them"
+        )
 
     @staticmethod
     def _gap_message(statement: Statement, callers: list[str] | None) -> str:
