@@ -23,7 +23,15 @@ ROOT_BASE_ID = "SRCROOT"
 
 
 def render_text(findings: Sequence[Finding]) -> str:
-    return "".join(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}\n" for f in findings)
+    """One line per finding; a finding about several transactions (LCK005) indents one trace per
+    transaction under it, each step ``path:line function: step``."""
+    lines: list[str] = []
+    for f in findings:
+        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}\n")
+        for number, steps in enumerate(f.trace, 1):
+            lines.append(f"    transaction {number}:\n")
+            lines.extend(f"        {path}:{line} {name}: {step}\n" for path, line, name, step in steps)
+    return "".join(lines)
 
 
 def render_json(findings: Sequence[Finding], errors: Sequence[FileError] = ()) -> str:

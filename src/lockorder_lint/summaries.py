@@ -123,6 +123,8 @@ class Program:
         # Names whose callers the current check looked up: its result depends on who calls them.
         self.touched_names: set[str] = set()
         self._memos: dict[str, dict[Any, Any]] = {}
+        # LCK005's lock-order cycles, once computed for the run (see lock_graph.project_cycles).
+        self.lock_cycles: list[Any] | None = None
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""
