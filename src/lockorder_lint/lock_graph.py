@@ -111,6 +111,13 @@ class Transactions:
     def __init__(self, summaries: Iterable[FunctionLocks]) -> None:
         self.functions = {summary.qualname: summary for summary in summaries}
         self._expanded: dict[tuple[str, int], list[Acquisition | None]] = {}
+        # Functions other functions hand their session to: never a transaction of their own.
+        self.helpers = {
+            step.callee
+            for summary in self.functions.values()
+            for step in summary.steps
+            if step.kind == "call" and step.callee != summary.qualname
+        }
 
     def expanded(
         self, qualname: str, depth: int = 0, stack: tuple[str, ...] = ()
@@ -141,6 +148,8 @@ class Transactions:
         pair of lock classes; the wanted lock waits (it is not NOWAIT/SKIP LOCKED)."""
         found: list[Edge] = []
         for qualname, summary in self.functions.items():
+            if qualname in self.helpers:
+                continue  # it runs inside its callers' transactions, which include its steps
             seen: set[tuple[str, str, str, str]] = set()
             for segment in _segments(self.expanded(qualname)):
                 live = [a for a in segment if dialect in a.dialects][:MAX_SEGMENT]
@@ -171,6 +180,11 @@ def _segments(sequence: Sequence[Acquisition | None]) -> list[list[Acquisition]]
         else:
             segments[-1].append(item)
     return [s for s in segments if len(s) > 1]
+
+
+def _implicit(acquisition: Acquisition) -> bool:
+    """A lock the database takes on its own (FK check, eager-joined rows)."""
+    return acquisition.what.startswith(("foreign key", "joined"))
 
 
 def _preference(edge: Edge) -> tuple[int, int, str, int]:
@@ -262,6 +276,10 @@ def _three(
     forward: Sequence[Edge], middle: Sequence[Edge], closing: Sequence[Edge], closes: object
 ) -> tuple[Edge, Edge, Edge] | None:
     assert callable(closes)
+    # three parties meeting through implicit locks (FK checks, eager joins): too speculative to say
+    forward, middle, closing = (
+        [e for e in edges if not _implicit(e.wanted)] for edges in (forward, middle, closing)
+    )
     for first in forward:
         for second in middle:
             if second.root == first.root or not closes(first, second):

@@ -175,10 +175,10 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         ev.types.update(program.parameter_types(ev, node))
     for call in _own_calls(node):
         func = call.func
-        if isinstance(func, ast.Attribute) and func.attr in _ENDS and not call.args:
-            if _session_like(func.value, patterns):
-                positioned.append((call.lineno, order, Step("end", call.lineno)))
-                order += 1
+        if isinstance(func, ast.Attribute) and func.attr in _ENDS and not call.args and not call.keywords:
+            # on the session or on what wraps it (Airflow's ``prohibit_commit`` guard): locks released
+            positioned.append((call.lineno, order, Step("end", call.lineno)))
+            order += 1
             continue
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
         if program is None or not any(_session_like(arg, patterns) for arg in handed):
