@@ -117,7 +117,11 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
 
 
 def _sarif_result(
-    finding: Finding, location: dict[str, Any], occurrence: int, rule_index: dict[str, int]
+    finding: Finding,
+    location: dict[str, Any],
+    occurrence: int,
+    rule_index: dict[str, int],
+    repository: Path | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
@@ -142,7 +146,34 @@ def _sarif_result(
     }
     if finding.code in rule_index:
         result["ruleIndex"] = rule_index[finding.code]
+    if finding.trace and repository is not None:
+        result["codeFlows"] = [{"threadFlows": [_thread_flow(steps, repository) for steps in finding.trace]}]
+        result["relatedLocations"] = [
+            {**_step_location(path, line, repository), "id": number, "message": {"text": f"{name}: {step}"}}
+            for number, (path, line, name, step) in enumerate(
+                (step for steps in finding.trace for step in steps), 1
+            )
+        ]
     return result
+
+
+def _step_location(path: str, line: int, repository: Path) -> dict[str, Any]:
+    return {
+        "physicalLocation": {
+            "artifactLocation": _artifact_location(path, repository),
+            "region": {"startLine": line},
+        }
+    }
+
+
+def _thread_flow(steps: Sequence[tuple[str, int, str, str]], repository: Path) -> dict[str, Any]:
+    """One transaction of a lock-order cycle, as SARIF's thread flow: its steps in order."""
+    return {
+        "locations": [
+            {"location": {**_step_location(path, line, repository), "message": {"text": f"{name}: {step}"}}}
+            for path, line, name, step in steps
+        ]
+    }
 
 
 def _sarif_results(findings: Sequence[Finding], repository: Path) -> list[dict[str, Any]]:
@@ -152,7 +183,7 @@ def _sarif_results(findings: Sequence[Finding], repository: Path) -> list[dict[s
     for finding in sorted(findings, key=lambda f: (f.path, f.line, f.column, f.code)):
         location = _artifact_location(finding.path, repository)
         key = (location["uri"], finding.code, finding.function, " ".join(finding.statement.split()))
-        results.append(_sarif_result(finding, location, seen[key], rule_index))
+        results.append(_sarif_result(finding, location, seen[key], rule_index, repository))
         seen[key] += 1
     return results
 

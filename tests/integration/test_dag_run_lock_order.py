@@ -72,9 +72,13 @@ def _describe(attempts: list[Attempt]) -> str:
     )
 
 
-def test_reported_inversion_deadlocks_on_every_attempt(database: Database, request: pytest.FixtureRequest) -> None:
+def test_reported_inversion_deadlocks_on_every_attempt(
+    database: Database, request: pytest.FixtureRequest
+) -> None:
     attempts = [
-        scheduler_against_patch(database, seed_run(database, [State.RUNNING]), dag_run_lock_order_3_2_1.ti_patch)
+        scheduler_against_patch(
+            database, seed_run(database, [State.RUNNING]), dag_run_lock_order_3_2_1.ti_patch
+        )
         for _ in range(ATTEMPTS)
     ]
     record_attempts(request, database, "LCK005 dag_run/task_instance inversion", attempts)
@@ -85,7 +89,9 @@ def test_reported_inversion_deadlocks_on_every_attempt(database: Database, reque
 
 def test_fixed_patch_never_deadlocks(database: Database, request: pytest.FixtureRequest) -> None:
     attempts = [
-        scheduler_against_patch(database, seed_run(database, [State.RUNNING]), dag_run_lock_order_fixed.ti_patch)
+        scheduler_against_patch(
+            database, seed_run(database, [State.RUNNING]), dag_run_lock_order_fixed.ti_patch
+        )
         for _ in range(ATTEMPTS)
     ]
     record_attempts(request, database, "LCK005 fixed PATCH (lazyload, no join)", attempts)

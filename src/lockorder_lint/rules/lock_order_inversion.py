@@ -49,7 +49,11 @@ class LockOrderInversion(Rule):
             if anchor.path != shown:
                 continue
             span = Span(anchor.line, anchor.column, anchor.line, anchor.column)
-            report = Report(self.code, span, self.message(cycle), anchor.table)
+            # What a baseline keys the finding on: the cycle of lock classes, not its lines.
+            classes = " | ".join(
+                f"{e.held.table} {e.held.mode} -> {e.wanted.table} {e.wanted.mode}" for e in cycle.edges
+            )
+            report = Report(self.code, span, self.message(cycle), anchor.table, f"{cycle.dialect}: {classes}")
             found.append((report, cycle.edges[0].name, trace(cycle)))
         return found
 
