@@ -110,7 +110,7 @@ class Transactions:
 
     def __init__(self, summaries: Iterable[FunctionLocks]) -> None:
         self.functions = {summary.qualname: summary for summary in summaries}
-        self._expanded: dict[tuple[str, int], list[Acquisition | None]] = {}
+        self._expanded: dict[tuple[str, int, tuple[str, ...]], list[Acquisition | None]] = {}
         # Functions other functions hand their session to: never a transaction of their own.
         self.helpers = {
             step.callee
@@ -118,12 +118,15 @@ class Transactions:
             for step in summary.steps
             if step.kind == "call" and step.callee != summary.qualname
         }
+        handed = {name for summary in self.functions.values() for name in summary.handed}
+        self.helpers |= {q for q in self.functions if q.rsplit(".", 1)[-1] in handed}
 
     def expanded(
-        self, qualname: str, depth: int = 0, stack: tuple[str, ...] = ()
+        self, qualname: str, depth: int = 0, stack: tuple[str, ...] = (), switched: tuple[str, ...] = ()
     ) -> list[Acquisition | None]:
-        """The function's acquisitions in order; None marks a commit or rollback."""
-        key = (qualname, depth)
+        """The function's acquisitions in order; None marks a commit or rollback. ``switched`` are
+        the keywords its caller passes: locks under ``if <parameter>:`` count only when passed."""
+        key = (qualname, depth, switched)
         if key in self._expanded:
             return self._expanded[key]
         summary = self.functions.get(qualname)
@@ -131,14 +134,15 @@ class Transactions:
         if summary is not None:
             for step in summary.steps:
                 if step.kind == "lock" and step.acquisition is not None:
-                    found.append(step.acquisition)
+                    if not step.when or step.when in switched:
+                        found.append(step.acquisition)
                 elif step.kind == "end":
                     found.append(None)
                 elif step.kind == "call" and depth < MAX_DEPTH and step.callee not in stack:
                     callee = self.functions.get(step.callee)
                     if callee is None:
                         continue
-                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname))
+                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), step.passes)
                     found.extend(relocate(a, callee.name) if a is not None else None for a in inner)
         self._expanded[key] = found
         return found

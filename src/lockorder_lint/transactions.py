@@ -71,6 +71,10 @@ class Step:
     line: int
     acquisition: Acquisition | None = None
     callee: str = ""
+    # A lock taken only under ``if <parameter>:`` where the parameter defaults to off
+    # (``refresh_from_db(lock_for_update=False)``): taken when a caller passes it.
+    when: str = ""
+    passes: tuple[str, ...] = ()  # for a call: the keywords it passes, other than False/None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class FunctionLocks:
     path: str
     line: int
     steps: tuple[Step, ...]
+    # Names of the calls that hand this function's session on, resolved or not (``run.update_state``
+    # on a variable of unknown type): a function of such a name runs inside a caller's transaction.
+    handed: tuple[str, ...] = ()
 
 
 def statement_acquisitions(statement: Statement, catalog: Catalog, display: str) -> list[Acquisition]:
@@ -152,6 +159,36 @@ def _own_calls(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Cal
     return found
 
 
+def _off(default: ast.expr | None) -> bool:
+    return isinstance(default, ast.Constant) and default.value in (False, None)
+
+
+def switched_blocks(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[int, int, str]]:
+    """``(first line, last line, parameter)`` of each ``if <parameter>:`` body whose parameter
+    defaults to False or None: what is inside runs only when a caller switches it on."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, ast.expr | None] = {}
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True):
+        defaults[arg.arg] = default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        defaults[arg.arg] = kw_default
+    switches = {name for name, default in defaults.items() if _off(default)}
+    found: list[tuple[int, int, str]] = []
+    if not switches:
+        return found
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id in switches:
+            first, last = node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno
+            found.append((first, last, node.test.id))
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks:
     """The steps of one analysed function."""
     node = unit.node
@@ -161,14 +198,17 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     patterns = config.session_names if config is not None else ("session",)
     positioned: list[tuple[int, int, Step]] = []
     order = 0
+    handed_names: list[str] = []
     if with_statements:
         last = start
+        switched = switched_blocks(node)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
                 line = acquisition.line
                 where = line if start <= line <= end else last
                 last = where
-                positioned.append((where, order, Step("lock", where, acquisition)))
+                when = next((p for first, final, p in switched if first <= line <= final), "")
+                positioned.append((where, order, Step("lock", where, acquisition, when=when)))
                 order += 1
     ev = unit.evaluator
     if program is not None and not with_statements:
@@ -181,14 +221,23 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             order += 1
             continue
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
-        if program is None or not any(_session_like(arg, patterns) for arg in handed):
+        if not any(_session_like(arg, patterns) for arg in handed):
+            continue
+        called = (
+            func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        )
+        if called:
+            handed_names.append(called)
+        if program is None:
             continue
         try:
             resolved = program.resolve_call(ev, call, need="")
         except RecursionError:
             resolved = None
         if resolved is not None and resolved[0].qualname != f"{unit.scope.resolver.module}.{unit.qualname}":
-            positioned.append((call.lineno, order, Step("call", call.lineno, callee=resolved[0].qualname)))
+            passes = tuple(k.arg for k in call.keywords if k.arg is not None and not _off(k.value))
+            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
+            positioned.append((call.lineno, order, step))
             order += 1
     positioned.sort(key=lambda item: (item[0], item[1]))
     steps = tuple(step for _line, _order, step in positioned[:MAX_STEPS])
@@ -198,6 +247,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         path=display,
         line=node.lineno,
         steps=steps,
+        handed=tuple(dict.fromkeys(handed_names)),
     )
 
 
@@ -243,7 +293,7 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
                 own_end = unit.node.end_lineno or unit.node.lineno
                 with_statements = any(unit.node.lineno <= line <= own_end for line in lock_lines)
                 summary = unit_locks(unit, display, with_statements)
-                if summary.steps:
+                if summary.steps or summary.handed:
                     found.append(summary)
         except Exception:  # a function that cannot be followed takes no locks we know of
             continue
