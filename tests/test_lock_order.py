@@ -257,3 +257,54 @@ def test_a_one_file_run_reuses_the_cached_summaries(tmp_path: Path, monkeypatch:
     make_project(tmp_path, config, Cache(tmp_path / ".cache"))
     assert calls == ["other.py"]
     assert lock_graph.MAX_DEPTH >= 3
+
+
+SWITCHED = """
+
+def refresh(record_id: int, *, session: Session, lock_for_update: bool = False) -> None:
+    query = select(Record).where(Record.id == record_id)
+    if lock_for_update:
+        query = query.with_for_update()
+    session.execute(query).one()
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    refresh(record_id, session=session{switch})
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+
+
+def test_a_lock_switched_off_by_default_counts_only_when_the_caller_switches_it_on(tmp_path: Path) -> None:
+    assert lck005(tmp_path / "off", SWITCHED.format(switch="")) == []
+    (finding,) = lck005(tmp_path / "on", SWITCHED.format(switch=", lock_for_update=True"))
+    assert finding.trace[1][0][2:] == (
+        "edit",
+        "locks record (FOR UPDATE): SELECT ... FOR UPDATE — via refresh",
+    )
+
+
+def test_a_method_called_with_the_session_on_an_unknown_receiver_is_a_helper(tmp_path: Path) -> None:
+    source = """
+
+class Runner:
+    def step(self, zone_id: int, record_id: int, session: Session) -> None:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+
+
+def loop(runner, zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    runner.step(zone_id, record_id, session=session)
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+"""
+    # ``step`` runs inside ``loop``'s transaction, which already holds the zone: no cycle with ``publish``
+    assert lck005(tmp_path, source) == []
