@@ -166,7 +166,7 @@ class Transactions:
                         continue  # already held as strongly: the same rows, most likely
                     if wanted.waits:
                         for holding in held.values():
-                            if holding.table == wanted.table:
+                            if holding.table == wanted.table or _alternatives(holding, wanted):
                                 continue
                             key = (holding.table, holding.mode, wanted.table, wanted.mode)
                             if key not in seen:
@@ -184,6 +184,18 @@ def _segments(sequence: Sequence[Acquisition | None]) -> list[list[Acquisition]]
         else:
             segments[-1].append(item)
     return [s for s in segments if len(s) > 1]
+
+
+def _alternatives(first: Acquisition, second: Acquisition) -> bool:
+    """Two explicit locks of one statement on different tables: the candidates of a model chosen
+    at run time (``update(model)`` with ``model`` one of several), not one lock after another."""
+    same_place = (first.path, first.line, first.column, first.chain) == (
+        second.path,
+        second.line,
+        second.column,
+        second.chain,
+    )
+    return same_place and not _implicit(first) and not _implicit(second)
 
 
 def _implicit(acquisition: Acquisition) -> bool:
