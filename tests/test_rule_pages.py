@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ def findings_for(source: str, tmp_path: Path) -> list[tuple[int, str]]:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
     module = tmp_path / "example.py"
     module.write_text(source, encoding="utf-8")
-    project = make_project(tmp_path, Config())
+    preview = [rule.code for rule in ALL_RULES if rule.preview]  # examples show every rule at work
+    project = make_project(tmp_path, replace(Config(), select=("LCK", *preview)))
     assert project.hot is not None  # the default: hot tables are those the example locks
     result = check_path(module, "example.py", project)
     assert result.errors == []

@@ -567,11 +567,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(
-            json.dumps([{"code": r.code, "name": r.name, "summary": r.summary} for r in ALL_RULES], indent=2)
+            json.dumps(
+                [
+                    {"code": r.code, "name": r.name, "summary": r.summary, "preview": r.preview}
+                    for r in ALL_RULES
+                ],
+                indent=2,
+            )
         )
     else:
         for rule in ALL_RULES:
-            print(f"{rule.code}  {rule.name:<28} {rule.summary}")
+            preview = f" (preview: runs only with --select {rule.code})" if rule.preview else ""
+            print(f"{rule.code}  {rule.name:<28} {rule.summary}{preview}")
     return EXIT_CLEAN
 
 

@@ -231,7 +231,27 @@ def read_table_items(
                 pk = cols or pk
             elif cols:
                 indexes.append((cname, cols, True))
+        elif kind == "ForeignKeyConstraint" and len(item.args) >= 2:
+            _read_foreign_key_constraint(item, by_name, columns)
     return pk
+
+
+def _read_foreign_key_constraint(
+    item: ast.Call, by_name: dict[str, str], columns: dict[str, ColumnDecl]
+) -> None:
+    """``ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"])``: each
+    local column declared here references its ``table.column`` (an INSERT checks the parent row)."""
+    local, remote = item.args[0], item.args[1]
+    if not isinstance(local, (ast.List, ast.Tuple)) or not isinstance(remote, (ast.List, ast.Tuple)):
+        return
+    for mine, theirs in zip(local.elts, remote.elts, strict=False):
+        name, target = _str_const(mine), _str_const(theirs)
+        if name is None or target is None or "." not in target:
+            continue
+        key = by_name.get(name, name)
+        column = columns.get(key)
+        if column is not None and column.foreign_key is None:
+            columns[key] = column._replace(foreign_key=target)
 
 
 def _flatten_args(node: ast.AST) -> list[ast.AST]:

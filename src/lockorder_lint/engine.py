@@ -60,7 +60,11 @@ class Project:
         return "" if key.startswith(CALLERS) else self.digests.get(key, "")
 
     def __post_init__(self) -> None:
-        self.rules = tuple(r for r in self.rules if self.config.code_enabled(r.code))
+        self.rules = tuple(
+            r
+            for r in self.rules
+            if self.config.code_enabled(r.code) and (not r.preview or r.code in self.config.select)
+        )
         helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in self.config.lock_helpers]
         self.rule_triggers: dict[str, re.Pattern[bytes]] = {}
         for rule in self.rules:
@@ -110,6 +114,7 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     if not project.config.include_migrations and is_migration(data, path):
         result.migration = True  # it runs alone, under the migration lock
         return result
+    _whole_program_findings(path, display, source, project, result)
     if project.trigger is None or project.trigger.search(data) is None:
         return result  # one scan rejects the many files no rule can look at
     module = module_name(path, project.root)
@@ -170,6 +175,38 @@ def check_source(data: bytes, path: Path, display: str, project: Project) -> Fil
     result.findings.sort()
     result.unknown.sort()
     return result
+
+
+def _whole_program_findings(
+    path: Path, display: str, source: Source, project: Project, result: FileResult
+) -> None:
+    """Findings of whole-program rules (LCK005) anchored in this file: computed once per run."""
+    for rule in project.rules:
+        if not rule.whole_program or project.program is None or _ignored_here(rule, path, display, project):
+            continue
+        try:
+            reports = rule.program_reports(project, str(path))
+        except Exception as exc:  # the program-wide pass must not hide this file's other findings
+            result.errors.append(FileError(display, 0, describe_failure(exc)))
+            continue
+        for report, function, trace in reports:
+            if suppressed(source.line(report.span.line), report.code):
+                continue
+            result.findings.append(
+                Finding(
+                    path=display,
+                    line=report.span.line,
+                    column=report.span.column,
+                    end_line=report.span.end_line,
+                    end_column=report.span.end_column,
+                    code=report.code,
+                    message=report.message,
+                    table=report.table,
+                    function=function,
+                    statement=report.statement,
+                    trace=trace,
+                )
+            )
 
 
 def units_in(source: Source, path: Path, project: Project) -> list[Unit]:

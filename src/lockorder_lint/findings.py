@@ -23,9 +23,19 @@ class Finding:
     # Why the table counts as contended: the configuration, or the first piece of evidence the
     # code gave ("row-locked at airflow/models/dagrun.py:812 DagRun.next_dagruns_to_examine").
     hot_because: str = ""
+    # For a finding about several transactions (LCK005): one trace per transaction, each step
+    # (path, line, function, step).
+    trace: tuple[tuple[tuple[str, int, str, str], ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        found.pop("trace")
+        if self.trace:
+            found["trace"] = [
+                [{"path": p, "line": line, "function": f, "step": step} for p, line, f, step in steps]
+                for steps in self.trace
+            ]
+        return found
 
 
 @dataclass(frozen=True, order=True)

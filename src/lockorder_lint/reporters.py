@@ -23,7 +23,15 @@ ROOT_BASE_ID = "SRCROOT"
 
 
 def render_text(findings: Sequence[Finding]) -> str:
-    return "".join(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}\n" for f in findings)
+    """One line per finding; a finding about several transactions (LCK005) indents one trace per
+    transaction under it, each step ``path:line function: step``."""
+    lines: list[str] = []
+    for f in findings:
+        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}\n")
+        for number, steps in enumerate(f.trace, 1):
+            lines.append(f"    transaction {number}:\n")
+            lines.extend(f"        {path}:{line} {name}: {step}\n" for path, line, name, step in steps)
+    return "".join(lines)
 
 
 def render_json(findings: Sequence[Finding], errors: Sequence[FileError] = ()) -> str:
@@ -110,7 +118,11 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
 
 
 def _sarif_result(
-    finding: Finding, location: dict[str, Any], occurrence: int, rule_index: dict[str, int]
+    finding: Finding,
+    location: dict[str, Any],
+    occurrence: int,
+    rule_index: dict[str, int],
+    repository: Path | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
@@ -137,7 +149,34 @@ def _sarif_result(
         result["ruleIndex"] = rule_index[finding.code]
     if finding.hot_because:
         result["properties"] = {"table": finding.table, "hotBecause": finding.hot_because}
+    if finding.trace and repository is not None:
+        result["codeFlows"] = [{"threadFlows": [_thread_flow(steps, repository) for steps in finding.trace]}]
+        result["relatedLocations"] = [
+            {**_step_location(path, line, repository), "id": number, "message": {"text": f"{name}: {step}"}}
+            for number, (path, line, name, step) in enumerate(
+                (step for steps in finding.trace for step in steps), 1
+            )
+        ]
     return result
+
+
+def _step_location(path: str, line: int, repository: Path) -> dict[str, Any]:
+    return {
+        "physicalLocation": {
+            "artifactLocation": _artifact_location(path, repository),
+            "region": {"startLine": line},
+        }
+    }
+
+
+def _thread_flow(steps: Sequence[tuple[str, int, str, str]], repository: Path) -> dict[str, Any]:
+    """One transaction of a lock-order cycle, as SARIF's thread flow: its steps in order."""
+    return {
+        "locations": [
+            {"location": {**_step_location(path, line, repository), "message": {"text": f"{name}: {step}"}}}
+            for path, line, name, step in steps
+        ]
+    }
 
 
 def _sarif_results(findings: Sequence[Finding], repository: Path) -> list[dict[str, Any]]:
@@ -147,7 +186,7 @@ def _sarif_results(findings: Sequence[Finding], repository: Path) -> list[dict[s
     for finding in sorted(findings, key=lambda f: (f.path, f.line, f.column, f.code)):
         location = _artifact_location(finding.path, repository)
         key = (location["uri"], finding.code, finding.function, " ".join(finding.statement.split()))
-        results.append(_sarif_result(finding, location, seen[key], rule_index))
+        results.append(_sarif_result(finding, location, seen[key], rule_index, repository))
         seen[key] += 1
     return results
 

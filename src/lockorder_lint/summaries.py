@@ -135,6 +135,8 @@ class Program:
         # are those of earlier runs; ``found`` those this process worked out, for the cache.
         self.kept: dict[str, tuple[dict[str, str], Any]] = {}
         self.found: dict[str, tuple[dict[str, str], Any]] = {}
+        # LCK005's lock-order cycles, once computed for the run (see lock_graph.project_cycles).
+        self.lock_cycles: list[Any] | None = None
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""

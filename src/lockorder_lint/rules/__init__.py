@@ -5,6 +5,7 @@ from __future__ import annotations
 from lockorder_lint.rules.aborted_session_reuse import AbortedSessionReuse
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 from lockorder_lint.rules.joined_rows_lock import JoinedRowsLock
+from lockorder_lint.rules.lock_order_inversion import LockOrderInversion
 from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
 from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
 
@@ -13,6 +14,7 @@ ALL_RULES: tuple[Rule, ...] = (
     UnorderedForUpdate(),
     AbortedSessionReuse(),
     JoinedRowsLock(),
+    LockOrderInversion(),
 )
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}
 

@@ -13,8 +13,13 @@ from lockorder_lint.contention import Contention
 
 if TYPE_CHECKING:  # libcst is imported only when a file needs analysing
     from lockorder_lint.catalog import Table
+    from lockorder_lint.engine import Project
     from lockorder_lint.statements import Predicate, Span, Statement
     from lockorder_lint.units import Unit
+
+
+# One trace per transaction; each step (path, line, function, step).
+Trace = tuple[tuple[tuple[str, int, str, str], ...], ...]
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ class Rule:
     triggers: bytes = b""
     # Whether calls to the configured ``lock-helpers`` are triggers too.
     uses_lock_helpers: bool = False
+    # A rule over the whole program (LCK005): its reports come from ``program_reports``, not ``check``.
+    whole_program: bool = False
+    # A preview rule runs only when ``select`` names its code exactly (``--select LCK005``): it is
+    # new, its precision on real projects is still being measured, and a prefix such as ``LCK``
+    # must not switch it on under anyone's CI.
+    preview: bool = False
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: Config) -> bool:
         """A cheap look at a triggered function's ``ast``: False spares it the libcst analysis."""
@@ -104,6 +115,11 @@ class Rule:
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         raise NotImplementedError
+
+    def program_reports(self, project: Project, path: str) -> list[tuple[Report, str, Trace]]:
+        """A whole-program rule's reports anchored in the file ``path``, each with the function
+        it names and its trace."""
+        return []
 
 
 def key_text(table: Table) -> str:

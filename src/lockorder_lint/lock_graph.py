@@ -1,0 +1,377 @@
+"""The program's lock-order graph, and its cycles (LCK005).
+
+As lockdep does for kernel locks, locks are grouped in classes (here: tables) and a transaction
+that holds a lock of class A while it waits for one of class B adds an edge A -> B. A cycle of
+edges from different transactions, where each waited lock conflicts with the lock the next
+transaction holds, is a deadlock waiting for two (or three) of them to meet on the same rows.
+
+Transactions are read from function summaries (:mod:`lockorder_lint.transactions`): a function's
+steps, with the steps of the functions it hands its session to spliced in where it calls them,
+cut at each commit/rollback. Whether two locks conflict is the database's own table:
+PostgreSQL's four row-lock modes, InnoDB's shared and exclusive locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lockorder_lint.transactions import (
+    FOR_KEY_SHARE,
+    FOR_NO_KEY_UPDATE,
+    FOR_SHARE,
+    FOR_UPDATE,
+    Acquisition,
+    FunctionLocks,
+    relocate,
+)
+
+if TYPE_CHECKING:
+    from lockorder_lint.cache import Cache
+    from lockorder_lint.catalog import Catalog
+    from lockorder_lint.config import Config
+    from lockorder_lint.engine import Project
+    from lockorder_lint.summaries import Program
+
+# PostgreSQL's row-level lock conflicts ("Conflicting Row-Level Locks" in its manual).
+_POSTGRESQL_CONFLICTS = {
+    FOR_KEY_SHARE: frozenset({FOR_UPDATE}),
+    FOR_SHARE: frozenset({FOR_NO_KEY_UPDATE, FOR_UPDATE}),
+    FOR_NO_KEY_UPDATE: frozenset({FOR_SHARE, FOR_NO_KEY_UPDATE, FOR_UPDATE}),
+    FOR_UPDATE: frozenset({FOR_KEY_SHARE, FOR_SHARE, FOR_NO_KEY_UPDATE, FOR_UPDATE}),
+}
+_STRENGTH = {FOR_KEY_SHARE: 1, FOR_SHARE: 2, FOR_NO_KEY_UPDATE: 3, FOR_UPDATE: 4}
+MAX_DEPTH = 4  # calls spliced into a transaction: the function, its helpers, theirs...
+MAX_SEGMENT = 40  # acquisitions of one transaction compared pairwise
+MAX_WITNESSES = 30  # edges between two tables tried when closing a three-party cycle
+
+
+def innodb_mode(mode: str) -> str:
+    """InnoDB's record lock for a PostgreSQL mode: shared for the share modes, else exclusive
+    (MySQL has no key-share variants: ``key_share`` is dropped, FK checks take S)."""
+    return "S" if mode in (FOR_SHARE, FOR_KEY_SHARE) else "X"
+
+
+def conflicts(dialect: str, wanted: str, held: str) -> bool:
+    """Whether a lock in mode ``wanted`` waits for another transaction's lock in mode ``held``."""
+    if dialect == "postgresql":
+        return held in _POSTGRESQL_CONFLICTS[wanted]
+    return "X" in (innodb_mode(wanted), innodb_mode(held))
+
+
+def shown_mode(dialect: str, mode: str) -> str:
+    if dialect == "postgresql":
+        return mode
+    return "shared" if innodb_mode(mode) == "S" else "exclusive"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Transaction ``root`` holds ``held`` when it waits for ``wanted``."""
+
+    root: str  # module-qualified name of the function whose transaction it is
+    name: str  # that function as shown
+    path: str
+    held: Acquisition
+    wanted: Acquisition
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A lock-order cycle on one database: each edge's wanted lock waits for the next edge's
+    held one (the last's for the first's)."""
+
+    dialect: str
+    edges: tuple[Edge, ...]
+
+    @property
+    def anchor(self) -> Acquisition:
+        return self.edges[0].wanted
+
+    def tables(self) -> list[str]:
+        return [edge.held.table for edge in self.edges]
+
+
+def dialect_families(config: Config) -> list[str]:
+    """The databases whose lock tables apply: PostgreSQL, MySQL, MariaDB (the last two differ on OF)."""
+    found: list[str] = []
+    for name in config.dialects:
+        lowered = name.lower()
+        family = "postgresql" if lowered in ("postgresql", "postgres") else lowered
+        if family in ("postgresql", "mysql", "mariadb") and family not in found:
+            found.append(family)
+    return found or ["postgresql"]
+
+
+class Transactions:
+    """Each function's transactions: its steps with callees spliced in, cut at commit/rollback."""
+
+    def __init__(self, summaries: Iterable[FunctionLocks]) -> None:
+        self.functions = {summary.qualname: summary for summary in summaries}
+        self._expanded: dict[tuple[str, int, tuple[str, ...]], list[Acquisition | None]] = {}
+        # Functions other functions hand their session to: never a transaction of their own.
+        self.helpers = {
+            step.callee
+            for summary in self.functions.values()
+            for step in summary.steps
+            if step.kind == "call" and step.callee != summary.qualname
+        }
+        handed = {name for summary in self.functions.values() for name in summary.handed}
+        self.helpers |= {q for q in self.functions if q.rsplit(".", 1)[-1] in handed}
+
+    def expanded(
+        self, qualname: str, depth: int = 0, stack: tuple[str, ...] = (), switched: tuple[str, ...] = ()
+    ) -> list[Acquisition | None]:
+        """The function's acquisitions in order; None marks a commit or rollback. ``switched`` are
+        the keywords its caller passes: locks under ``if <parameter>:`` count only when passed."""
+        key = (qualname, depth, switched)
+        if key in self._expanded:
+            return self._expanded[key]
+        summary = self.functions.get(qualname)
+        found: list[Acquisition | None] = []
+        if summary is not None:
+            for step in summary.steps:
+                if step.kind == "lock" and step.acquisition is not None:
+                    if not step.when or step.when in switched:
+                        found.append(step.acquisition)
+                elif step.kind == "end":
+                    found.append(None)
+                elif step.kind == "call" and depth < MAX_DEPTH and step.callee not in stack:
+                    callee = self.functions.get(step.callee)
+                    if callee is None:
+                        continue
+                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), step.passes)
+                    found.extend(relocate(a, callee.name) if a is not None else None for a in inner)
+        self._expanded[key] = found
+        return found
+
+    def edges(self, dialect: str, hot: Config | None = None) -> list[Edge]:
+        """Every (held, wanted) pair of different tables in one transaction, once per function and
+        pair of lock classes; the wanted lock waits (it is not NOWAIT/SKIP LOCKED)."""
+        found: list[Edge] = []
+        for qualname, summary in self.functions.items():
+            if qualname in self.helpers:
+                continue  # it runs inside its callers' transactions, which include its steps
+            seen: set[tuple[str, str, str, str]] = set()
+            for segment in _segments(self.expanded(qualname)):
+                live = [a for a in segment if dialect in a.dialects][:MAX_SEGMENT]
+                if hot is not None:
+                    live = [a for a in live if hot.is_hot(a.table)]
+                held: dict[str, Acquisition] = {}  # table -> its strongest lock so far
+                for wanted in live:
+                    before = held.get(wanted.table)
+                    if before is not None and _STRENGTH[before.mode] >= _STRENGTH[wanted.mode]:
+                        continue  # already held as strongly: the same rows, most likely
+                    if wanted.waits:
+                        for holding in held.values():
+                            if holding.table == wanted.table or _alternatives(holding, wanted):
+                                continue
+                            key = (holding.table, holding.mode, wanted.table, wanted.mode)
+                            if key not in seen:
+                                seen.add(key)
+                                found.append(Edge(qualname, summary.name, summary.path, holding, wanted))
+                    held[wanted.table] = wanted
+        return found
+
+
+def _segments(sequence: Sequence[Acquisition | None]) -> list[list[Acquisition]]:
+    segments: list[list[Acquisition]] = [[]]
+    for item in sequence:
+        if item is None:
+            segments.append([])
+        else:
+            segments[-1].append(item)
+    return [s for s in segments if len(s) > 1]
+
+
+def _alternatives(first: Acquisition, second: Acquisition) -> bool:
+    """Two explicit locks of one statement on different tables: the candidates of a model chosen
+    at run time (``update(model)`` with ``model`` one of several), not one lock after another."""
+    same_place = (first.path, first.line, first.column, first.chain) == (
+        second.path,
+        second.line,
+        second.column,
+        second.chain,
+    )
+    return same_place and not _implicit(first) and not _implicit(second)
+
+
+def _implicit(acquisition: Acquisition) -> bool:
+    """A lock the database takes on its own (FK check, eager-joined rows)."""
+    return acquisition.what.startswith(("foreign key", "joined"))
+
+
+def _preference(edge: Edge) -> tuple[int, int, str, int]:
+    """Which witness of a lock-class edge to show: explicit locks before implicit ones, short
+    call chains, then by place."""
+    implicit = int(
+        edge.held.what.startswith(("foreign key", "joined"))
+        or edge.wanted.what.startswith(("foreign key", "joined"))
+    )
+    return (implicit, len(edge.held.chain) + len(edge.wanted.chain), edge.path, edge.wanted.line)
+
+
+def related(catalog: Catalog) -> Callable[[str, str], bool]:
+    """Whether two tables are parent and child (a foreign key or a relationship joins them, either
+    way): transactions meet on the same rows of two tables when one's keys lead to the other's."""
+    links: set[frozenset[str]] = set()
+    for table in catalog.tables.values():
+        for reference in table.foreign_keys.values():
+            links.add(frozenset({table.name, reference.split(".", 1)[0]}))
+        for relationship in table.relationships:
+            if relationship.target is not None:
+                links.add(frozenset({table.name, relationship.target}))
+    return lambda a, b: frozenset({a, b}) in links
+
+
+def find_cycles(
+    transactions: Transactions,
+    dialects: Sequence[str],
+    config: Config | None = None,
+    linked: Callable[[str, str], bool] | None = None,
+) -> list[Cycle]:
+    """Two- and three-party cycles, each reported once per set of lock-class edges (on the first
+    database that has it); a three-party cycle only over tables no two-party cycle already joins."""
+    hot = config if config is not None and config.hot_tables is not None else None
+    cycles: list[Cycle] = []
+    reported: set[frozenset[tuple[str, str, str, str]]] = set()
+    pairs: set[frozenset[str]] = set()
+    for dialect in dialects:
+        edges = sorted(transactions.edges(dialect, hot), key=_preference)
+        by_tables: dict[tuple[str, str], list[Edge]] = {}
+        for edge in edges:
+            if linked is not None and not linked(edge.held.table, edge.wanted.table):
+                continue  # unrelated tables: nothing leads two transactions to the same rows of both
+            by_tables.setdefault((edge.held.table, edge.wanted.table), []).append(edge)
+
+        def closes(first: Edge, second: Edge, dialect: str = dialect) -> bool:
+            """``first`` waits for a lock ``second``'s transaction holds."""
+            return first.root != second.root and conflicts(dialect, first.wanted.mode, second.held.mode)
+
+        for (a, b), forward in by_tables.items():
+            for first in forward:
+                matching = [e for e in by_tables.get((b, a), ()) if closes(first, e) and closes(e, first)]
+                if not matching:
+                    continue
+                # the same lock classes, other places: one cycle; a witness in the same file reads best
+                second = min(matching, key=lambda e, p=first.path: e.path != p)  # type: ignore[misc]
+                classes = frozenset({_classes(first), _classes(second)})
+                if classes in reported:
+                    continue
+                reported.add(classes)
+                pairs.add(frozenset({a, b}))
+                cycles.append(Cycle(dialect, _canonical((first, second))))
+        for (a, b), forward in by_tables.items():
+            for (b2, c), middle in by_tables.items():
+                if b2 != b or c == a:
+                    continue
+                closing = by_tables.get((c, a), ())
+                if not closing:
+                    continue
+                if any(frozenset(p) in pairs for p in ((a, b), (b, c), (c, a))):
+                    continue
+                found = _three(
+                    forward[:MAX_WITNESSES], middle[:MAX_WITNESSES], closing[:MAX_WITNESSES], closes
+                )
+                if found is not None:
+                    classes = frozenset(_classes(e) for e in found)
+                    if classes not in reported:
+                        reported.add(classes)
+                        cycles.append(Cycle(dialect, _canonical(found)))
+    return cycles
+
+
+def _classes(edge: Edge) -> tuple[str, str, str, str]:
+    """The edge between lock classes, (table, mode) to (table, mode): what a cycle is made of."""
+    return (edge.held.table, edge.held.mode, edge.wanted.table, edge.wanted.mode)
+
+
+def _three(
+    forward: Sequence[Edge], middle: Sequence[Edge], closing: Sequence[Edge], closes: object
+) -> tuple[Edge, Edge, Edge] | None:
+    assert callable(closes)
+    # three parties meeting through implicit locks (FK checks, eager joins): too speculative to say
+    forward, middle, closing = (
+        [e for e in edges if not _implicit(e.wanted)] for edges in (forward, middle, closing)
+    )
+    for first in forward:
+        for second in middle:
+            if second.root == first.root or not closes(first, second):
+                continue
+            for third in closing:
+                if third.root in (first.root, second.root):
+                    continue
+                if closes(second, third) and closes(third, first):
+                    return first, second, third
+    return None
+
+
+def _canonical(edges: tuple[Edge, ...]) -> tuple[Edge, ...]:
+    """The same cycle always starts at the same edge: the one whose wanted lock comes first by place."""
+    start = min(range(len(edges)), key=lambda i: (edges[i].wanted.path, edges[i].wanted.line, edges[i].root))
+    return edges[start:] + edges[:start]
+
+
+def digest(cycles: Sequence[Cycle]) -> str:
+    """What results depend on, for the result cache."""
+    text = "\n".join(
+        f"{c.dialect}|" + "|".join(f"{e.root}:{e.held.line}:{e.wanted.path}:{e.wanted.line}" for e in c.edges)
+        for c in cycles
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def shown_path(program: Program, path: str) -> str:
+    """A file as findings and traces show it: its display in the run, else relative to the
+    working directory when under it (test files are not in the program's displays)."""
+    import os
+
+    known = program.displays.get(path)
+    if known is not None:
+        return known
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
+    """The program's cycles, computed once per run (or once per worker, for a project built
+    without them) from every production file's summaries; each file's summaries are cached by
+    its content when a cache is given."""
+    from pathlib import Path
+
+    from lockorder_lint.transactions import file_locks
+
+    program = project.program
+    if program is None:
+        return []
+    if program.lock_cycles is not None:
+        return program.lock_cycles
+    current, touched, names = program._current, set(program.touched), set(program.touched_names)
+    summaries: list[FunctionLocks] = []
+    from lockorder_lint.files import relative_to_root
+    from lockorder_lint.project import is_test_path
+
+    for path in sorted(set(program.modules.values())):
+        relative = relative_to_root(Path(path), project.root) or path
+        if path in project.migrations or is_test_path(relative):
+            continue  # migrations run alone; tests never run beside production transactions
+        display = shown_path(program, path)
+        digest_of = project.digests.get(path, "")
+        key = f"locks:{project.fingerprint}:{display}:{digest_of}"
+        cached = cache.get_result(key) if cache is not None and digest_of else None
+        if cached is None:
+            try:
+                data = Path(path).read_bytes()
+            except OSError:
+                continue
+            cached = file_locks(data, Path(path), display, project)
+            if cache is not None and digest_of:
+                cache.put_result(key, cached)
+        summaries.extend(cached)
+    program._current, program.touched, program.touched_names = current, touched, names
+    linked = related(project.catalog)
+    cycles = find_cycles(Transactions(summaries), dialect_families(project.config), project.config, linked)
+    program.lock_cycles = cycles
+    return cycles

@@ -1,0 +1,109 @@
+"""LCK005 lock-order-inversion: transactions, anywhere in the program, that each hold a row lock
+another one waits for (table A then B in one, B then A in another), counting the locks the
+database takes on its own. The cycles are found once per run over the whole program
+(:mod:`lockorder_lint.lock_graph`); each is reported at one acquisition, with one trace per
+transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from lockorder_lint.rules.base import Report, Rule, RuleContext
+
+if TYPE_CHECKING:
+    from lockorder_lint.engine import Project
+    from lockorder_lint.lock_graph import Cycle, Edge
+    from lockorder_lint.transactions import Acquisition
+    from lockorder_lint.units import Unit
+
+_DATABASE = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB"}
+TraceStep = tuple[str, int, str, str]  # path, line, function, step
+
+
+class LockOrderInversion(Rule):
+    code = "LCK005"
+    name = "lock-order-inversion"
+    summary = (
+        "transactions that lock the same tables in opposite orders (implicit FK and eager-join locks counted)"
+    )
+    whole_program = True
+    preview = True
+
+    def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
+        return ()  # whole-program: see program_reports
+
+    def program_reports(
+        self, project: Project, path: str
+    ) -> list[tuple[Report, str, tuple[tuple[TraceStep, ...], ...]]]:
+        """The cycles anchored in the file ``path``: report, function, trace per transaction."""
+        from lockorder_lint.lock_graph import project_cycles, shown_path
+        from lockorder_lint.statements import Span
+
+        program = project.program
+        if program is None:
+            return []
+        shown = shown_path(program, path)
+        found = []
+        for cycle in project_cycles(project):
+            anchor = cycle.anchor
+            if anchor.path != shown:
+                continue
+            span = Span(anchor.line, anchor.column, anchor.line, anchor.column)
+            # What a baseline keys the finding on: the cycle of lock classes, not its lines.
+            classes = " | ".join(
+                f"{e.held.table} {e.held.mode} -> {e.wanted.table} {e.wanted.mode}" for e in cycle.edges
+            )
+            report = Report(self.code, span, self.message(cycle), anchor.table, f"{cycle.dialect}: {classes}")
+            found.append((report, cycle.edges[0].name, trace(cycle)))
+        return found
+
+    @staticmethod
+    def message(cycle: Cycle) -> str:
+        from lockorder_lint.lock_graph import shown_mode
+
+        dialect = cycle.dialect
+
+        def lock(acquisition: Acquisition) -> str:
+            return f"{acquisition.table} ({shown_mode(dialect, acquisition.mode)})"
+
+        parts = [
+            f"{edge.name} ({edge.path.rsplit('/', 1)[-1]}) holds {lock(edge.held)} "
+            f"then waits for {lock(edge.wanted)}"
+            for edge in cycle.edges
+        ]
+        tables = cycle.tables()
+        order = " before ".join(tables)
+        implicit = [e.wanted for e in cycle.edges if e.wanted.what.startswith("foreign key")]
+        eager = [
+            e for e in cycle.edges if e.held.what.startswith("joined") or e.wanted.what.startswith("joined")
+        ]
+        hints = [
+            "take the locks in one order everywhere (" + order + ")",
+            "or take the later lock with NOWAIT/SKIP LOCKED",
+        ]
+        if implicit:
+            hints.append(f"or lock the parent {implicit[0].table} row first where the INSERT happens")
+        if eager:
+            hints.append("or lock with of=<the model> / without the joined eager load")
+        kind = "three-party lock-order cycle" if len(cycle.edges) == 3 else "lock-order inversion"
+        return (
+            f"{kind} on {_DATABASE.get(dialect, dialect)}: {'; '.join(parts)}; run together on the same rows "
+            f"they deadlock; {', '.join(hints)}"
+        )
+
+
+def _step(edge: Edge, acquisition: Acquisition, dialect: str) -> TraceStep:
+    from lockorder_lint.lock_graph import shown_mode
+
+    via = f" — via {' → '.join(acquisition.chain)}" if acquisition.chain else ""
+    text = f"locks {acquisition.table} ({shown_mode(dialect, acquisition.mode)}): {acquisition.what}{via}"
+    return (acquisition.path, acquisition.line, edge.name, text)
+
+
+def trace(cycle: Cycle) -> tuple[tuple[TraceStep, ...], ...]:
+    """One trace per transaction: the lock it holds, then the one it waits for."""
+    return tuple(
+        (_step(edge, edge.held, cycle.dialect), _step(edge, edge.wanted, cycle.dialect))
+        for edge in cycle.edges
+    )

@@ -1,0 +1,305 @@
+"""Transactions: the row locks each function takes, in order, and where its transaction ends.
+
+A function's summary lists its own steps in source order: each lock acquisition its statements
+take (explicit ``FOR UPDATE`` and its relatives, UPDATE/DELETE/upsert writes, and the locks the
+database adds on its own: the parent row an INSERT's foreign key checks, the rows an eager
+``lazy="joined"`` load puts under the same ``FOR UPDATE``), each call that hands a session to
+another project function (its locks are taken inside this transaction), and each
+``commit()``/``rollback()`` (the locks held so far are released). Summaries are per file and
+cached by the file's content; :mod:`lockorder_lint.lock_graph` splices callees into callers and
+looks for cycles.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockorder_lint.names import dotted_name, file_resolver, module_name
+from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
+
+if TYPE_CHECKING:
+    from lockorder_lint.catalog import Catalog
+    from lockorder_lint.engine import Project
+    from lockorder_lint.statements import Statement
+    from lockorder_lint.units import Unit
+
+# PostgreSQL's row-lock modes, strongest first; InnoDB's are read from them (see lock_graph).
+FOR_UPDATE = "FOR UPDATE"
+FOR_NO_KEY_UPDATE = "FOR NO KEY UPDATE"
+FOR_SHARE = "FOR SHARE"
+FOR_KEY_SHARE = "FOR KEY SHARE"
+ALL_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+_MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
+
+# Text that may take a row lock: a function without it has no lock steps of its own.
+LOCK_TRIGGER = (
+    rb"with_for_update|\bupdate\(|\bdelete\(|\binsert\(|\.merge\(|\.add\(|\.add_all\(|upsert|on_conflict"
+)
+_ENDS = frozenset({"commit", "rollback"})
+MAX_STEPS = 60  # per function: a function taking more locks than this is cut there
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One row lock a statement takes: on which table, in which (PostgreSQL) mode, whether it
+    waits for a conflicting holder (not NOWAIT/SKIP LOCKED), where, and why (``what``).
+    ``dialects`` are the databases that take it (an eager join under ``FOR UPDATE ... OF``
+    locks the joined rows only on MariaDB, which has no OF)."""
+
+    table: str
+    mode: str
+    waits: bool
+    path: str  # as findings show it
+    line: int
+    what: str  # "SELECT ... FOR UPDATE", "UPDATE", "foreign key check of INSERT INTO task_reschedule"
+    chain: tuple[str, ...] = ()  # helpers it came through, outermost first
+    dialects: frozenset[str] = ALL_DIALECTS
+    column: int = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a function, in source order: ``lock`` (an acquisition), ``call`` (a project
+    function handed this function's session: its steps run here) or ``end`` (commit/rollback)."""
+
+    kind: str
+    line: int
+    acquisition: Acquisition | None = None
+    callee: str = ""
+    # A lock taken only under ``if <parameter>:`` where the parameter defaults to off
+    # (``refresh_from_db(lock_for_update=False)``): taken when a caller passes it.
+    when: str = ""
+    passes: tuple[str, ...] = ()  # for a call: the keywords it passes, other than False/None
+
+
+@dataclass(frozen=True)
+class FunctionLocks:
+    """A function's steps, and who it is: ``qualname`` is module-qualified, ``name`` as shown."""
+
+    qualname: str
+    name: str
+    path: str
+    line: int
+    steps: tuple[Step, ...]
+    # Names of the calls that hand this function's session on, resolved or not (``run.update_state``
+    # on a variable of unknown type): a function of such a name runs inside a caller's transaction.
+    handed: tuple[str, ...] = ()
+
+
+def statement_acquisitions(statement: Statement, catalog: Catalog, display: str) -> list[Acquisition]:
+    """The row locks one statement takes, the implicit ones included."""
+    from lockorder_lint.statements import joined_tables
+
+    target = statement.table_name
+    if target is None:
+        return []
+    chain = statement.calls
+    found: list[Acquisition] = []
+    lock = statement.lock
+    if lock is not None and statement.kind in ("select", "query", "get"):
+        line, column = lock.span.line, lock.span.column
+        what = "session.get(..., with_for_update)" if statement.kind == "get" else f"SELECT ... {lock.mode}"
+        waits = not lock.non_blocking
+        found.append(Acquisition(target, lock.mode, waits, display, line, what, chain, column=column))
+        for joined in joined_tables(statement, catalog):
+            if joined.how == "where":
+                continue  # a table the WHERE clause compares with: its rows are read, maybe not all
+            if lock.of is not None:
+                dialects = frozenset({"mariadb"}) if joined.table not in lock.of else ALL_DIALECTS
+            else:
+                # PostgreSQL refuses FOR UPDATE on the nullable side of an outer join.
+                dialects = _MYSQL_FAMILY if joined.outer else ALL_DIALECTS
+            how = f"joined rows of {what} on {target} ({joined.via})"
+            found.append(
+                Acquisition(joined.table, lock.mode, waits, display, line, how, chain, dialects, column)
+            )
+    if statement.write is not None:
+        line, column = statement.write.line, statement.write.column
+        kind = (statement.write_kind or statement.kind).upper()
+        writes = {"UPDATE": (FOR_NO_KEY_UPDATE, "UPDATE"), "DELETE": (FOR_UPDATE, "DELETE"),
+                  "MERGE": (FOR_NO_KEY_UPDATE, "merge (upsert)")}  # fmt: skip
+        if kind in writes:
+            mode, what = writes[kind]
+            found.append(Acquisition(target, mode, True, display, line, what, chain, column=column))
+        if kind in ("INSERT", "MERGE"):
+            table = catalog.tables.get(target)
+            references = table.foreign_keys.values() if table is not None else ()
+            for parent in dict.fromkeys(ref.split(".", 1)[0] for ref in references):
+                if parent == target or parent not in catalog.tables:
+                    continue
+                what = f"foreign key check of INSERT INTO {target}"
+                found.append(
+                    Acquisition(parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column)
+                )
+    return found
+
+
+def _session_like(node: ast.AST, patterns: tuple[str, ...]) -> bool:
+    name = dotted_name(node)
+    return name is not None and any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _own_calls(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Call]:
+    """Calls in the function's own body (not in nested functions or classes), in source order."""
+    found: list[ast.Call] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Call):
+            found.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    found.sort(key=lambda c: (c.lineno, c.col_offset))
+    return found
+
+
+def _off(default: ast.expr | None) -> bool:
+    return isinstance(default, ast.Constant) and default.value in (False, None)
+
+
+def switched_blocks(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[int, int, str]]:
+    """``(first line, last line, parameter)`` of each ``if <parameter>:`` body whose parameter
+    defaults to False or None: what is inside runs only when a caller switches it on."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, ast.expr | None] = {}
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True):
+        defaults[arg.arg] = default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        defaults[arg.arg] = kw_default
+    switches = {name for name, default in defaults.items() if _off(default)}
+    found: list[tuple[int, int, str]] = []
+    if not switches:
+        return found
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id in switches:
+            first, last = node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno
+            found.append((first, last, node.test.id))
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks:
+    """The steps of one analysed function."""
+    node = unit.node
+    start, end = node.lineno, node.end_lineno or node.lineno
+    program = unit.scope.program
+    config = program.config if program is not None else None
+    patterns = config.session_names if config is not None else ("session",)
+    positioned: list[tuple[int, int, Step]] = []
+    order = 0
+    handed_names: list[str] = []
+    if with_statements:
+        last = start
+        switched = switched_blocks(node)
+        for statement in unit.statements:
+            for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
+                line = acquisition.line
+                where = line if start <= line <= end else last
+                last = where
+                when = next((p for first, final, p in switched if first <= line <= final), "")
+                positioned.append((where, order, Step("lock", where, acquisition, when=when)))
+                order += 1
+    ev = unit.evaluator
+    if program is not None and not with_statements:
+        ev.types.update(program.parameter_types(ev, node))
+    for call in _own_calls(node):
+        func = call.func
+        if isinstance(func, ast.Attribute) and func.attr in _ENDS and not call.args and not call.keywords:
+            # on the session or on what wraps it (Airflow's ``prohibit_commit`` guard): locks released
+            positioned.append((call.lineno, order, Step("end", call.lineno)))
+            order += 1
+            continue
+        handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
+        if not any(_session_like(arg, patterns) for arg in handed):
+            continue
+        called = (
+            func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        )
+        if called:
+            handed_names.append(called)
+        if program is None:
+            continue
+        try:
+            resolved = program.resolve_call(ev, call, need="")
+        except RecursionError:
+            resolved = None
+        if resolved is not None and resolved[0].qualname != f"{unit.scope.resolver.module}.{unit.qualname}":
+            passes = tuple(k.arg for k in call.keywords if k.arg is not None and not _off(k.value))
+            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
+            positioned.append((call.lineno, order, step))
+            order += 1
+    positioned.sort(key=lambda item: (item[0], item[1]))
+    steps = tuple(step for _line, _order, step in positioned[:MAX_STEPS])
+    return FunctionLocks(
+        qualname=f"{unit.scope.resolver.module}.{unit.qualname}",
+        name=unit.qualname,
+        path=display,
+        line=node.lineno,
+        steps=steps,
+        handed=tuple(dict.fromkeys(handed_names)),
+    )
+
+
+def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[FunctionLocks]:
+    """The summaries of the functions of one file that take locks, end transactions or hand
+    their session to other functions (functions with none of these are left out)."""
+    from lockorder_lint.builders import Scope
+    from lockorder_lint.engine import hit_lines
+    from lockorder_lint.units import candidate_functions, units_of
+
+    helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in project.config.lock_helpers]
+    locking = re.compile(b"|".join([LOCK_TRIGGER, *helpers]))
+    sessions = re.compile(rb"session|Session|\.commit\(|\.rollback\(|conn")
+    if not sessions.search(data):
+        return []
+    try:
+        source = parse_source(data, display)
+    except SourceError:
+        return []
+    module = module_name(path, project.root)
+    resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+    lock_lines = hit_lines(data, locking, breaks)
+    hits = {"lock": lock_lines, "session": hit_lines(data, sessions, breaks)}
+    program = project.program
+    if program is not None:
+        program.remember(str(path), source, resolver)
+    found: list[FunctionLocks] = []
+    for candidate in candidate_functions(source.tree, module, hits):
+        scope = Scope(
+            source=source,
+            resolver=resolver,
+            catalog=project.catalog,
+            program=program,
+            class_qualname=candidate.class_qualname,
+            qualname=candidate.qualname,
+            lock_helpers=project.lock_helpers,
+            dialects=project.dialects,
+            path=str(path),
+        )
+        try:
+            for unit in units_of(candidate, scope):
+                own_end = unit.node.end_lineno or unit.node.lineno
+                with_statements = any(unit.node.lineno <= line <= own_end for line in lock_lines)
+                summary = unit_locks(unit, display, with_statements)
+                if summary.steps or summary.handed:
+                    found.append(summary)
+        except Exception:  # a function that cannot be followed takes no locks we know of
+            continue
+    return found
+
+
+def relocate(acquisition: Acquisition, helper: str) -> Acquisition:
+    """An acquisition a callee takes, as its caller sees it: reached through ``helper``."""
+    return replace(acquisition, chain=(helper, *acquisition.chain))

@@ -1,0 +1,317 @@
+"""LCK005's whole-program pass: the conflict tables, transactions across calls and commits, the
+trace a finding carries in each output format, dialects, and the cache that keeps a one-file run
+from re-reading the program."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lockorder_lint import lock_graph, transactions
+from lockorder_lint.cache import Cache
+from lockorder_lint.config import Config, apply_settings
+from lockorder_lint.findings import Finding
+from lockorder_lint.lock_graph import conflicts
+from lockorder_lint.reporters import render_json, render_sarif, render_text
+from lockorder_lint.runner import check_path, make_project
+from lockorder_lint.transactions import FOR_KEY_SHARE, FOR_NO_KEY_UPDATE, FOR_SHARE, FOR_UPDATE
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+MODELS = """
+from sqlalchemy import Column, ForeignKey, Integer, String, select, update
+from sqlalchemy.orm import DeclarativeBase, Session
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Zone(Base):
+    __tablename__ = "zone"
+    id = Column(Integer, primary_key=True)
+    serial = Column(Integer)
+
+
+class Record(Base):
+    __tablename__ = "record"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"))
+    data = Column(String(255))
+
+
+class Audit(Base):
+    __tablename__ = "audit"
+    id = Column(Integer, primary_key=True)
+    note = Column(String(255))
+"""
+
+
+def lck005(tmp_path: Path, source: str, settings: dict[str, object] | None = None) -> list[Finding]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    module = tmp_path / "example.py"
+    module.write_text(MODELS + source, encoding="utf-8")
+    config = apply_settings(Config(), {"select": ["LCK005"], **(settings or {})}, "test")
+    project = make_project(tmp_path, config)
+    result = check_path(module, "example.py", project)
+    assert result.errors == []
+    return result.findings
+
+
+@pytest.mark.parametrize(
+    ("wanted", "held", "expected"),
+    [
+        (FOR_KEY_SHARE, FOR_NO_KEY_UPDATE, False),  # an FK check passes a plain UPDATE
+        (FOR_NO_KEY_UPDATE, FOR_KEY_SHARE, False),
+        (FOR_KEY_SHARE, FOR_UPDATE, True),
+        (FOR_SHARE, FOR_SHARE, False),
+        (FOR_SHARE, FOR_NO_KEY_UPDATE, True),
+        (FOR_NO_KEY_UPDATE, FOR_NO_KEY_UPDATE, True),
+        (FOR_UPDATE, FOR_KEY_SHARE, True),
+    ],
+)
+def test_postgresql_row_lock_conflicts(wanted: str, held: str, expected: bool) -> None:
+    assert conflicts("postgresql", wanted, held) is expected
+
+
+def test_innodb_has_shared_and_exclusive_locks_only() -> None:
+    assert not conflicts("mysql", FOR_KEY_SHARE, FOR_SHARE)
+    assert conflicts("mysql", FOR_KEY_SHARE, FOR_NO_KEY_UPDATE)  # an FK check waits for any write
+    assert conflicts("mariadb", FOR_UPDATE, FOR_UPDATE)
+
+
+KEY_SHARE_PAIR = """
+
+def rename_zone(zone_id: int, session: Session) -> None:
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=1))
+    session.execute(update(Record).where(Record.id == zone_id).values(data="y"))
+
+
+def copy_record(record_id: int, zone_id: int, session: Session) -> None:
+    session.execute(update(Record).where(Record.id == record_id).values(data="copied"))
+    session.add(Record(zone_id=zone_id, data="copy"))
+"""
+
+
+def test_no_key_update_and_key_share_meet_only_on_innodb(tmp_path: Path) -> None:
+    assert lck005(tmp_path / "pg", KEY_SHARE_PAIR) == []
+    found = lck005(tmp_path / "my", KEY_SHARE_PAIR, {"dialects": ["mysql"]})
+    lines = (MODELS + KEY_SHARE_PAIR).splitlines()
+    assert [(f.line, f.code) for f in found] == [
+        (
+            lines.index('    session.execute(update(Record).where(Record.id == zone_id).values(data="y"))')
+            + 1,
+            "LCK005",
+        )
+    ]
+    assert "on MySQL" in found[0].message and "record (exclusive)" in found[0].message
+
+
+def test_a_preview_rule_runs_only_when_selected_by_its_code(tmp_path: Path) -> None:
+    found = lck005(tmp_path / "on", KEY_SHARE_PAIR, {"dialects": ["mysql"]})
+    assert [f.code for f in found] == ["LCK005"]
+    for select in (["LCK"], ["LCK00"]):
+        assert lck005(tmp_path / select[0], KEY_SHARE_PAIR, {"dialects": ["mysql"], "select": select}) == []
+
+
+def test_locks_of_a_helper_handed_the_session_are_the_callers(tmp_path: Path) -> None:
+    source = """
+
+def lock_records(zone_id: int, session: Session) -> None:
+    query = select(Record).where(Record.zone_id == zone_id).order_by(Record.id)
+    session.execute(query.with_for_update()).all()
+
+
+def publish(zone_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    lock_records(zone_id, session=session)
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+    (finding,) = lck005(tmp_path, source)
+    held, wanted = finding.trace[0]
+    assert held[2] == wanted[2] == "publish"
+    assert wanted[3] == "locks record (FOR UPDATE): SELECT ... FOR UPDATE — via lock_records"
+    assert [steps[0][2] for steps in finding.trace] == ["publish", "edit"]
+
+
+def test_commit_ends_the_transaction(tmp_path: Path) -> None:
+    source = """
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.commit()
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+    assert lck005(tmp_path, source) == []
+
+
+def test_unrelated_tables_are_not_paired(tmp_path: Path) -> None:
+    source = """
+
+def one(zone_id: int, audit_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Audit).where(Audit.id == audit_id).values(note="a"))
+
+
+def other(zone_id: int, audit_id: int, session: Session) -> None:
+    session.execute(select(Audit).where(Audit.id == audit_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+    assert lck005(tmp_path, source) == []
+
+
+def fixture_finding() -> Finding:
+    project = make_project(FIXTURES, apply_settings(Config(), {"select": ["LCK", "LCK005"]}, "test"))
+    path = FIXTURES / "airflow" / "dag_run_lock_order_3_2_1.py"
+    (finding,) = [
+        f for f in check_path(path, "dag_run_lock_order_3_2_1.py", project).findings if f.code == "LCK005"
+    ]
+    return finding
+
+
+def test_fixture_cycle_trace_names_each_transaction_step() -> None:
+    finding = fixture_finding()
+    assert finding.line == 24 and finding.function == "schedule_dag_run"
+    shown = [[(Path(p).name, line, name, step) for p, line, name, step in steps] for steps in finding.trace]
+    assert shown == [
+        [
+            (
+                "dag_run_lock_order_3_2_1.py",
+                22,
+                "schedule_dag_run",
+                "locks dag_run (FOR UPDATE): SELECT ... FOR UPDATE",
+            ),
+            (
+                "dag_run_lock_order_3_2_1.py",
+                24,
+                "schedule_dag_run",
+                "locks task_instance (FOR NO KEY UPDATE): UPDATE",
+            ),
+        ],
+        [
+            (
+                "dag_run_lock_order_3_2_1.py",
+                29,
+                "ti_patch",
+                "locks task_instance (FOR UPDATE): session.get(..., with_for_update)",
+            ),
+            (
+                "dag_run_lock_order_3_2_1.py",
+                29,
+                "ti_patch",
+                "locks dag_run (FOR UPDATE): joined rows of session.get(..., with_for_update) "
+                'on task_instance (TaskInstance.dag_run, lazy="joined")',
+            ),
+        ],
+    ]
+
+
+def test_trace_in_text_json_and_sarif(tmp_path: Path) -> None:
+    finding = fixture_finding()
+    text = render_text([finding]).splitlines()
+    assert (
+        text[1] == "    transaction 1:"
+        and text[2].startswith("        ")
+        and "schedule_dag_run: locks dag_run" in text[2]
+    )
+    assert len(text) == 7
+    (entry,) = json.loads(render_json([finding]))
+    assert [[step["function"] for step in steps] for steps in entry["trace"]] == [
+        ["schedule_dag_run", "schedule_dag_run"],
+        ["ti_patch", "ti_patch"],
+    ]
+    result = json.loads(render_sarif([finding], tmp_path))["runs"][0]["results"][0]
+    flows = result["codeFlows"][0]["threadFlows"]
+    assert len(flows) == 2 and len(flows[0]["locations"]) == 2
+    assert len(result["relatedLocations"]) == 4
+    other = Finding("a.py", 1, 1, 1, 1, "LCK001", "m")
+    assert "trace" not in json.loads(render_json([other]))[0]
+
+
+def test_a_one_file_run_reuses_the_cached_summaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    (tmp_path / "example.py").write_text(MODELS + KEY_SHARE_PAIR, encoding="utf-8")
+    (tmp_path / "other.py").write_text(
+        "from example import Zone\n\n\ndef f(session):\n    session.commit()\n", encoding="utf-8"
+    )
+    calls: list[str] = []
+    original = transactions.file_locks
+
+    def counting(data: bytes, path: Path, display: str, project: object) -> object:
+        calls.append(path.name)
+        return original(data, path, display, project)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transactions, "file_locks", counting)
+    config = apply_settings(Config(), {"select": ["LCK005"]}, "test")
+    cache = Cache(tmp_path / ".cache")
+    make_project(tmp_path, config, cache)
+    cache.save()
+    assert sorted(calls) == ["example.py", "other.py"]
+    calls.clear()
+    (tmp_path / "other.py").write_text("def f(session):\n    session.rollback()\n", encoding="utf-8")
+    make_project(tmp_path, config, Cache(tmp_path / ".cache"))
+    assert calls == ["other.py"]
+    assert lock_graph.MAX_DEPTH >= 3
+
+
+SWITCHED = """
+
+def refresh(record_id: int, *, session: Session, lock_for_update: bool = False) -> None:
+    query = select(Record).where(Record.id == record_id)
+    if lock_for_update:
+        query = query.with_for_update()
+    session.execute(query).one()
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    refresh(record_id, session=session{switch})
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+
+
+def test_a_lock_switched_off_by_default_counts_only_when_the_caller_switches_it_on(tmp_path: Path) -> None:
+    assert lck005(tmp_path / "off", SWITCHED.format(switch="")) == []
+    (finding,) = lck005(tmp_path / "on", SWITCHED.format(switch=", lock_for_update=True"))
+    assert finding.trace[1][0][2:] == (
+        "edit",
+        "locks record (FOR UPDATE): SELECT ... FOR UPDATE — via refresh",
+    )
+
+
+def test_a_method_called_with_the_session_on_an_unknown_receiver_is_a_helper(tmp_path: Path) -> None:
+    source = """
+
+class Runner:
+    def step(self, zone_id: int, record_id: int, session: Session) -> None:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+
+
+def loop(runner, zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    runner.step(zone_id, record_id, session=session)
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+"""
+    # ``step`` runs inside ``loop``'s transaction, which already holds the zone: no cycle with ``publish``
+    assert lck005(tmp_path, source) == []
