@@ -565,3 +565,19 @@ def test_a_retry_of_the_write_itself_is_no_evidence_and_joined_hot_rows_are_name
     assert found == [
         (11, "bulk DELETE of note reads job rows in the same statement", "row-locked at app/work.py:7 claim")
     ]
+
+
+def test_a_table_variable_is_found_by_its_short_name_only_from_its_own_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLAlchemy's MSSQL ``tables = Table("TABLES", ...)`` is not what ``cls.tables.update(...)`` (a
+    dict) means in another module."""
+    root = project(
+        tmp_path / "p",
+        schema="from sqlalchemy import Column, Integer, MetaData, Table\n\n"
+        'tables = Table("TABLES", MetaData(), Column("id", Integer))\n',
+        fixtures="class Fixture:\n    tables = {}\n\n    @classmethod\n    def setup(cls, more, session):\n"
+        "        cls.tables.update(more)\n        session.commit()\n",
+    )
+    code, out, err = run_cli(capsys, "--no-cache", "--show-unknown", "app", cwd=root)
+    assert "not checked" not in err

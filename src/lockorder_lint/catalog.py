@@ -568,12 +568,18 @@ class Catalog:
         if table is not None:
             return table
         short = qualname.rsplit(".", 1)[-1]
-        candidates = self._by_short.get(short, [])
+        package = qualname.rsplit(".", 1)[0]
+        # A Table variable (``tables = Table("TABLES", ...)``) is found by its short name only
+        # from its own module: elsewhere ``cls.tables`` is some dict or set of that name.
+        candidates = [
+            c
+            for c in self._by_short.get(short, [])
+            if c not in self.table_variables or c.rsplit(".", 1)[0] == package
+        ]
         if len(candidates) == 1:
             return self.by_qualname[candidates[0]]
         if candidates:
             # Prefer a candidate in the package the name was imported from.
-            package = qualname.rsplit(".", 1)[0]
             near = [c for c in candidates if c.startswith(package + ".") or c.rsplit(".", 1)[0] == package]
             if len({id(self.by_qualname[c]) for c in near}) == 1:
                 return self.by_qualname[near[0]]
