@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockorder_lint.catalog import Catalog
+from lockorder_lint.collector import collector_paused
 from lockorder_lint.config import Config
 from lockorder_lint.contention import Contention
 from lockorder_lint.declarations import is_migration
@@ -104,6 +105,11 @@ def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> lis
 
 def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     """Check one file's bytes. Never raises: problems become FileErrors."""
+    with collector_paused():
+        return _check_source(data, path, display, project)
+
+
+def _check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     result = FileResult()
     try:
         source = parse_source(data, display)

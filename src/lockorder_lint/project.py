@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockorder_lint.catalog import Catalog
+from lockorder_lint.collector import collector_paused
 from lockorder_lint.config import Config
 from lockorder_lint.declarations import MODEL_HINT, FileModels, is_migration, models_of
 from lockorder_lint.findings import FileError
@@ -73,6 +74,11 @@ def file_facts(path: Path, display: str, root: Path) -> FileFacts:
     """Read one file. Never raises: a file that cannot be read says why. Only files that may
     declare models or define lock helpers are parsed here; the rest are parsed when checked or
     when a call needs them."""
+    with collector_paused():
+        return _file_facts(path, display, root)
+
+
+def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
     module = module_name(path, root)
     try:
         data = path.read_bytes()
