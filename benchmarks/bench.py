@@ -9,6 +9,14 @@ peak memory come from ``wait4`` on the child process tree.
     python benchmarks/bench.py                      # airflow-core 3.3.2 only
     python benchmarks/bench.py --corpus all         # every pinned corpus
     python benchmarks/bench.py --scale              # one run over all of them together
+    python benchmarks/bench.py --functions 5000,20000,50000   # one file, N flagged functions each
+
+``--functions`` shows that the time grows linearly with the flagged functions of one file: it
+generates, in a temporary directory, one module per size whose every function runs a bulk UPDATE
+of a hot table by a non-key column (one LCK001 each), checks it once, and prints wall and CPU
+seconds per size and per thousand functions, from the run of least CPU time among ``--repeat``
+(on a shared machine the other runs measure the neighbours). Linear means the last column stays
+flat.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -212,6 +221,71 @@ def scale(cache: Path) -> int:
     return 1 if internal or proc.returncode not in (0, 1, 2) else 0
 
 
+FLAGGED_MODULE_HEAD = """from sqlalchemy import Column, Integer, String, update
+from sqlalchemy.orm import DeclarativeBase, Session
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "job"
+    id = Column(Integer, primary_key=True)
+    owner = Column(String)
+    state = Column(String)
+"""
+
+FLAGGED_FUNCTION = """
+
+def finish_{index}(session: Session, owner: str) -> None:
+    session.execute(update(Job).where(Job.owner == owner).values(state="done"))
+"""
+
+
+def write_flagged_module(root: Path, functions: int) -> Path:
+    """A project whose one module holds ``functions`` functions, each with one LCK001."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[tool.lockorder-lint]\nhot-tables = ["job"]\n')
+    module = root / "jobs.py"
+    with module.open("w") as out:
+        out.write(FLAGGED_MODULE_HEAD)
+        for index in range(functions):
+            out.write(FLAGGED_FUNCTION.format(index=index))
+    return module
+
+
+def functions_scale(sizes: list[int], repeat: int) -> int:
+    """Check one generated file per size; print seconds and seconds per thousand functions."""
+    print(f"{'functions':>10}{'findings':>10}{'wall s':>9}{'cpu s':>8}{'MB':>7}{'wall/1k':>9}{'cpu/1k':>8}")
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="lockorder-bench-") as tmp:
+        for size in sizes:
+            root = Path(tmp) / f"functions-{size}"
+            module = write_flagged_module(root, size)
+            argv = [str(BIN / "lockorder-lint"), "--no-cache", "--jobs", "1", "--format", "json",
+                    "--project-root", str(root), str(module)]  # fmt: skip
+            result = min((measure(argv, root) for _ in range(repeat)), key=lambda m: m.cpu)
+            findings = len(json.loads(result.stdout or "[]"))
+            failed |= findings != size
+            print(
+                f"{size:>10}{findings:>10}{result.wall:>9.2f}{result.cpu:>8.2f}{result.peak_mb:>7.0f}"
+                f"{result.wall / size * 1000:>9.3f}{result.cpu / size * 1000:>8.3f}"
+            )
+            shutil.rmtree(root)
+    return 1 if failed else 0
+
+
+def sizes_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,7 +296,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are downloaded")
     parser.add_argument("--scale", action="store_true", help="one run over all corpora together")
+    parser.add_argument(
+        "--functions", type=sizes_list, metavar="N,N,...",
+        help="time one generated file per size, each with N flagged functions (linearity)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.functions:
+        return functions_scale(args.functions, args.repeat)
     if args.scale:
         return scale(args.cache)
     names = args.corpus or ["airflow-core-3.3.2"]
