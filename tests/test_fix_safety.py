@@ -363,6 +363,58 @@ def test_fix_inside_a_begin_block_is_a_savepoint_and_the_fixed_code_runs(tmp_pat
     assert [tuple(row) for row in rows] == [(1, "running"), (2, "failed"), (3, "running"), (4, "failed")]
 
 
+FRESH_BEGIN_BLOCKS = """\
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+def fresh_session(engine) -> None:
+    with Session(engine) as session, session.begin():
+        try:
+            session.execute(text("INSERT INTO job (id, state) VALUES (1, 'again')"))
+        except Exception:
+            session.execute(text("UPDATE job SET state = 'failed' WHERE id = 2"))
+
+
+def fresh_connection(engine) -> None:
+    with engine.begin() as conn:
+        try:
+            conn.execute(text("INSERT INTO job (id, state) VALUES (3, 'again')"))
+        except Exception:
+            conn.execute(text("UPDATE job SET state = 'failed' WHERE id = 4"))
+"""
+
+
+def test_a_fresh_session_in_a_begin_block_gets_a_savepoint_not_a_rollback(tmp_path: Path) -> None:
+    """The issue's own case: nothing before the ``try``, so a rollback would discard no work, yet
+    inside the ``begin()`` block it ends the transaction and the handler's next statement raises."""
+    spots = targets(tmp_path, FRESH_BEGIN_BLOCKS)
+    result = fix_source(FRESH_BEGIN_BLOCKS, Path("jobs.py"), spots, Config())
+    assert result.applied == 2 and result.left == []
+    assert "rollback()" not in result.text
+    assert result.text.count("begin_nested():") == 2
+
+    with_rollbacks = FRESH_BEGIN_BLOCKS.replace(
+        "        except Exception:\n", "        except Exception:\n            session.rollback()\n", 1
+    ).replace("        except Exception:\n            conn.execute", "        except Exception:\n"
+              "            conn.rollback()\n            conn.execute")  # fmt: skip
+    engine = _sqlite_with_savepoints()
+    broken: dict[str, Any] = {}
+    exec(compile(with_rollbacks, "jobs.py", "exec"), broken)
+    for name in ("fresh_session", "fresh_connection"):
+        with pytest.raises(Exception, match="Can't operate on closed transaction inside context manager"):
+            broken[name](engine)
+
+    engine = _sqlite_with_savepoints()
+    fixed: dict[str, Any] = {}
+    exec(compile(result.text, "jobs.py", "exec"), fixed)
+    fixed["fresh_session"](engine)
+    fixed["fresh_connection"](engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, state FROM job ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [(1, "queued"), (2, "failed"), (3, "queued"), (4, "failed")]
+
+
 def test_a_begin_block_with_no_room_for_a_savepoint_is_not_fixed_and_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

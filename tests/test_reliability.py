@@ -20,7 +20,7 @@ from lockorder_lint.cli import main
 from lockorder_lint.config import ConfigError, load_config
 from lockorder_lint.rules import RULES_BY_CODE
 from tests.hostile import DRIVER, PYTHON, unreadable
-from tests.test_cli import JOBS, make_sample, run_cli
+from tests.test_cli import JOBS, MODELS, make_sample, run_cli
 
 # --- item 1: unknown codes and an empty select are errors, never a silent "0 findings" -------------
 
@@ -111,6 +111,72 @@ def test_known_codes_still_select(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, _err = run_cli(capsys, "--format", "json", "app", cwd=sample)
     assert code == 1
     assert [d["code"] for d in json.loads(out)] == ["LCK001"]
+
+
+# --- item 2: every file read for any reason and not parsed is named; CR-only reads like LF -------
+
+
+def test_a_file_without_trigger_words_that_does_not_parse_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    (sample / "app" / "plain.py").write_text("def f(:\n    pass\n", encoding="utf-8")
+    (sample / "app" / "blob.py").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (sample / "app" / "wide.py").write_bytes("x = 1\n".encode("utf-16"))
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 2
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
+    nul = "error: cannot parse: not Python source (it contains NUL bytes; binary or UTF-16?)"
+    assert err.splitlines() == [
+        f"app/blob.py: {nul}",
+        "app/plain.py:1: error: cannot parse: invalid syntax",
+        f"app/wide.py: {nul}",
+        "2 findings (LCK001 1, LCK002 1) in 3 files checked; 3 file errors",
+    ]
+
+
+def _models_outside_the_checked_paths(root: Path, models: bytes) -> Path:
+    """The sample with its models moved to ``lib/models.py``, which only the catalog reads."""
+    sample = make_sample(root)
+    (sample / "app" / "models.py").unlink()
+    (sample / "lib").mkdir()
+    (sample / "lib" / "__init__.py").write_text("", encoding="utf-8")
+    (sample / "lib" / "models.py").write_bytes(models)
+    jobs = sample / "app" / "jobs.py"
+    jobs.write_text(JOBS.replace("from app.models", "from lib.models"), encoding="utf-8")
+    return sample
+
+
+def test_a_models_file_only_the_catalog_reads_is_named_when_it_does_not_parse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = (MODELS + "owners = (\n").encode("utf-8")
+    sample = _models_outside_the_checked_paths(tmp_path / "s", broken)
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert (code, out) == (2, "")  # the table is unknown, and the run says why
+    assert err.splitlines() == [
+        "lib/models.py:15: error: cannot parse: '(' was never closed",
+        "0 findings in 2 files checked; 2 statements not checked (--show-unknown lists them); 1 file error",
+    ]
+    result = subprocess.run(
+        [PYTHON, "-m", "flake8", "--isolated", "--select", "LCK", "app"],
+        cwd=sample,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.stdout == ""
+    assert result.stderr == "lockorder-lint: lib/models.py:15: error: cannot parse: '(' was never closed\n"
+
+
+def test_a_models_file_with_cr_only_line_endings_forms_the_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = _models_outside_the_checked_paths(tmp_path / "s", MODELS.replace("\n", "\r").encode("utf-8"))
+    code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)
+    assert code == 1, err
+    assert lines_by_file(out) == {"app/jobs.py": ["LCK001", "LCK002"]}
 
 
 # --- items 5 and 6: exclude governs checking, not the catalog; virtualenvs by marker, not by name ---
