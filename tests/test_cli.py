@@ -320,7 +320,7 @@ def test_declared_tables_make_unknown_models_checkable(
     # Nothing in the project locks Widget rows, so only --all-tables makes the table hot.
     code, out, err = run_cli(capsys, "--all-tables", "app/elsewhere.py", cwd=sample)
     assert code == 1, err
-    assert out.startswith("app/elsewhere.py:6:21: LCK001 bulk UPDATE of Widget reaches rows through kind")
+    assert out.startswith("app/elsewhere.py:6:21: LCK001 bulk UPDATE of Widget locks rows through kind")
 
 
 def test_tables_command(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:

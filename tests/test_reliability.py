@@ -610,6 +610,60 @@ def test_summary_breaks_findings_down_by_rule(tmp_path: Path, capsys: pytest.Cap
     )
 
 
+# --- item 24 (the message half): one sentence that leads with what and the fix; the story is in explain
+
+
+def _fixture_messages() -> dict[str, list[str]]:
+    """Every finding's message on the rule fixtures, by code."""
+    from lockorder_lint.runner import check_path
+    from tests.test_fixtures import fixture_config, fixture_files, project_for
+
+    found: dict[str, list[str]] = {}
+    for path in fixture_files():
+        project = project_for(fixture_config(path.read_text(encoding="utf-8")))
+        for finding in check_path(path, str(path), project).findings:
+            found.setdefault(finding.code, []).append(finding.message)
+    return found
+
+
+LECTURES = [
+    "in another order than writers that lock by",  # LCK001: why key order matters
+    "in whatever order the plan visits them",  # LCK002
+    "a second lock in an order other transactions do not share",  # LCK004
+    "(a rollback would ",  # LCK003: why a savepoint and not a rollback
+    "around the attempt's body keeps earlier work",
+]
+
+
+def test_messages_are_one_short_sentence_that_leaves_the_story_to_explain() -> None:
+    messages = _fixture_messages()
+    assert set(messages) == set(RULES_BY_CODE)
+    for code, texts in messages.items():
+        lengths = sorted(len(text) for text in texts)
+        assert lengths[len(lengths) // 2] <= 240, (code, lengths)
+        for text in texts:
+            assert len(text) <= 340, text
+            assert not re.search(r"(?<!\.)\.(?: [A-Z]|$)", text), text  # one sentence ("..." is not a stop)
+            assert not any(lecture in text for lecture in LECTURES), text
+    # LCK003 used to end every message with the same long tail; now each ends with its own fix, short.
+    fixes = {text.rsplit("; ", 1)[1] for text in messages["LCK003"]}
+    assert len(fixes) >= 4 and max(len(fix) for fix in fixes) <= 100, fixes
+
+
+def test_an_lck001_message_keeps_the_table_columns_index_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_sample(tmp_path / "s")
+    code, out, _err = run_cli(capsys, "--no-cache", "--format", "json", "app/jobs.py", cwd=sample)
+    assert code == 1
+    assert [f["message"] for f in json.loads(out)] == [
+        "bulk UPDATE of account locks rows through owner (index ix_account_owner), not in id order; "
+        "select the id values first (ORDER BY id ... FOR UPDATE), then UPDATE by id",
+        "FOR UPDATE on account locks rows through owner (index ix_account_owner) in no fixed order; "
+        "add ORDER BY id, or skip_locked=True / nowait=True",
+    ]
+
+
 # --- item 8: --diff reports like a check: what it cannot fix, file errors, summary, exit status ---
 
 HANDLER = """\

@@ -115,7 +115,7 @@ def test_github_format_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     line, column = LCK001_AT
     assert lines[0].startswith(
         f"::error file=app/jobs.py,line={line},col={column},endLine={line},endColumn=36,title=LCK001::"
-        "bulk UPDATE of account reaches rows through owner"
+        "bulk UPDATE of account locks rows through owner"
     )
     assert lines[1].startswith(f"::error file=app/jobs.py,line={LCK002_AT[0]},col={LCK002_AT[1]},")
 

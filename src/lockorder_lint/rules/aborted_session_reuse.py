@@ -96,9 +96,13 @@ class AbortedSessionReuse(Rule):
                 f"the aborted transaction: {outcome}; {fix}"
             )
         where = "here" if aborted.where == "after" else "in the loop's next iteration"
+        if isinstance(aborted.catch.node, ast.ExceptHandler):
+            caught = f"{aborted.catch.exception} (line {catch_line}) swallows a database error"
+        else:  # a tenacity ``with attempt:`` block swallows the error to retry
+            caught = f"the tenacity `with attempt:` block (line {catch_line}) retries after a database error"
         return (
-            f"{aborted.catch.exception} (line {catch_line}) swallows a database error from {work_at} "
-            f"without rollback, so {use} {where} runs on the aborted transaction: {outcome}; {fix}"
+            f"{caught} from {work_at} without rollback, so {use} {where} runs on the aborted "
+            f"transaction: {outcome}; {fix}"
         )
 
     @staticmethod
@@ -134,7 +138,7 @@ def _fix_text(
 ) -> str:
     """The remedy ``--fix`` would apply, in words: a rollback where it discards nothing older, a
     savepoint where a rollback would discard earlier work (or end a ``begin()`` block); for a
-    retry, roll back before retrying."""
+    retry, roll back before retrying. Why one and not the other is the rule page's, not the message's."""
     from lockorder_lint.session_flow import SAVEPOINT, is_async_session, remedy_for
 
     remedy = None
@@ -146,11 +150,10 @@ def _fix_text(
     rollback = f"{'await ' if awaited else ''}{shown}.rollback()"
     if not isinstance(aborted.catch.node, ast.ExceptHandler):  # a tenacity ``with attempt:``
         if savepoint:
-            return f"roll back before retrying ({nested} around the attempt's body keeps earlier work)"
+            return f"run the attempt's body under {nested}"
         return "roll back before retrying, or give each attempt a fresh session"
-    if remedy is not None and savepoint:
-        why = f"discard {remedy.discards}" if remedy.discards else f"end `{remedy.block}`"
-        return f"run the `try` body under {nested} (a rollback would {why})"
+    if remedy is not None and savepoint:  # why not a rollback: ``lockorder-lint explain LCK003``
+        return f"run the `try` body under {nested}"
     if remedy is not None and remedy.kind is None:
         return "re-raise, or record the failure in a fresh session"
     if remedy is not None and remedy.discards:

@@ -90,7 +90,4 @@ class JoinedRowsLock(Rule):
             if outer and not mariadb
             else ""
         )
-        return (
-            f"{lock.mode}{via} on {table.name} also locks the rows of {joined}, a second lock in an order "
-            f"other transactions do not share{refused}; {fix}"
-        )
+        return f"{lock.mode}{via} on {table.name} also locks the joined rows of {joined}{refused}; {fix}"

@@ -100,17 +100,25 @@ class UnorderedBulkWrite(Rule):
 
     @staticmethod
     def _message(statement: Statement, context: RuleContext) -> str:
+        """One sentence: what locks rows out of key order, through what, and the fix. Why that
+        deadlocks against writers that lock by key is in ``lockorder-lint explain LCK001``."""
         table = statement.target
         assert table is not None
-        pk = key_text(table)
         through = reached_through(statement)
         kind = statement.write_kind or "UPDATE"
-        reach = f"reaches rows through {through}" if through else "has no WHERE clause"
-        batch = "SKIP LOCKED" if context.config.mysql else "ORDER BY " + ", ".join(table.primary_key)
+        reach = f"through {through}" if through else "all (no WHERE clause)"
+        if len(table.primary_key) == 1:
+            pk = table.primary_key[0]
+            order, values, by = f"{pk} order", f"the {pk} values", pk
+        else:
+            order, values, by = f"key order {key_text(table)}", "the key values", "key"
+        if context.config.mysql:
+            batch = "... FOR UPDATE SKIP LOCKED"
+        else:
+            batch = f"ORDER BY {', '.join(table.primary_key)} ... FOR UPDATE"
         return (
-            f"bulk {kind} of {table.name} {reach}, not its key {pk}, so it locks rows in another order than "
-            f"writers that lock by {pk}: select the {pk} values first ({batch} ... FOR UPDATE), then "
-            f"{kind} by {pk}"
+            f"bulk {kind} of {table.name} locks rows {reach}, not in {order}; "
+            f"select {values} first ({batch}), then {kind} by {by}"
         )
 
     @staticmethod
@@ -160,13 +168,12 @@ class UnorderedBulkWrite(Rule):
         name = table.name
         if callers:
             more = f" and {len(callers) - 1} more" if len(callers) > 1 else ""
-            where = f"transactions that also insert into {name} ({callers[0].split(' ', 1)[-1]}{more})"
+            insert = f"the callers' INSERT into {name} ({callers[0].split(' ', 1)[-1]}{more})"
         else:
-            where = f"a transaction that also inserts into {name}"
+            insert = f"the INSERT into {name} in the same transaction"
         return (
-            f"{kind} of {name} through {through} in {where}: on MySQL/MariaDB two of them take the same "
-            "gap lock and deadlock on their INSERTs (1213); use READ COMMITTED, lock the parent row first, "
-            "or retry on 1213"
+            f"on MySQL/MariaDB, {kind} of {name} through {through} takes gap locks that deadlock (1213) "
+            f"with {insert}; use READ COMMITTED, lock the parent row first, or retry on 1213"
         )
 
 

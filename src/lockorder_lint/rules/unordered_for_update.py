@@ -63,16 +63,15 @@ class UnorderedForUpdate(Rule):
         pk = key_text(table)
         via = f" (via {lock.via})" if lock.via != "with_for_update" else ""
         through = reached_through(statement)
-        reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
+        reach = f"rows through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             order = ", ".join(dict.fromkeys(col for _t, col, _d in statement.order_by))
             return (
-                f"{lock.mode}{via} on {table.name} is ordered by {order}, but InnoDB (MySQL/MariaDB) locks "
-                f"{reach} as it scans them, before sorting; add skip_locked=True or nowait=True, or pin the "
-                f"rows by {pk}"
+                f"{lock.mode}{via} on {table.name} locks {reach} as MySQL/MariaDB scans them, before "
+                f"ORDER BY {order} sorts them; add skip_locked=True or nowait=True, or pin the rows by {pk}"
             )
         if mysql:  # InnoDB locks as it scans: an ORDER BY would not fix the order
             fix = f"add skip_locked=True / nowait=True, or pin the rows by {pk}"
         else:
             fix = f"add ORDER BY {', '.join(table.primary_key)}, or skip_locked=True / nowait=True"
-        return f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; {fix}"
+        return f"{lock.mode}{via} on {table.name} locks {reach} in no fixed order; {fix}"
