@@ -1,6 +1,6 @@
 """Every fixture file carries its expected findings as ``# expect: CODE`` comments on the
 reported lines; this test checks each file for exactly those codes on exactly those lines. A
-quoted fragment after the code (``# expect: LCK001 "not its key id"``) must be in the message."""
+quoted fragment after the code (``# expect: LCK001 "not in id order"``) must be in the message."""
 
 from __future__ import annotations
 
