@@ -669,6 +669,54 @@ def test_an_lck001_message_keeps_the_table_columns_index_and_key(
     ]
 
 
+# --- item 23: time linear in a file's functions (measured by benchmarks/bench.py --functions) ----
+
+
+def test_the_cycle_collector_is_paused_while_one_file_is_checked_and_then_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections re-walk the checked file's whole tree, which made the time per function grow
+    with the file; ``benchmarks/bench.py --functions 5000,20000,50000`` shows the time, this the
+    mechanism (never a timed unit test)."""
+    import gc
+
+    from lockorder_lint import engine, project
+    from lockorder_lint.collector import collector_paused
+    from lockorder_lint.runner import check_path, make_project
+
+    sample = make_sample(tmp_path / "s")
+    seen: list[tuple[str, bool]] = []
+    check, facts = engine._check_source, project._file_facts
+
+    def checking(*args: Any) -> Any:
+        seen.append(("check", gc.isenabled()))
+        return check(*args)
+
+    def reading(*args: Any) -> Any:
+        seen.append(("catalog", gc.isenabled()))
+        return facts(*args)
+
+    monkeypatch.setattr(engine, "_check_source", checking)
+    monkeypatch.setattr(project, "_file_facts", reading)
+    assert gc.isenabled()
+    checked = make_project(sample, load_config(sample / "pyproject.toml"))
+    result = check_path(sample / "app" / "jobs.py", "app/jobs.py", checked)
+    assert [f.code for f in result.findings] == ["LCK001", "LCK002"]
+    assert ("catalog", False) in seen and ("check", False) in seen
+    assert all(not enabled for _, enabled in seen)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a bug in a rule")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+
 # --- item 8: --diff reports like a check: what it cannot fix, file errors, summary, exit status ---
 
 HANDLER = """\
