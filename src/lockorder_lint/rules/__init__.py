@@ -7,12 +7,14 @@ from lockorder_lint.rules.base import Report, Rule, RuleContext
 from lockorder_lint.rules.joined_rows_lock import JoinedRowsLock
 from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
 from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
+from lockorder_lint.rules.unordered_key_iteration import UnorderedKeyIteration
 
 ALL_RULES: tuple[Rule, ...] = (
     UnorderedBulkWrite(),
     UnorderedForUpdate(),
     AbortedSessionReuse(),
     JoinedRowsLock(),
+    UnorderedKeyIteration(),
 )
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}
 
