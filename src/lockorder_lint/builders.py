@@ -98,8 +98,11 @@ _DERIVING = {"subquery": "subquery", "cte": "cte", "alias": "subquery", "scalar_
              "as_scalar": "scalar", "lateral": "subquery", "exists": "scalar"}  # fmt: skip
 _ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
 # An INSERT's conflict clauses: the statement then writes a row that may already exist, by its key.
-_UPSERTS = {"on_conflict_do_update": "ON CONFLICT DO UPDATE", "on_conflict_do_nothing": "ON CONFLICT DO NOTHING",
-            "on_duplicate_key_update": "ON DUPLICATE KEY UPDATE"}  # fmt: skip
+_UPSERTS = {
+    "on_conflict_do_update": "ON CONFLICT DO UPDATE",
+    "on_conflict_do_nothing": "ON CONFLICT DO NOTHING",
+    "on_duplicate_key_update": "ON DUPLICATE KEY UPDATE",
+}
 MAX_STATES = 8
 
 

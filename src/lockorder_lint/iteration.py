@@ -156,9 +156,11 @@ class OrderReader:
             elif isinstance(node, ast.NamedExpr):
                 self._assigned(node.target, node.value, node.lineno)
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
-                targets = [node.target] if isinstance(node, (ast.For, ast.AsyncFor)) else [
-                    item.optional_vars for item in node.items if item.optional_vars is not None
-                ]
+                targets = (
+                    [node.target]
+                    if isinstance(node, (ast.For, ast.AsyncFor))
+                    else [item.optional_vars for item in node.items if item.optional_vars is not None]
+                )
                 for target in targets:
                     for name in ast.walk(target):
                         if isinstance(name, ast.Name):
@@ -212,7 +214,11 @@ class OrderReader:
             if func.id in ("set", "frozenset"):
                 return Order(UNORDERED, "a set", sortable=True) if node.args else Order(UNKNOWN)
             if func.id in ("dict", "defaultdict", "Counter"):
-                return Order(UNORDERED, "a dict", sortable=True) if node.args or node.keywords else Order(UNKNOWN)
+                return (
+                    Order(UNORDERED, "a dict", sortable=True)
+                    if node.args or node.keywords
+                    else Order(UNKNOWN)
+                )
             if func.id in _KEEP_ORDER and node.args:
                 inner = self.order(node.args[0], line, depth + 1)
                 # ``enumerate`` pairs and ``reversed`` keep the order but not the key as the element
@@ -284,11 +290,10 @@ def tainted_names(loop: Loop) -> set[str]:
                 targets = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
                 assignments.append((targets, node.value))
             elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
-                assignments.append(([n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)], node.value))
-            elif isinstance(node, (ast.For, ast.AsyncFor)):
-                targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
-                assignments.append((targets, node.iter))
-            elif isinstance(node, ast.comprehension):
+                assignments.append(
+                    ([n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)], node.value)
+                )
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
                 targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
                 assignments.append((targets, node.iter))
     changed = True
@@ -317,8 +322,8 @@ def uses_bare(node: ast.AST | None, name: str) -> bool:
             parents[id(child)] = parent
     for found in ast.walk(node):
         if isinstance(found, ast.Name) and found.id == name:
-            parent = parents.get(id(found))
-            if not (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is found):
+            holder = parents.get(id(found))
+            if not (isinstance(holder, (ast.Attribute, ast.Subscript)) and holder.value is found):
                 return True
     return False
 
@@ -331,7 +336,11 @@ def transaction_per_iteration(loop: Loop) -> bool:
     in a transaction of its own, which holds one key's locks at a time."""
     for part in loop.body:
         for node in ast.walk(part):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "commit"
+            ):
                 return True
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for item in node.items:
@@ -339,7 +348,13 @@ def transaction_per_iteration(loop: Loop) -> bool:
                     if not isinstance(call, ast.Call):
                         continue
                     func = call.func
-                    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                    name = (
+                        func.attr
+                        if isinstance(func, ast.Attribute)
+                        else func.id
+                        if isinstance(func, ast.Name)
+                        else ""
+                    )
                     lowered = name.lower()
                     if lowered == "begin_nested":
                         continue  # a savepoint: still the same transaction

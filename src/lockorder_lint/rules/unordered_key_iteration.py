@@ -81,9 +81,7 @@ class UnorderedKeyIteration(Rule):
     code = "LCK006"
     name = "unordered-key-iteration"
     summary = "rows locked or written by key in a loop over a set, a dict or the caller's list, not sorted"
-    triggers = (
-        rb"\.merge\(|with_for_update|on_conflict_do_|on_duplicate_key_update|\b(?:update|delete)\s*\("
-    )
+    triggers = rb"\.merge\(|with_for_update|on_conflict_do_|on_duplicate_key_update|\b(?:update|delete)\s*\("
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: object) -> bool:
         return any(
@@ -153,9 +151,7 @@ def keyed_by(statement: Statement, tainted: set[str], body: tuple[ast.AST, ...])
     keyed = [call for call in built if key & {kw.arg for kw in call.keywords}]
     if not keyed:
         return True
-    return any(
-        kw.arg in key and references(kw.value, tainted) for call in keyed for kw in call.keywords
-    )
+    return any(kw.arg in key and references(kw.value, tainted) for call in keyed for kw in call.keywords)
 
 
 def _constructors(node: ast.AST | None, body: tuple[ast.AST, ...]) -> list[ast.Call]:
@@ -229,21 +225,19 @@ def _multi_row_upserts(unit: Unit, reader: OrderReader, statements: list[Stateme
     """``session.execute(upsert, rows)`` (or ``.values(rows)``) whose rows a comprehension built
     from an unsorted collection: one statement, but it writes the rows in that order."""
     upserts: dict[str, Statement] = {}
-    for statement in statements:
-        node = statement.node
-        if statement.upsert and isinstance(node, ast.Assign):
-            for target in node.targets:
+    for built in statements:
+        if built.upsert and isinstance(built.node, ast.Assign):
+            for target in built.node.targets:
                 if isinstance(target, ast.Name):
-                    upserts[target.id] = statement
+                    upserts[target.id] = built
     for node in ast.walk(unit.node):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
-        rows: ast.AST | None = None
-        statement: Statement | None = None
         args = node.args
-        if node.func.attr == "execute" and len(args) >= 2 and isinstance(args[0], ast.Name):
-            statement, rows = upserts.get(args[0].id), args[1]
-        if statement is None or rows is None:
+        if node.func.attr != "execute" or len(args) < 2 or not isinstance(args[0], ast.Name):
+            continue
+        statement, rows = upserts.get(args[0].id), args[1]
+        if statement is None:
             continue
         comprehension = _comprehension(rows, reader, node.lineno)
         if comprehension is None:
