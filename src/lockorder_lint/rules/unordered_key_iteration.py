@@ -129,6 +129,7 @@ def find_unsorted(unit: Unit) -> Iterator[Unsorted]:
                 continue
             writes.append(KeyedWrite(statement, verb, key is not None and uses_bare(node, key)))
         writes.extend(_through_nested(unit, loop, tainted, nested))
+        writes = [w for w in writes if not _skips_held(w.statement, loop, statements)]
         if not writes:
             continue
         reported.update(id(w.statement) for w in writes)
@@ -171,6 +172,23 @@ def _constructors(node: ast.AST | None, body: tuple[ast.AST, ...]) -> list[ast.C
             ):
                 calls.append(assign.value)
     return calls
+
+
+def _skips_held(write: Statement, loop: Loop, statements: list[Statement]) -> bool:
+    """Earlier in the same iteration, a locking read that never waits (SKIP LOCKED, NOWAIT)
+    locked rows of the same table: the write then names rows this iteration already holds (or
+    was skipped), and takes no lock another writer could be holding (Airflow's scheduler deleting
+    the queue rows it locked with SKIP LOCKED)."""
+    for earlier in statements:
+        if earlier is write or earlier.lock is None or not earlier.lock.non_blocking:
+            continue
+        if (
+            earlier.table_name == write.table_name
+            and _inside(earlier, loop)
+            and earlier.span.line < write.span.line
+        ):
+            return True
+    return False
 
 
 def _inside(statement: Statement, loop: Loop) -> bool:
