@@ -5,6 +5,7 @@ from __future__ import annotations
 from lockorder_lint.rules.aborted_session_reuse import AbortedSessionReuse
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 from lockorder_lint.rules.joined_rows_lock import JoinedRowsLock
+from lockorder_lint.rules.lock_then_insert_gap import LockThenInsertGap
 from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
 from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
 from lockorder_lint.rules.unordered_key_iteration import UnorderedKeyIteration
@@ -15,6 +16,7 @@ ALL_RULES: tuple[Rule, ...] = (
     AbortedSessionReuse(),
     JoinedRowsLock(),
     UnorderedKeyIteration(),
+    LockThenInsertGap(),
 )
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}
 
