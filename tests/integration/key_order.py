@@ -1,5 +1,6 @@
 """Two transactions that write the same keys one by one, each in its own order, stepped so that a
-cycle forms whenever the orders differ: each party writes its first key, then waits before its
+cycle forms whenever the orders differ (and, with ``pause_at=1``, two that lock a gap and then
+insert into it, stepped so that both hold the gap before either inserts): each party writes its first key, then waits before its
 second write until the other has written its first (or waits for a lock, or is done). With opposite
 orders both then want the key the other holds; with one order the second party waits on the
 first key and the first party goes on. The fixture functions run unchanged: the step is taken in
@@ -24,7 +25,7 @@ class KeyWriter:
     """One transaction on a connection of its own (kept across the session's rollbacks, so that
     the server's view of it stays this party's), run on its own thread."""
 
-    def __init__(self, database: Database, role: str, marker: str) -> None:
+    def __init__(self, database: Database, role: str, marker: str, pause_at: int = 2) -> None:
         self.database = database
         self.role = role
         self.connection = database.engine(role).connect()
@@ -32,6 +33,7 @@ class KeyWriter:
         self.connection.commit()
         self.session = Session(bind=self.connection, expire_on_commit=False)
         self.marker = marker
+        self.pause_at = pause_at
         self.holds_first = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -44,7 +46,7 @@ class KeyWriter:
         if not str(args[2]).lstrip().upper().startswith(self.marker.upper()):
             return
         self._writes += 1
-        if self._writes == 2:
+        if self._writes == self.pause_at:
             self.holds_first.set()
             other = self.other
             assert other is not None
@@ -80,11 +82,19 @@ class KeyWriter:
 
 
 def write_in_orders(
-    database: Database, marker: str, first: Callable[[Session], Any], second: Callable[[Session], Any]
+    database: Database,
+    marker: str,
+    first: Callable[[Session], Any],
+    second: Callable[[Session], Any],
+    pause_at: int = 2,
 ) -> Attempt:
-    """Run ``first`` and ``second`` at once, stepped on the statements starting with ``marker``.
-    The second party has the short deadlock timeout on PostgreSQL, so it is the usual victim."""
-    one, two = KeyWriter(database, "scheduler", marker), KeyWriter(database, "api", marker)
+    """Run ``first`` and ``second`` at once, stepped on the statements starting with ``marker``:
+    each waits before its ``pause_at``-th one until the other has reached its own (or waits, or is
+    done). With ``pause_at=1`` both have done everything before their first such statement, as two
+    transactions that each locked a gap before inserting into it. The second party has the short
+    deadlock timeout on PostgreSQL, so it is the usual victim."""
+    one = KeyWriter(database, "scheduler", marker, pause_at)
+    two = KeyWriter(database, "api", marker, pause_at)
     one.other, two.other = two, one
     started = time.monotonic()
     one.start(first)
