@@ -1,10 +1,11 @@
 """Two transactions that write the same keys one by one, each in its own order, stepped so that a
-cycle forms whenever the orders differ (and, with ``pause_at=1``, two that lock a gap and then
-insert into it, stepped so that both hold the gap before either inserts): each party writes its first key, then waits before its
+cycle forms whenever the orders differ: each party writes its first key, then waits before its
 second write until the other has written its first (or waits for a lock, or is done). With opposite
-orders both then want the key the other holds; with one order the second party waits on the
-first key and the first party goes on. The fixture functions run unchanged: the step is taken in
-a ``before_cursor_execute`` hook that counts the statements writing the contested table.
+orders both then want the key the other holds; with one order the second party waits on the first
+key and the first party goes on. With ``pause_at=1`` the step comes before the first write: two
+transactions that lock a gap and then insert into it both hold the gap before either inserts. The
+fixture functions run unchanged: the step is taken in a ``before_cursor_execute`` hook that counts
+the statements writing the contested table.
 """
 
 from __future__ import annotations
