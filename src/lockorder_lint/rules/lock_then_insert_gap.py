@@ -133,7 +133,7 @@ def _keys_read_first(unit: Unit, probe: Statement, earlier: list[Statement], rea
 
 def _staged_instance(unit: Unit, table: str, after: int) -> int | None:
     """The line of an object of ``table``'s class made after line ``after`` when the function also
-    stages objects on the session (``add``, ``add_all``, ``bulk_save_objects``, or a ``save`` helper
+    stages a collection of objects on the session (``add_all``, ``bulk_save_objects``, or a ``save`` helper
     handed the session) at or after it: objects collected in a dict and saved at the end (MLflow
     1.26.0) are INSERTs too."""
     built = [
@@ -151,7 +151,9 @@ def _staged_instance(unit: Unit, table: str, after: int) -> int | None:
     for node in own_nodes(unit.node):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.lineno >= first:
             name = node.func.attr
-            if name in ("add", "add_all", "bulk_save_objects") or ("save" in name and _passes_session(node)):
+            # ``add(obj)`` of an object made here is read by the evaluator itself, which knows when
+            # a dialect branch returned before it; collections and helpers are not.
+            if name in ("add_all", "bulk_save_objects") or ("save" in name and _passes_session(node)):
                 return first
     return None
 
