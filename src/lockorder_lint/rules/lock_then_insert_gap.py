@@ -44,24 +44,36 @@ class LockThenInsertGap(Rule):
     code = "LCK008"
     name = "lock-then-insert-gap"
     summary = "MySQL/MariaDB: a row locked or written by key, then an INSERT into its table (gap lock)"
-    triggers = rb"with_for_update|\b(?:update|delete)\s*\("
+    # The insert is what every finding holds (the lock may come from a helper); ``wants`` then
+    # looks no further unless MySQL/MariaDB is configured.
+    triggers = rb"\.(?:add|add_all|merge|bulk_save_objects)\(|\binsert\s*\(|_save"
     uses_lock_helpers = True
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: object) -> bool:
+        """MySQL/MariaDB only, and a function that both inserts and locks or writes by something
+        named for it (``with_for_update``, ``update``, ``delete``, a ``lock`` helper, MLflow's
+        ``for_update_or_delete=True``): ``set.add`` alone does not make a function worth reading."""
         if not getattr(config, "mysql", False):
             return False
+        inserts = locks = False
         for node in ast.walk(function):
-            if isinstance(node, ast.Call):
-                func = node.func
-                name = (
-                    func.attr
-                    if isinstance(func, ast.Attribute)
-                    else func.id
-                    if isinstance(func, ast.Name)
-                    else ""
-                )
-                if name in _INSERTING_CALLS or "save" in name:
-                    return True
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else func.id
+                if isinstance(func, ast.Name)
+                else ""
+            )
+            inserts = inserts or name in _INSERTING_CALLS or "save" in name
+            words = [name.lower(), *((kw.arg or "").lower() for kw in node.keywords)]
+            locks = locks or any(
+                word in ("update", "delete") or "for_update" in word or "lock" in word for word in words
+            )
+            if inserts and locks:
+                return True
         return False
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
@@ -77,8 +89,8 @@ class LockThenInsertGap(Rule):
                 continue
             later = [
                 s
-                for s in statements[index + 1 :]
-                if s.kind in ("insert", "merge") and s.table_name == table.name
+                for s in statements
+                if s.kind in ("insert", "merge") and s.table_name == table.name and _after(s, probe, unit)
             ]
             staged = None if later else _staged_instance(unit, table.name, _probe_span(probe).line)
             if not later and staged is None:
@@ -98,6 +110,18 @@ class LockThenInsertGap(Rule):
             )
             message = _message(probe, what, insert_line or 0, merged)
             yield Report(self.code, _probe_span(probe), message, table.name, probe.statement_text)
+
+
+def _after(insert: Statement, probe: Statement, unit: Unit) -> bool:
+    """The insert runs after the probe. Both are placed by their lines in this function; a probe a
+    helper elsewhere in the file made (its span is the helper's) is placed nowhere, and any plain
+    insert of the function counts (an upsert is more likely the fix, run before the lock, as in
+    MLflow's ``ensure_locked_rebuild_entry``)."""
+    start, end = unit.node.lineno, unit.node.end_lineno or unit.node.lineno
+    line = _probe_span(probe).line
+    if not start <= line <= end:
+        return not insert.upsert
+    return (insert.write or insert.span).line > line
 
 
 def _keys_read_first(unit: Unit, probe: Statement, earlier: list[Statement], reader: OrderReader) -> bool:
