@@ -9,6 +9,7 @@ from lockorder_lint.rules.lock_then_insert_gap import LockThenInsertGap
 from lockorder_lint.rules.unordered_bulk_write import UnorderedBulkWrite
 from lockorder_lint.rules.unordered_for_update import UnorderedForUpdate
 from lockorder_lint.rules.unordered_key_iteration import UnorderedKeyIteration
+from lockorder_lint.rules.unsorted_lock_batches import UnsortedLockBatches
 
 ALL_RULES: tuple[Rule, ...] = (
     UnorderedBulkWrite(),
@@ -16,6 +17,7 @@ ALL_RULES: tuple[Rule, ...] = (
     AbortedSessionReuse(),
     JoinedRowsLock(),
     UnorderedKeyIteration(),
+    UnsortedLockBatches(),
     LockThenInsertGap(),
 )
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in ALL_RULES}

@@ -61,6 +61,8 @@ def keyed_write(statement: Statement) -> str | None:
     """What ``statement`` does to one existing row it names by key, or None."""
     if statement.target is None:
         return None
+    if statement.lock is not None and statement.lock.non_blocking and statement.write is None:
+        return None  # SKIP LOCKED / NOWAIT never waits, so it never closes a cycle
     if statement.kind == "get":
         return "locks" if statement.lock is not None else None
     if statement.kind == "merge":
