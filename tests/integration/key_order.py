@@ -26,7 +26,9 @@ class KeyWriter:
     """One transaction on a connection of its own (kept across the session's rollbacks, so that
     the server's view of it stays this party's), run on its own thread."""
 
-    def __init__(self, database: Database, role: str, marker: str, pause_at: int = 2) -> None:
+    def __init__(
+        self, database: Database, role: str, marker: str, pause_at: int = 2, containing: str = ""
+    ) -> None:
         self.database = database
         self.role = role
         self.connection = database.engine(role).connect()
@@ -35,6 +37,7 @@ class KeyWriter:
         self.session = Session(bind=self.connection, expire_on_commit=False)
         self.marker = marker
         self.pause_at = pause_at
+        self.containing = containing
         self.holds_first = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -44,7 +47,10 @@ class KeyWriter:
         event.listen(self.connection, "before_cursor_execute", self._before_execute)
 
     def _before_execute(self, *args: Any) -> None:
-        if not str(args[2]).lstrip().upper().startswith(self.marker.upper()):
+        statement = str(args[2])
+        if not statement.lstrip().upper().startswith(self.marker.upper()):
+            return
+        if self.containing and self.containing not in statement:
             return
         self._writes += 1
         if self._writes == self.pause_at:
@@ -88,14 +94,16 @@ def write_in_orders(
     first: Callable[[Session], Any],
     second: Callable[[Session], Any],
     pause_at: int = 2,
+    containing: str = "",
 ) -> Attempt:
-    """Run ``first`` and ``second`` at once, stepped on the statements starting with ``marker``:
+    """Run ``first`` and ``second`` at once, stepped on the statements starting with ``marker``
+    (and holding ``containing``, when given):
     each waits before its ``pause_at``-th one until the other has reached its own (or waits, or is
     done). With ``pause_at=1`` both have done everything before their first such statement, as two
     transactions that each locked a gap before inserting into it. The second party has the short
     deadlock timeout on PostgreSQL, so it is the usual victim."""
-    one = KeyWriter(database, "scheduler", marker, pause_at)
-    two = KeyWriter(database, "api", marker, pause_at)
+    one = KeyWriter(database, "scheduler", marker, pause_at, containing)
+    two = KeyWriter(database, "api", marker, pause_at, containing)
     one.other, two.other = two, one
     started = time.monotonic()
     one.start(first)
