@@ -116,7 +116,9 @@ def _unsorted_batches(unit: Unit) -> Iterator[tuple[Loop, Batching, list[Stateme
         return
     reader = OrderReader(unit.node)
     statements = unit.statements
-    reads = {id(s.node) for s in statements if s.node is not None and s.lock is None and s.write is None}
+    # Reads, locking or not: keys a query returned are in the query's order (with a lock, they are
+    # rows this transaction holds, as Prefect's vacuum deletes the runs it locked SKIP LOCKED).
+    reads = {id(s.node) for s in statements if s.node is not None and s.write is None}
     for loop in loops:
         if loop.comprehension:
             continue
