@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lockorder_lint.config import Config
+from lockorder_lint.config import Config, load_config
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
 from lockorder_lint.runner import check_path, make_project
 
@@ -42,14 +42,21 @@ def example(text: str, heading: str) -> str:
     return str(blocks[0])
 
 
-def findings_for(source: str, tmp_path: Path) -> list[tuple[int, str]]:
+# A page whose examples need settings (LCK008 runs only for MySQL/MariaDB) says so in an HTML
+# comment, ``<!-- example-config: dialects = ["mysql"] -->``, that applies to both examples.
+EXAMPLE_CONFIG = re.compile(r"^<!-- example-config: (?P<toml>.*) -->$", re.M)
+
+
+def findings_for(source: str, tmp_path: Path, settings: str = "") -> list[tuple[int, str]]:
     """Check ``source`` as the only file of a fresh project, so its inline models form the catalog."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    tool = f"\n[tool.lockorder-lint]\n{settings}\n" if settings else ""
+    (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'example'\n{tool}", encoding="utf-8")
     module = tmp_path / "example.py"
     module.write_text(source, encoding="utf-8")
     preview = [rule.code for rule in ALL_RULES if rule.preview]  # examples show every rule at work
-    project = make_project(tmp_path, replace(Config(), select=("LCK", *preview)))
+    config = load_config(tmp_path / "pyproject.toml") if settings else Config()
+    project = make_project(tmp_path, replace(config, select=("LCK", *preview)))
     assert project.hot is not None  # the default: hot tables are those the example locks
     result = check_path(module, "example.py", project)
     assert result.errors == []
@@ -73,13 +80,19 @@ def test_page_has_the_fixed_headings_in_order(page: Path) -> None:
 
 @pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
 def test_bad_example_triggers_the_rule(page: Path, tmp_path: Path) -> None:
-    found = findings_for(example(page.read_text(encoding="utf-8"), "Bad example"), tmp_path)
+    text = page.read_text(encoding="utf-8")
+    found = findings_for(example(text, "Bad example"), tmp_path, _settings(text))
     assert page.stem in {code for _, code in found}, found
 
 
 @pytest.mark.parametrize("page", page_files(), ids=lambda p: p.stem)
 def test_good_example_is_clean(page: Path, tmp_path: Path) -> None:
-    assert findings_for(example(page.read_text(encoding="utf-8"), "Good example"), tmp_path) == []
+    text = page.read_text(encoding="utf-8")
+    assert findings_for(example(text, "Good example"), tmp_path, _settings(text)) == []
+
+
+def _settings(text: str) -> str:
+    return "\n".join(match.group("toml") for match in EXAMPLE_CONFIG.finditer(text))
 
 
 def test_pages_and_presets_ship_in_the_wheel(tmp_path: Path) -> None:

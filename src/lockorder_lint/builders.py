@@ -97,6 +97,12 @@ _ORM_WRITES = {"add": "INSERT", "add_all": "INSERT", "merge": "MERGE"}
 _DERIVING = {"subquery": "subquery", "cte": "cte", "alias": "subquery", "scalar_subquery": "scalar",
              "as_scalar": "scalar", "lateral": "subquery", "exists": "scalar"}  # fmt: skip
 _ORIGIN_METHODS = frozenset({"update", "delete", "select", "insert"})
+# An INSERT's conflict clauses: the statement then writes a row that may already exist, by its key.
+_UPSERTS = {
+    "on_conflict_do_update": "ON CONFLICT DO UPDATE",
+    "on_conflict_do_nothing": "ON CONFLICT DO NOTHING",
+    "on_duplicate_key_update": "ON DUPLICATE KEY UPDATE",
+}
 MAX_STATES = 8
 
 
@@ -1018,6 +1024,9 @@ class Evaluator:
             ran = [self.new(s.derive(limit_one=True)) if method == "first" else s for s in receiver]
             self.consume(ran)
             return _held_rows(ran)
+        if method in _UPSERTS and all(s.kind == "insert" for s in receiver):
+            self._consume_args(node)
+            return tuple(self.new(s.derive(upsert=_UPSERTS[method])) for s in receiver)
         if method in _DERIVING:
             self._consume_args(node)
             return tuple(self.new(s.derive(derived=_DERIVING[method])) for s in receiver)

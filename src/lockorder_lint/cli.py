@@ -139,7 +139,8 @@ def _parser(command: str = "check") -> argparse.ArgumentParser:
     parser.add_argument(
         "--unsafe-fixes",
         action="store_true",
-        help="with --fix or --diff, also the fixes that may discard work done before the error",
+        help="with --fix or --diff, also the unsafe fixes (LCK003 rollbacks that may discard earlier work, "
+        "LCK006 sorted(...) around a loop's keys)",
     )
     parser.add_argument("--version", action="version", version=f"lockorder-lint {__version__}")
     return parser
@@ -211,8 +212,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             diff = fixes
         else:
             print(
-                f"lockorder-lint: fixed {fixes.handlers} handler(s) in {len(fixes.files)} file(s)"
-                + _unsafe_left(fixes, "--fix --unsafe-fixes"),
+                f"lockorder-lint: {fixes.summary('fixed')}" + _unsafe_left(fixes, "--fix --unsafe-fixes"),
                 file=sys.stderr,
             )
             for left in fixes.left:
@@ -275,7 +275,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         unsafe = {(item.path, item.line, item.column) for item in diff.left if item.unsafe}
         no_fix = [f for f in not_fixed if (f.path, f.line, f.column) not in unsafe]
         print(
-            f"lockorder-lint: the diff fixes {diff.handlers} handler(s) in {len(diff.files)} file(s); "
+            f"lockorder-lint: {diff.summary('the diff fixes')}; "
             f"{len(no_fix)} finding(s) above have no automatic fix"
             + _unsafe_left(diff, "--diff --unsafe-fixes"),
             file=sys.stderr,

@@ -72,9 +72,10 @@ def dialects_where_true(test: ast.AST) -> frozenset[str] | None:
         values = list(right.elts)
     names: set[str] = set()
     for value in values:
-        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+        named_as = _constant_dialect(value)
+        if named_as is None:
             return None
-        names.add(normalise(value.value))
+        names.add(named_as)
     if not names:
         return None
     named = frozenset(names)
@@ -83,6 +84,18 @@ def dialects_where_true(test: ast.AST) -> frozenset[str] | None:
         return named
     if isinstance(op, (ast.NotEq, ast.NotIn, ast.IsNot)):
         return KNOWN - named
+    return None
+
+
+def _constant_dialect(value: ast.AST) -> str | None:
+    """``"sqlite"``, or a constant named for one dialect (MLflow's ``db_types.SQLITE``)."""
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return normalise(value.value)
+    name = (
+        value.attr if isinstance(value, ast.Attribute) else value.id if isinstance(value, ast.Name) else None
+    )
+    if name is not None and name.isupper() and normalise(name) in KNOWN:
+        return normalise(name)
     return None
 
 

@@ -56,7 +56,7 @@ from lockorder_lint.findings import FileError, Finding
 from lockorder_lint.parsing import Source, parse_ast
 from lockorder_lint.session_flow import ROLLBACK, FunctionView, is_async_session, remedy_for
 
-FIXABLE_CODES = frozenset({"LCK003"})
+FIXABLE_CODES = frozenset({"LCK003", "LCK006"})
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,11 @@ class LeftOut:
     reason: str
     unsafe: bool
     fix: tuple[int, int, str] = field(compare=False)
+    code: str = "LCK003"
 
     def render(self) -> str:
         what = "unsafe fix not applied (--unsafe-fixes applies it)" if self.unsafe else "not fixed"
-        return f"{self.path}:{self.line}:{self.column}: LCK003 {what}: {self.reason}"
+        return f"{self.path}:{self.line}:{self.column}: {self.code} {what}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class FileFix:
     before: str
     after: str
     handlers: int
+    loops: int = 0  # LCK006 loops whose iterable was wrapped in sorted(...)
 
     def diff(self) -> str:
         return "".join(
@@ -109,6 +111,15 @@ class FixReport:
     @property
     def handlers(self) -> int:
         return sum(f.handlers for f in self.files)
+
+    @property
+    def loops(self) -> int:
+        return sum(f.loops for f in self.files)
+
+    def summary(self, verb: str) -> str:
+        """``fixed 2 handler(s)`` (and ``, sorted 1 loop(s)`` when LCK006 fixes were made)."""
+        loops = f", sorted {self.loops} loop(s)" if self.loops else ""
+        return f"{verb} {self.handlers} handler(s){loops} in {len(self.files)} file(s)"
 
     @property
     def unsafe_left(self) -> int:
@@ -386,31 +397,46 @@ def _encoding(data: bytes) -> str:
 
 def plan_fixes(findings: Iterable[Finding], settings: Project | Config, *, unsafe: bool = False) -> FixReport:
     """The fixed text of every file with fixable findings; files that cannot be fixed become errors."""
+    from lockorder_lint.key_order_fix import Wanted, fix_sorted
+
     report = FixReport()
     targets: dict[str, set[tuple[int, int]]] = {}
+    loops: dict[str, list[Wanted]] = {}
     for finding in findings:
-        if finding.code in FIXABLE_CODES:
+        if finding.code == "LCK003":
             targets.setdefault(finding.path, set()).add((finding.line, finding.column))
-    for display, spots in sorted(targets.items()):
+        elif finding.code == "LCK006":
+            wanted = Wanted(finding.function or "", finding.statement, finding.line, finding.column)
+            loops.setdefault(finding.path, []).append(wanted)
+    for display in sorted(set(targets) | set(loops)):
         path = Path(display)
         try:
             data = path.read_bytes()
             encoding = _encoding(data)
             before = data.decode(encoding)
-            fixed = fix_source(before, path, spots, settings, unsafe=unsafe, display=display)
+            spots = targets.get(display, set())
+            fixed = SourceFix(before, 0)
+            if spots:
+                fixed = fix_source(before, path, spots, settings, unsafe=unsafe, display=display)
+            ordered = fix_sorted(fixed.text, path, loops.get(display, ()), _project(settings, path), unsafe)
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError, cst.ParserSyntaxError) as exc:
             report.errors.append(FileError(display, 0, f"cannot fix: {exc}"))
             continue
         report.left.extend(fixed.left)
-        after = fixed.text
-        if fixed.applied and after != before:
+        for wanted, reason, is_unsafe in ordered.left:
+            key = (wanted.line, wanted.column, "sorted")
+            report.left.append(LeftOut(display, wanted.line, wanted.column, reason, is_unsafe, key, "LCK006"))
+        after = ordered.text
+        if (fixed.applied or ordered.applied) and after != before:
             try:
                 cst.parse_module(after)
                 ast.parse(after)
             except (SyntaxError, cst.ParserSyntaxError) as exc:  # pragma: no cover - a bug if reached
                 report.errors.append(FileError(display, 0, f"fix not applied, it does not parse: {exc}"))
                 continue
-            report.files.append(FileFix(path, display, encoding, before, after, fixed.applied))
+            report.files.append(
+                FileFix(path, display, encoding, before, after, fixed.applied, ordered.applied)
+            )
     return report
 
 

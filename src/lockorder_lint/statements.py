@@ -148,6 +148,8 @@ class Statement:
     lock: LockClause | None = None
     write: Span | None = None
     write_kind: str | None = None
+    # An INSERT's conflict clause (``ON CONFLICT DO UPDATE``...): it writes rows that may exist.
+    upsert: str = ""
     derived: str | None = None
     # A statement selecting from a subquery or CTE: the statement that CTE is.
     source: Statement | None = field(default=None, compare=False, hash=False)
