@@ -362,6 +362,8 @@ class Evaluator:
     def new(self, state: Statement) -> Statement:
         if state.node is None and self.current_statement is not None:
             state = replace(state, node=self.current_statement)
+        if state.live is None or not state.live <= self.live:
+            state = replace(state, live=self.live if state.live is None else state.live & self.live)
         self.parents[state.id] = state.parent
         return state
 

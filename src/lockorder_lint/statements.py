@@ -157,6 +157,9 @@ class Statement:
     # Built on a model or statement the function was handed: unknown here, judged at the caller.
     from_parameter: bool = False
     node: ast.AST | None = field(default=None, compare=False, hash=False, repr=False)
+    # The configured databases the code that built it runs on (after ``if dialect == "mysql":
+    # return`` the rest of a function runs only on the others); None: not known.
+    live: frozenset[str] | None = field(default=None, compare=False, hash=False, repr=False)
     id: int = field(default_factory=lambda: next(_ids), compare=False)
     parent: int | None = field(default=None, compare=False)
 
@@ -173,6 +176,11 @@ class Statement:
             return " ".join(ast.unparse(self.node).split())
         except (ValueError, RecursionError):  # pragma: no cover - unparse of a parsed tree
             return ""
+
+    @property
+    def runs_on_innodb(self) -> bool:
+        """It may run on MySQL/MariaDB: no dialect test before it rules them out."""
+        return self.live is None or bool(self.live & {"mysql", "mariadb"})
 
     @property
     def table_name(self) -> str | None:

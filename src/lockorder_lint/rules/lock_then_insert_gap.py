@@ -85,12 +85,15 @@ class LockThenInsertGap(Rule):
         for index, probe in enumerate(statements):
             what = gap_probe(probe)
             table = probe.target
-            if what is None or table is None or table.name in reported:
-                continue
+            if what is None or table is None or table.name in reported or not probe.runs_on_innodb:
+                continue  # (after ``if dialect == "mysql": ... return`` the rest runs elsewhere)
             later = [
                 s
                 for s in statements
-                if s.kind in ("insert", "merge") and s.table_name == table.name and _after(s, probe, unit)
+                if s.kind in ("insert", "merge")
+                and s.table_name == table.name
+                and s.runs_on_innodb
+                and _after(s, probe, unit)
             ]
             staged = None if later else _staged_instance(unit, table.name, _probe_span(probe).line)
             if not later and staged is None:
