@@ -35,6 +35,10 @@ _DECLARATIVE_ROOTS = ("DeclarativeBase", "DeclarativeBaseNoMeta", "SQLModel")
 
 @dataclass(frozen=True)
 class Index:
+    """A declared index or unique constraint. ``columns`` holds every element in order: a column
+    key, or an expression's source in parentheses, which no predicate can name (an expression in
+    a unique key means equality on columns does not pin one row)."""
+
     name: str
     columns: tuple[str, ...]
     unique: bool = False
@@ -113,6 +117,11 @@ class Table:
             if score and (score, index.unique) > best_score:
                 best, best_score = index, (score, index.unique)
         return best
+
+
+def _index_name(table: str, elements: Iterable[str]) -> str:
+    """The name PostgreSQL gives an unnamed index, from its plain columns (``expr`` for others)."""
+    return f"{table}_{'_'.join(e if not e.startswith('(') else 'expr' for e in elements)}_idx"
 
 
 def _shared_prefix(first: str, second: str) -> int:
@@ -341,9 +350,7 @@ class Catalog:
         for owner, (iname, cols, unique) in loose_indexes:
             table = catalog.lookup(owner)
             if table is not None and cols and not any(ix.columns == tuple(cols) for ix in table.indexes):
-                table.indexes.append(
-                    Index(iname or f"{table.name}_{'_'.join(cols)}_idx", tuple(cols), unique)
-                )
+                table.indexes.append(Index(iname or _index_name(table.name, cols), tuple(cols), unique))
         catalog._link_relationships(classes, late, known.find)
         for alias, target in aliases:
             aliased = catalog.lookup(target)
@@ -543,7 +550,7 @@ class Catalog:
         for iname, cols, unique in indexes:
             keys = tuple(cols)
             if not any(ix.columns == keys for ix in table.indexes):
-                table.indexes.append(Index(iname or f"{table.name}_{'_'.join(keys)}_idx", keys, unique))
+                table.indexes.append(Index(iname or _index_name(table.name, keys), keys, unique))
         declared_pk = tuple(pk) if pk else tuple(k for k, v in columns.items() if v.primary_key)
         if declared_pk and not table.primary_key:
             table.primary_key = declared_pk

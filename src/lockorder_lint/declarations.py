@@ -42,7 +42,13 @@ class ColumnDecl(NamedTuple):
     foreign_key: str | None = None
 
 
-IndexDecl = tuple[str | None, list[str], bool]  # name, column keys, unique
+# name, elements, unique. An element is a column key, or, for an expression (``func.lower(c)``,
+# ``text(...)``), its source in parentheses: no predicate names such a column, so a unique key
+# holding one pins no row, and no index is matched past it.
+IndexDecl = tuple[str | None, list[str], bool]
+
+# Ordering modifiers that leave an index element the column it orders: ``col.desc()``, ``desc(col)``.
+_ORDERING = frozenset({"asc", "desc", "nulls_first", "nulls_last", "nullsfirst", "nullslast"})
 
 
 class RelationshipDecl(NamedTuple):
@@ -201,6 +207,34 @@ def constraint_columns(args: Iterable[ast.AST], names: dict[str, str]) -> list[s
     return cols
 
 
+def _element_column(node: ast.AST) -> ast.AST | None:
+    """The column an index element names (a string or a dotted name), seen through ordering
+    modifiers (``cls.timestamp.desc()``, ``sa.desc("timestamp")``); None for an expression."""
+    while isinstance(node, ast.Call) and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _ORDERING and not node.args:
+            node = func.value
+        elif _short(dotted_name(func)) in _ORDERING and len(node.args) == 1:
+            node = node.args[0]
+        else:
+            return None
+    return node if _str_const(node) is not None or dotted_name(node) else None
+
+
+def index_elements(args: Iterable[ast.AST], names: dict[str, str]) -> list[str]:
+    """Every element of an ``Index``/``UniqueConstraint``, in order: the column key it names, or an
+    expression's source in parentheses (see :data:`IndexDecl`). None is dropped: a key read
+    shorter than it is would claim that fewer columns pin a row."""
+    elements: list[str] = []
+    for arg in args:
+        column = _element_column(arg)
+        if column is None:
+            elements.append(f"({ast.unparse(arg)})")
+        else:
+            elements.extend(constraint_columns([column], names))
+    return elements
+
+
 def read_table_items(
     items: Iterable[ast.AST],
     resolver: Resolver,
@@ -221,15 +255,15 @@ def read_table_items(
                 by_name[read[1].name] = read[0]
         elif kind == "Index":
             index_name = _str_const(item.args[0]) if item.args else None
-            cols = constraint_columns(item.args[1:], by_name)
+            cols = index_elements(item.args[1:], by_name)
             if cols:
                 indexes.append((index_name, cols, _kw_true(item, "unique")))
-        elif kind in ("UniqueConstraint", "PrimaryKeyConstraint"):
-            cols = constraint_columns(item.args, by_name)
+        elif kind == "PrimaryKeyConstraint":
+            pk = constraint_columns(item.args, by_name) or pk
+        elif kind == "UniqueConstraint":
+            cols = index_elements(item.args, by_name)
             cname = next((_str_const(k.value) for k in item.keywords if k.arg == "name"), None)
-            if kind == "PrimaryKeyConstraint":
-                pk = cols or pk
-            elif cols:
+            if cols:
                 indexes.append((cname, cols, True))
         elif kind == "ForeignKeyConstraint" and len(item.args) >= 2:
             _read_foreign_key_constraint(item, by_name, columns)
@@ -641,18 +675,15 @@ def _module_call(call: ast.Call, resolver: Resolver, models: FileModels, display
     func = call.func
     called = func.attr if isinstance(func, ast.Attribute) else _short(_call_name(call, resolver))
     if called == "Index" and len(call.args) > 1:
-        owners = {
-            (dotted_name(arg) or "").rpartition(".")[0]
-            for arg in call.args[1:]
-            if dotted_name(arg) is not None
-        }
+        columns = (_element_column(arg) for arg in call.args[1:])
+        owners = {(dotted_name(c) or "").rpartition(".")[0] for c in columns if c is not None}
         owners.discard("")
         if len(owners) != 1:
             return
         owner = owners.pop()
         if owner.endswith((".c", ".columns")):
             owner = owner.rsplit(".", 1)[0]
-        cols = constraint_columns(call.args[1:], {})
+        cols = index_elements(call.args[1:], {})
         models.indexes.append(
             (resolver.qualify(owner), (_str_const(call.args[0]), cols, _kw_true(call, "unique")))
         )
