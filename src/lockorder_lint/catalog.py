@@ -31,6 +31,8 @@ __all__ = ["MODEL_HINT", "Catalog", "FileModels", "Index", "Relationship", "Tabl
 
 # Base classes that make their subclasses declarative models (besides any class with a table).
 _DECLARATIVE_ROOTS = ("DeclarativeBase", "DeclarativeBaseNoMeta", "SQLModel")
+# Bases that never make a class mapped: a class built on these alone is a plain class.
+_PLAIN_BASES = frozenset({"object", "builtins.object", "abc.ABC"})
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class _Classes:
         self.short: dict[str, list[str]] = {}
         for qualname in classes:
             self.short.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+        self._unmapped: dict[str, bool] = {}
 
     def find(self, name: str) -> ClassDecl | None:
         if name in self.classes:
@@ -206,6 +209,34 @@ class _Classes:
         """The class descends from a declarative root (and is not that root's direct stand-in)."""
         return any(self.is_root(base) for ancestor in self.lineage(decl) for base in ancestor.bases)
 
+    def unmapped(self, decl: ClassDecl) -> bool:
+        """Provably a plain class, never mapped itself (a mixin such as Flask-AppBuilder's
+        ``UserExtensionMixin(object)`` with a ``__tablename__``): every base is ``object`` or a
+        class read by its exact name that is plain too. A base that cannot be read (a
+        ``declarative_base()`` variable, a re-exported or uninstalled name) leaves the class
+        possibly mapped, as do decorators, metaclasses and base expressions."""
+        known = self._unmapped.get(decl.qualname)
+        if known is not None:
+            return known
+        self._unmapped[decl.qualname] = False  # an inheritance cycle proves nothing
+        plain = not (decl.opaque or decl.sqlmodel_table) and all(
+            base in _PLAIN_BASES
+            or (not self.is_root(base) and base in self.classes and self.unmapped(self.classes[base]))
+            for base in decl.bases
+        )
+        self._unmapped[decl.qualname] = plain
+        return plain
+
+    def inherited_tablename(self, decl: ClassDecl) -> str | None:
+        """A ``__tablename__`` a mapped class takes from a plain mixin, found (as Python finds the
+        attribute) before any base that is, or may be, mapped."""
+        for ancestor in self.lineage(decl)[1:]:
+            if not self.unmapped(ancestor):
+                return None
+            if ancestor.tablename is not None:
+                return ancestor.tablename
+        return None
+
     def is_base_class(self, decl: ClassDecl) -> bool:
         """``class Base(DeclarativeBase)``: the registry itself, never mapped."""
         return (
@@ -218,7 +249,7 @@ class _Classes:
         """Columns from the class and from its mixins and unmapped bases (nearest wins)."""
         merged: dict[str, ColumnDecl] = {}
         for ancestor in reversed(self.lineage(decl)):
-            if ancestor is not decl and ancestor.has_table_def:
+            if ancestor is not decl and ancestor.has_table_def and not self.unmapped(ancestor):
                 continue
             merged.update(ancestor.columns)
         return merged
@@ -226,7 +257,7 @@ class _Classes:
     def table_args(self, decl: ClassDecl) -> tuple[list[IndexDecl], list[str] | None]:
         """Indexes and a key constraint from ``__table_args__``, the nearest class's that has them."""
         for ancestor in self.lineage(decl):
-            if ancestor is not decl and ancestor.has_table_def:
+            if ancestor is not decl and ancestor.has_table_def and not self.unmapped(ancestor):
                 break
             if ancestor.indexes or ancestor.pk_constraint:
                 return list(ancestor.indexes), ancestor.pk_constraint
@@ -372,11 +403,15 @@ class Catalog:
         self, decl: ClassDecl, known: _Classes, table_of_var: dict[str, str], classes: dict[str, ClassDecl]
     ) -> str | None:
         """The table a class maps to: its own name or Table, a derived name, or (single-table
-        inheritance) its nearest mapped ancestor's; None for mixins, bases and abstract classes."""
-        if decl.abstract:
+        inheritance) its nearest mapped ancestor's; None for mixins, bases and abstract classes.
+        A plain mixin's ``__tablename__`` names the table of each mapped class that inherits it."""
+        if decl.abstract or known.unmapped(decl):
             return None
         if decl.tablename:
             return decl.tablename
+        inherited = known.inherited_tablename(decl)
+        if inherited is not None and not decl.table_var:
+            return inherited
         if decl.table_var:
             var = decl.table_var
             if var in table_of_var:
@@ -392,7 +427,10 @@ class Catalog:
             (
                 a
                 for a in lineage[1:]
-                if not a.abstract and (a.has_table_def or a.sqlmodel_table) and not known.is_base_class(a)
+                if not a.abstract
+                and (a.has_table_def or a.sqlmodel_table)
+                and not known.is_base_class(a)
+                and not known.unmapped(a)
             ),
             None,
         )

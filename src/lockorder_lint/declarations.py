@@ -92,6 +92,10 @@ class ClassDecl:
     abstract: bool = False
     sqlmodel_table: bool = False  # ``class X(SQLModel, table=True)``
     migration: bool = False
+    # Something besides its named bases may make the class mapped or declarative: a base that is
+    # not a dotted name (``Generic[T]``, ``declarative_base()``), a metaclass, a decorator
+    # (``@registry.mapped``). Such a class is never taken for a plain mixin.
+    opaque: bool = False
 
 
 @dataclass
@@ -466,6 +470,18 @@ def read_table_call(
     return TableDecl(qualname, tablename, columns, indexes, pk, location, migration)
 
 
+# Class decorators that never map a class (``@registry.mapped`` and unknown ones may).
+_PLAIN_DECORATORS = frozenset(
+    {"dataclasses.dataclass", "functools.total_ordering", "typing.final", "typing_extensions.final"}
+)
+
+
+def _decorator_name(node: ast.AST, resolver: Resolver) -> str:
+    """The qualified name of a decorator, called (``@dataclass(frozen=True)``) or not."""
+    dotted = dotted_name(node.func if isinstance(node, ast.Call) else node)
+    return resolver.qualify(dotted) if dotted else ""
+
+
 class _ClassReader:
     """Reads one class body."""
 
@@ -503,7 +519,14 @@ class _ClassReader:
             kw.arg == "table" and isinstance(kw.value, ast.Constant) and kw.value.value is True
             for kw in self.node.keywords
         )
-        bases = [self.resolver.qualify(d) for d in (dotted_name(b) for b in self.node.bases) if d]
+        written = [dotted_name(b) for b in self.node.bases]
+        decorators = self.node.decorator_list
+        bases = [self.resolver.qualify(d) for d in written if d]
+        opaque = (
+            None in written
+            or any(kw.arg == "metaclass" for kw in self.node.keywords)
+            or any(_decorator_name(d, self.resolver) not in _PLAIN_DECORATORS for d in decorators)
+        )
         decl = ClassDecl(
             qualname=self.qualname,
             bases=bases,
@@ -519,6 +542,7 @@ class _ClassReader:
             tablename_rule=self.rule,
             abstract=self.abstract,
             sqlmodel_table=sqlmodel_table,
+            opaque=opaque,
             migration=self.migration,
         )
         return decl, self.inline
