@@ -205,7 +205,7 @@ def test_tables_command_shows_relationships(tmp_path: Path, capsys: pytest.Captu
 def test_module_level_alias_of_a_model_resolves_across_modules(tmp_path: Path) -> None:
     """Airflow's ``DbCallbackRequest = DagProcessorCallback``, imported from the alias's module."""
     package = tmp_path / "app"
-    package.mkdir()
+    package.mkdir(exist_ok=True)
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'app'\n")
     (package / "__init__.py").write_text("")
     (package / "callback.py").write_text(
@@ -227,7 +227,7 @@ def test_module_level_alias_of_a_model_resolves_across_modules(tmp_path: Path) -
 
 def _catalog_of(root: Path, **modules: str) -> Catalog:
     package = root / "app"
-    package.mkdir()
+    package.mkdir(exist_ok=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'app'\n")
     (package / "__init__.py").write_text("")
     for name, text in modules.items():
@@ -347,3 +347,47 @@ def test_unique_keys_keep_every_element(tmp_path: Path) -> None:
         "uq_starred": (("run_id", "(*extra)"), True),
         "state_expr_idx": (("(sa.text('lower(name)'))",), True),
     }
+
+
+def _model(cls: str, table: str, key: str = "id") -> str:
+    key_column = f"    {key} = sa.Column(sa.Integer, primary_key=True)\n"
+    return f"class {cls}(Base):\n    __tablename__ = '{table}'\n{key_column}"
+
+
+def test_code_under_migrations_yields_to_the_application(tmp_path: Path) -> None:
+    """Superset's ``migrations/shared/`` helpers are not revisions, but their models describe an
+    old schema: the application's definition wins, and ``tables`` says why. A ``versions``
+    directory is a migrations directory only beside an Alembic ``env.py``."""
+    header = (
+        "import sqlalchemy as sa\nfrom sqlalchemy.orm import declarative_base\nBase = declarative_base()\n"
+    )
+
+    def old(table: str, legacy: str) -> str:
+        return header + _model("Slice", table, "datasource_id") + _model("Legacy", legacy)
+
+    app = tmp_path / "app"
+    for package in ("migrations", "migrations/shared", "db", "db/versions", "api", "api/versions"):
+        (app / package).mkdir(parents=True)
+        (app / package / "__init__.py").write_text("")
+    (app / "migrations" / "shared" / "helpers.py").write_text(old("slices", "legacy"))
+    (app / "db" / "env.py").write_text("from alembic import context\n")
+    (app / "db" / "versions" / "helpers.py").write_text(old("charts", "legacy_db"))
+    (app / "api" / "versions" / "v1.py").write_text(old("dashboards", "legacy_api"))
+    models = header + "".join(
+        _model(cls, table)
+        for cls, table in (("Slice", "slices"), ("Chart", "charts"), ("Dashboard", "dashboards"))
+    )
+    catalog = _catalog_of(tmp_path, aaa_models=models)
+    slices = catalog.tables["slices"]
+    assert slices.primary_key == ("id",)
+    assert slices.definition.endswith("aaa_models.py:4 (the application)")
+    assert [reason.rsplit(": ", 1)[-1] for reason in slices.ignored] == [
+        "code under a migrations directory (a migration helper, not the application's model)"
+    ]
+    assert catalog.tables["charts"].primary_key == ("id",)
+    # Not a migrations directory: two application definitions, merged as before.
+    assert len(catalog.tables["dashboards"].locations) == 2 and not catalog.tables["dashboards"].ignored
+    # Defined only under migrations: still in the catalog, and said so.
+    for name in ("legacy", "legacy_db"):
+        assert catalog.tables[name].definition.endswith("(code under a migrations directory)")
+    assert catalog.tables["legacy_api"].definition.endswith("(the application)")

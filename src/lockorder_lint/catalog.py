@@ -3,8 +3,9 @@
 It merges every file's declarations (:mod:`lockorder_lint.declarations`) once per run, resolving
 inheritance, mixins, derived table names and imperative mappings across files, so that checking
 one file still knows models declared anywhere in the project (or in an installed package it
-builds on). Where several definitions map one table name (an Alembic migration re-declaring an
-old shape of a table), the application's definition wins and the table says why.
+builds on). Where several definitions map one table name (an Alembic migration, or a helper
+kept beside the migrations, re-declaring an old shape of a table), the application's definition
+wins and the table says why.
 Relationships matter because an eager-joined one (``lazy="joined"``) puts another table in the
 FROM clause of every ORM load of the model, and with it into any ``FOR UPDATE`` without ``OF``.
 """
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 
 from lockorder_lint.config import DeclaredTable
 from lockorder_lint.declarations import (
+    MIGRATION_CODE,
     MODEL_HINT,
+    REVISION,
     ClassDecl,
     ColumnDecl,
     FileModels,
@@ -145,9 +148,31 @@ class _Definition:
     indexes: list[IndexDecl]
     pk: list[str] | None
     location: str
-    migration: bool
+    migration: str  # "", REVISION or MIGRATION_CODE
     external: bool
     what: str
+
+
+# Where a definition was read: (what ``tables`` calls the chosen one, why one is set aside).
+_SOURCE_OF = {
+    "": ("the application", "another application definition"),
+    REVISION: ("a migration", "a migration stub"),
+    MIGRATION_CODE: (
+        "code under a migrations directory",
+        "code under a migrations directory (a migration helper, not the application's model)",
+    ),
+    "external": ("an installed package", "an installed package's copy"),
+}
+
+
+def _source(definition: _Definition) -> str:
+    return "external" if definition.external else definition.migration
+
+
+def _tier(definition: _Definition) -> tuple[bool, bool]:
+    """Precedence: the project's application code, then anything under its migrations
+    (revisions and the helpers beside them alike), then installed packages."""
+    return definition.external, bool(definition.migration)
 
 
 class _Classes:
@@ -447,19 +472,16 @@ class Catalog:
     def _define(self, name: str, defs: list[_Definition]) -> None:
         """Build one table from its definitions: the project's application code first, then
         migrations, then installed packages; lesser ones only fill what the winners leave open."""
-        ranked = sorted(defs, key=lambda d: (d.external, d.migration))
-        best = (ranked[0].external, ranked[0].migration)
-        chosen = [d for d in ranked if (d.external, d.migration) == best]
+        ranked = sorted(defs, key=_tier)
+        chosen = [d for d in ranked if _tier(d) == _tier(ranked[0])]
         table = self._table(name, chosen[0].location)
         for definition in chosen:
             self._merge(table, definition.columns, definition.indexes, definition.pk)
             if definition.location not in table.locations:
                 table.locations.append(definition.location)
-        kind = "an installed package" if best[0] else "a migration" if best[1] else "the application"
-        table.definition = f"{chosen[0].what} ({kind})"
+        table.definition = f"{chosen[0].what} ({_SOURCE_OF[_source(chosen[0])][0]})"
         for definition in ranked[len(chosen) :]:
-            why = "an installed package's copy" if definition.external else "a migration stub"
-            table.ignored.append(f"{definition.what}: {why}")
+            table.ignored.append(f"{definition.what}: {_SOURCE_OF[_source(definition)][1]}")
 
     def _link_relationships(
         self,

@@ -9,6 +9,7 @@ and merged into a :class:`~lockorder_lint.catalog.Catalog`.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ MODEL_HINT = re.compile(
 )
 # What marks an Alembic revision: ``revision``/``down_revision`` identifiers beside alembic.
 _MIGRATION = re.compile(rb"(?m)^down_revision\s*[:=]")
+# Directories that hold migrations: ``migrations``, ``migration``, ``_migrations``,
+# ``db_migrations``, ``alembic_migrations``, ``alembic``; and an Alembic ``versions`` directory.
+_MIGRATIONS_DIRECTORY = re.compile(r"_*(?:[A-Za-z0-9]+_)?migrations?|alembic")
+_MIGRATION_WORDS = ("migration", "alembic", "versions")
+
+# Where a declaration was read, when not in application code: both describe the schema as it was
+# at some revision, so the application's definition of a table wins over them.
+REVISION = "revision"  # an Alembic revision file
+MIGRATION_CODE = "migration code"  # other code under a migrations directory (helpers, old models)
 
 # ``lazy=`` values that are spelled as constants other than strings (legacy SQLAlchemy forms).
 _LAZY_CONSTANTS: dict[object, str] = {True: "select", False: "joined", None: "noload"}
@@ -91,7 +101,7 @@ class ClassDecl:
     tablename_rule: str | None = None
     abstract: bool = False
     sqlmodel_table: bool = False  # ``class X(SQLModel, table=True)``
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
     # Something besides its named bases may make the class mapped or declarative: a base that is
     # not a dotted name (``Generic[T]``, ``declarative_base()``), a metaclass, a decorator
     # (``@registry.mapped``). Such a class is never taken for a plain mixin.
@@ -108,7 +118,7 @@ class TableDecl:
     indexes: list[IndexDecl]
     pk_constraint: list[str] | None
     location: str
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
 
 
 @dataclass
@@ -127,13 +137,45 @@ class FileModels:
     indexes: list[tuple[str, IndexDecl]] = field(default_factory=list)
     # Module-level names bound to ``SQLAlchemy()`` (Flask-SQLAlchemy): their ``.Model`` is a base.
     flask_dbs: list[str] = field(default_factory=list)
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
 
 
 def is_migration(source: bytes | str, path: Path | str) -> bool:
     """An Alembic revision file: it runs alone, under the migration lock."""
     data = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     return bool(_MIGRATION.search(data)) and b"alembic" in data
+
+
+def migration_kind(source: bytes | str, path: Path, root: Path) -> str:
+    """REVISION for an Alembic revision, MIGRATION_CODE for any other file under a migrations
+    directory of the project (Superset's ``migrations/shared/`` helpers and the models they
+    declare), else "" (application code)."""
+    if is_migration(source, path):
+        return REVISION
+    return MIGRATION_CODE if in_migrations_directory(path, root) else ""
+
+
+def in_migrations_directory(path: Path, root: Path) -> bool:
+    """The file lies, below the project root, in a directory of migrations: one named like
+    ``migrations`` (``_migrations``, ``db_migrations``, ``alembic``...), or an Alembic
+    ``versions`` directory (its parent holds the environment's ``env.py``)."""
+    if not any(word in str(path.parent) for word in _MIGRATION_WORDS):
+        return False
+    try:
+        parts = path.resolve().parent.relative_to(root.resolve()).parts
+    except (OSError, ValueError):
+        return False
+    for depth, part in enumerate(parts):
+        if _MIGRATIONS_DIRECTORY.fullmatch(part):
+            return True
+        if part == "versions" and _alembic_environment(root.resolve().joinpath(*parts[:depth])):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _alembic_environment(directory: Path) -> bool:
+    return (directory / "env.py").is_file() or (directory / "script.py.mako").is_file()
 
 
 def _call_name(node: ast.AST, resolver: Resolver) -> str | None:
@@ -459,7 +501,7 @@ def _polymorphic_eager(value: ast.AST) -> bool:
 
 
 def read_table_call(
-    call: ast.Call, qualname: str, resolver: Resolver, location: str, migration: bool = False
+    call: ast.Call, qualname: str, resolver: Resolver, location: str, migration: str = ""
 ) -> TableDecl | None:
     tablename = _str_const(call.args[0]) if call.args else None
     if tablename is None:
@@ -486,7 +528,7 @@ class _ClassReader:
     """Reads one class body."""
 
     def __init__(
-        self, node: ast.ClassDef, prefix: str, resolver: Resolver, path: str, migration: bool
+        self, node: ast.ClassDef, prefix: str, resolver: Resolver, path: str, migration: str
     ) -> None:
         self.node = node
         self.resolver = resolver
@@ -621,11 +663,11 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
     tree = parse_ast(source, display_path)
     module = module_name(path, root)
     resolver = file_resolver(tree, module, path.name == "__init__.py")
-    return models_of(tree, module, resolver, display_path, is_migration(source, path))
+    return models_of(tree, module, resolver, display_path, migration_kind(source, path, root))
 
 
 def models_of(
-    tree: ast.Module, module: str, resolver: Resolver, display_path: str, migration: bool
+    tree: ast.Module, module: str, resolver: Resolver, display_path: str, migration: str
 ) -> FileModels:
     """The model declarations in an already parsed file."""
     models = FileModels(migration=migration)
@@ -657,7 +699,7 @@ def _module_assignment(
     resolver: Resolver,
     display_path: str,
     models: FileModels,
-    migration: bool,
+    migration: str,
 ) -> None:
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     value = node.value
