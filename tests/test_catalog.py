@@ -317,8 +317,8 @@ def test_classes_that_may_be_mapped_keep_their_tables(tmp_path: Path) -> None:
 
 
 def test_unique_keys_keep_every_element(tmp_path: Path) -> None:
-    """Ordered elements are their columns; expressions stay, in parentheses, so that no predicate
-    on the columns around them pins a row."""
+    """Ordered elements are their columns (``text("name DESC")`` too); expressions stay, in
+    parentheses, so that no predicate on the columns around them pins a row."""
     catalog = _catalog_of(
         tmp_path,
         models=(
@@ -336,6 +336,8 @@ def test_unique_keys_keep_every_element(tmp_path: Path) -> None:
             "        sa.Index('uq_lower', run_id, sa.func.lower(name), unique=True),\n"
             "        sa.UniqueConstraint('run_id', *extra, name='uq_starred'),\n"
             "        sa.Index(None, sa.text('lower(name)'), unique=True),\n"
+            "    sa.Index('uq_text', sa.text('name DESC'), sa.text('timestamp NULLS LAST'), unique=True),\n"
+            "        sa.Index('uq_expr_desc', sa.func.coalesce(run_id, 0).desc(), unique=True),\n"
             "    )\n"
         ),
     )
@@ -346,6 +348,8 @@ def test_unique_keys_keep_every_element(tmp_path: Path) -> None:
         "uq_lower": (("run_id", "(sa.func.lower(name))"), True),
         "uq_starred": (("run_id", "(*extra)"), True),
         "state_expr_idx": (("(sa.text('lower(name)'))",), True),
+        "uq_text": (("name", "at"), True),
+        "uq_expr_desc": (("(sa.func.coalesce(run_id, 0))",), True),
     }
 
 

@@ -253,9 +253,9 @@ def constraint_columns(args: Iterable[ast.AST], names: dict[str, str]) -> list[s
     return cols
 
 
-def _element_column(node: ast.AST) -> ast.AST | None:
-    """The column an index element names (a string or a dotted name), seen through ordering
-    modifiers (``cls.timestamp.desc()``, ``sa.desc("timestamp")``); None for an expression."""
+def _unordered(node: ast.AST) -> ast.AST:
+    """An index element without its ordering modifiers (``cls.timestamp.desc()``,
+    ``sa.desc("timestamp")``, ``col.asc().nulls_last()``)."""
     while isinstance(node, ast.Call) and not node.keywords:
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in _ORDERING and not node.args:
@@ -263,8 +263,18 @@ def _element_column(node: ast.AST) -> ast.AST | None:
         elif _short(dotted_name(func)) in _ORDERING and len(node.args) == 1:
             node = node.args[0]
         else:
-            return None
+            break
+    return node
+
+
+def _element_column(node: ast.AST) -> ast.AST | None:
+    """The column an index element names, as a string or a dotted name; None for an expression."""
+    node = _unordered(node)
     return node if _str_const(node) is not None or dotted_name(node) else None
+
+
+# ``text("version_major DESC")``: a column named in SQL, with its ordering.
+_TEXT_COLUMN = re.compile(r"\s*(\w+)(?:\s+(?:ASC|DESC))?(?:\s+NULLS\s+(?:FIRST|LAST))?\s*", re.IGNORECASE)
 
 
 def index_elements(args: Iterable[ast.AST], names: dict[str, str]) -> list[str]:
@@ -274,11 +284,22 @@ def index_elements(args: Iterable[ast.AST], names: dict[str, str]) -> list[str]:
     elements: list[str] = []
     for arg in args:
         column = _element_column(arg)
-        if column is None:
-            elements.append(f"({ast.unparse(arg)})")
-        else:
+        if column is not None:
             elements.extend(constraint_columns([column], names))
+            continue
+        element = _unordered(arg)
+        named = _text_column(element)
+        elements.append(names.get(named, named) if named else f"({ast.unparse(element)})")
     return elements
+
+
+def _text_column(node: ast.AST) -> str | None:
+    """The column a ``text("name DESC")`` element orders, when that is all its SQL says."""
+    if not (isinstance(node, ast.Call) and len(node.args) == 1 and _short(dotted_name(node.func)) == "text"):
+        return None
+    sql = _str_const(node.args[0])
+    match = _TEXT_COLUMN.fullmatch(sql) if sql is not None else None
+    return match.group(1) if match else None
 
 
 def read_table_items(
