@@ -358,7 +358,9 @@ def _model(cls: str, table: str, key: str = "id") -> str:
     return f"class {cls}(Base):\n    __tablename__ = '{table}'\n{key_column}"
 
 
-def test_code_under_migrations_yields_to_the_application(tmp_path: Path) -> None:
+def test_code_under_migrations_yields_to_the_application(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Superset's ``migrations/shared/`` helpers are not revisions, but their models describe an
     old schema: the application's definition wins, and ``tables`` says why. A ``versions``
     directory is a migrations directory only beside an Alembic ``env.py``."""
@@ -395,3 +397,14 @@ def test_code_under_migrations_yields_to_the_application(tmp_path: Path) -> None
     for name in ("legacy", "legacy_db"):
         assert catalog.tables[name].definition.endswith("(code under a migrations directory)")
     assert catalog.tables["legacy_api"].definition.endswith("(the application)")
+
+    from lockorder_lint.cli import main
+
+    assert main(["tables", "--no-cache", "--project-root", str(tmp_path), str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    shared = tmp_path / "app" / "migrations" / "shared" / "helpers.py"
+    assert (
+        f"    definition: model Slice at {tmp_path / 'app' / 'aaa_models.py'}:4 (the application); "
+        f"set aside: model Slice at {shared}:4: code under a migrations directory" in text
+    )
+    assert f"    definition: model Legacy at {shared}:7 (code under a migrations directory)\n" in text
