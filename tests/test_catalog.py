@@ -205,7 +205,7 @@ def test_tables_command_shows_relationships(tmp_path: Path, capsys: pytest.Captu
 def test_module_level_alias_of_a_model_resolves_across_modules(tmp_path: Path) -> None:
     """Airflow's ``DbCallbackRequest = DagProcessorCallback``, imported from the alias's module."""
     package = tmp_path / "app"
-    package.mkdir()
+    package.mkdir(exist_ok=True)
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'app'\n")
     (package / "__init__.py").write_text("")
     (package / "callback.py").write_text(
@@ -223,3 +223,188 @@ def test_module_level_alias_of_a_model_resolves_across_modules(tmp_path: Path) -
     catalog = make_project(tmp_path, Config()).catalog
     table = catalog.lookup("app.db_callback_request.DbCallbackRequest")
     assert table is not None and table.name == "callback" and table.primary_key == ("id",)
+
+
+def _catalog_of(root: Path, **modules: str) -> Catalog:
+    package = root / "app"
+    package.mkdir(exist_ok=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n")
+    (package / "__init__.py").write_text("")
+    for name, text in modules.items():
+        (package / f"{name}.py").write_text(text)
+    return make_project(root, Config()).catalog
+
+
+PLAIN_MIXINS = """\
+from sqlalchemy import Column, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, declared_attr
+
+from elsewhere import ExternalBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UserExtensionMixin(object):
+    __tablename__ = "ab_user_extended"
+
+    @declared_attr
+    def id(cls):
+        return Column(Integer, ForeignKey("ab_user.id"), primary_key=True)
+
+
+class NamedMixin(UserExtensionMixin):
+    label = Column(String(20))
+
+
+class ExtendedUser(NamedMixin, Base):
+    level = Column(Integer)
+
+
+class SingleTable(Base):
+    __tablename__ = "single"
+    id = Column(Integer, primary_key=True)
+
+
+class SingleTableChild(SingleTable, UserExtensionMixin):
+    '''The mapped parent comes first in the MRO: its table name wins.'''
+
+
+class Unresolved(ExternalBase):
+    __tablename__ = "unresolved"
+    id = Column(Integer, primary_key=True)
+"""
+
+
+def test_a_plain_mixin_names_a_table_only_for_mapped_subclasses(tmp_path: Path) -> None:
+    """Flask-AppBuilder's ``UserExtensionMixin(object)`` is no table; a mapped class built on it
+    maps its ``__tablename__``, with the mixin's columns and key."""
+    catalog = _catalog_of(tmp_path, models=PLAIN_MIXINS)
+    extended = catalog.tables["ab_user_extended"]
+    assert extended.classes == ["ExtendedUser"]
+    assert extended.primary_key == ("id",)
+    assert set(extended.columns) == {"id", "label", "level"}
+    assert catalog.lookup("app.models.UserExtensionMixin") is None
+    assert catalog.lookup("app.models.NamedMixin") is None
+    assert catalog.tables["single"].classes == ["SingleTable", "SingleTableChild"]
+    assert catalog.tables["unresolved"].primary_key == ("id",)
+
+
+def test_classes_that_may_be_mapped_keep_their_tables(tmp_path: Path) -> None:
+    """Only a class proved plain loses its table: a ``declarative_base()`` variable, a decorator,
+    a metaclass or a base expression may map it."""
+    key = "    id = Column(Integer, primary_key=True)\n"
+    catalog = _catalog_of(
+        tmp_path,
+        models=(
+            "from typing import Generic, TypeVar\n"
+            "from sqlalchemy import Column, Integer\n"
+            "from sqlalchemy.orm import declarative_base, registry\n"
+            "from sqlalchemy.orm.decl_api import DeclarativeMeta\n"
+            "Base = declarative_base()\n"
+            "reg = registry()\n"
+            "T = TypeVar('T')\n"
+            f"class ByVariable(Base):\n    __tablename__ = 'by_variable'\n{key}"
+            f"@reg.mapped\nclass ByDecorator:\n    __tablename__ = 'by_decorator'\n{key}"
+            "class MetaBase(metaclass=DeclarativeMeta):\n    __abstract__ = True\n"
+            f"class ByMetaclass(MetaBase):\n    __tablename__ = 'by_metaclass'\n{key}"
+            f"class ByExpression(Generic[T]):\n    __tablename__ = 'by_expression'\n{key}"
+            f"class Plain:\n    __tablename__ = 'plain'\n{key}"
+        ),
+    )
+    assert sorted(catalog.tables) == ["by_decorator", "by_expression", "by_metaclass", "by_variable"]
+
+
+def test_unique_keys_keep_every_element(tmp_path: Path) -> None:
+    """Ordered elements are their columns (``text("name DESC")`` too); expressions stay, in
+    parentheses, so that no predicate on the columns around them pins a row."""
+    catalog = _catalog_of(
+        tmp_path,
+        models=(
+            "import sqlalchemy as sa\n"
+            "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n"
+            "class Base(DeclarativeBase):\n    pass\n"
+            "class State(Base):\n    __tablename__ = 'state'\n"
+            "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+            "    run_id: Mapped[int] = mapped_column()\n"
+            "    at: Mapped[int] = mapped_column('timestamp')\n"
+            "    name: Mapped[str] = mapped_column()\n"
+            "    __table_args__ = (\n"
+            "        sa.Index('uq_desc', 'run_id', sa.desc('timestamp'), unique=True),\n"
+            "        sa.Index('uq_nulls', at.asc().nulls_last(), run_id, unique=True),\n"
+            "        sa.Index('uq_lower', run_id, sa.func.lower(name), unique=True),\n"
+            "        sa.UniqueConstraint('run_id', *extra, name='uq_starred'),\n"
+            "        sa.Index(None, sa.text('lower(name)'), unique=True),\n"
+            "    sa.Index('uq_text', sa.text('name DESC'), sa.text('timestamp NULLS LAST'), unique=True),\n"
+            "        sa.Index('uq_expr_desc', sa.func.coalesce(run_id, 0).desc(), unique=True),\n"
+            "    )\n"
+        ),
+    )
+    indexes = {ix.name: (ix.columns, ix.unique) for ix in catalog.tables["state"].indexes}
+    assert indexes == {
+        "uq_desc": (("run_id", "at"), True),
+        "uq_nulls": (("at", "run_id"), True),
+        "uq_lower": (("run_id", "(sa.func.lower(name))"), True),
+        "uq_starred": (("run_id", "(*extra)"), True),
+        "state_expr_idx": (("(sa.text('lower(name)'))",), True),
+        "uq_text": (("name", "at"), True),
+        "uq_expr_desc": (("(sa.func.coalesce(run_id, 0))",), True),
+    }
+
+
+def _model(cls: str, table: str, key: str = "id") -> str:
+    key_column = f"    {key} = sa.Column(sa.Integer, primary_key=True)\n"
+    return f"class {cls}(Base):\n    __tablename__ = '{table}'\n{key_column}"
+
+
+def test_code_under_migrations_yields_to_the_application(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Superset's ``migrations/shared/`` helpers are not revisions, but their models describe an
+    old schema: the application's definition wins, and ``tables`` says why. A ``versions``
+    directory is a migrations directory only beside an Alembic ``env.py``."""
+    header = (
+        "import sqlalchemy as sa\nfrom sqlalchemy.orm import declarative_base\nBase = declarative_base()\n"
+    )
+
+    def old(table: str, legacy: str) -> str:
+        return header + _model("Slice", table, "datasource_id") + _model("Legacy", legacy)
+
+    app = tmp_path / "app"
+    for package in ("migrations", "migrations/shared", "db", "db/versions", "api", "api/versions"):
+        (app / package).mkdir(parents=True)
+        (app / package / "__init__.py").write_text("")
+    (app / "migrations" / "shared" / "helpers.py").write_text(old("slices", "legacy"))
+    (app / "db" / "env.py").write_text("from alembic import context\n")
+    (app / "db" / "versions" / "helpers.py").write_text(old("charts", "legacy_db"))
+    (app / "api" / "versions" / "v1.py").write_text(old("dashboards", "legacy_api"))
+    models = header + "".join(
+        _model(cls, table)
+        for cls, table in (("Slice", "slices"), ("Chart", "charts"), ("Dashboard", "dashboards"))
+    )
+    catalog = _catalog_of(tmp_path, aaa_models=models)
+    slices = catalog.tables["slices"]
+    assert slices.primary_key == ("id",)
+    assert slices.definition.endswith("aaa_models.py:4 (the application)")
+    assert [reason.rsplit(": ", 1)[-1] for reason in slices.ignored] == [
+        "code under a migrations directory (a migration helper, not the application's model)"
+    ]
+    assert catalog.tables["charts"].primary_key == ("id",)
+    # Not a migrations directory: two application definitions, merged as before.
+    assert len(catalog.tables["dashboards"].locations) == 2 and not catalog.tables["dashboards"].ignored
+    # Defined only under migrations: still in the catalog, and said so.
+    for name in ("legacy", "legacy_db"):
+        assert catalog.tables[name].definition.endswith("(code under a migrations directory)")
+    assert catalog.tables["legacy_api"].definition.endswith("(the application)")
+
+    from lockorder_lint.cli import main
+
+    assert main(["tables", "--no-cache", "--project-root", str(tmp_path), str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    shared = tmp_path / "app" / "migrations" / "shared" / "helpers.py"
+    assert (
+        f"    definition: model Slice at {tmp_path / 'app' / 'aaa_models.py'}:4 (the application); "
+        f"set aside: model Slice at {shared}:4: code under a migrations directory" in text
+    )
+    assert f"    definition: model Legacy at {shared}:7 (code under a migrations directory)\n" in text

@@ -3,8 +3,9 @@
 It merges every file's declarations (:mod:`lockorder_lint.declarations`) once per run, resolving
 inheritance, mixins, derived table names and imperative mappings across files, so that checking
 one file still knows models declared anywhere in the project (or in an installed package it
-builds on). Where several definitions map one table name (an Alembic migration re-declaring an
-old shape of a table), the application's definition wins and the table says why.
+builds on). Where several definitions map one table name (an Alembic migration, or a helper
+kept beside the migrations, re-declaring an old shape of a table), the application's definition
+wins and the table says why.
 Relationships matter because an eager-joined one (``lazy="joined"``) puts another table in the
 FROM clause of every ORM load of the model, and with it into any ``FOR UPDATE`` without ``OF``.
 """
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 
 from lockorder_lint.config import DeclaredTable
 from lockorder_lint.declarations import (
+    MIGRATION_CODE,
     MODEL_HINT,
+    REVISION,
     ClassDecl,
     ColumnDecl,
     FileModels,
@@ -31,10 +34,16 @@ __all__ = ["MODEL_HINT", "Catalog", "FileModels", "Index", "Relationship", "Tabl
 
 # Base classes that make their subclasses declarative models (besides any class with a table).
 _DECLARATIVE_ROOTS = ("DeclarativeBase", "DeclarativeBaseNoMeta", "SQLModel")
+# Bases that never make a class mapped: a class built on these alone is a plain class.
+_PLAIN_BASES = frozenset({"object", "builtins.object", "abc.ABC"})
 
 
 @dataclass(frozen=True)
 class Index:
+    """A declared index or unique constraint. ``columns`` holds every element in order: a column
+    key, or an expression's source in parentheses, which no predicate can name (an expression in
+    a unique key means equality on columns does not pin one row)."""
+
     name: str
     columns: tuple[str, ...]
     unique: bool = False
@@ -115,6 +124,11 @@ class Table:
         return best
 
 
+def _index_name(table: str, elements: Iterable[str]) -> str:
+    """The name PostgreSQL gives an unnamed index, from its plain columns (``expr`` for others)."""
+    return f"{table}_{'_'.join(e if not e.startswith('(') else 'expr' for e in elements)}_idx"
+
+
 def _shared_prefix(first: str, second: str) -> int:
     """How many leading dotted parts two qualified names share."""
     count = 0
@@ -134,9 +148,31 @@ class _Definition:
     indexes: list[IndexDecl]
     pk: list[str] | None
     location: str
-    migration: bool
+    migration: str  # "", REVISION or MIGRATION_CODE
     external: bool
     what: str
+
+
+# Where a definition was read: (what ``tables`` calls the chosen one, why one is set aside).
+_SOURCE_OF = {
+    "": ("the application", "another application definition"),
+    REVISION: ("a migration", "a migration stub"),
+    MIGRATION_CODE: (
+        "code under a migrations directory",
+        "code under a migrations directory (a migration helper, not the application's model)",
+    ),
+    "external": ("an installed package", "an installed package's copy"),
+}
+
+
+def _source(definition: _Definition) -> str:
+    return "external" if definition.external else definition.migration
+
+
+def _tier(definition: _Definition) -> tuple[bool, bool]:
+    """Precedence: the project's application code, then anything under its migrations
+    (revisions and the helpers beside them alike), then installed packages."""
+    return definition.external, bool(definition.migration)
 
 
 class _Classes:
@@ -149,6 +185,7 @@ class _Classes:
         self.short: dict[str, list[str]] = {}
         for qualname in classes:
             self.short.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+        self._unmapped: dict[str, bool] = {}
 
     def find(self, name: str) -> ClassDecl | None:
         if name in self.classes:
@@ -197,6 +234,34 @@ class _Classes:
         """The class descends from a declarative root (and is not that root's direct stand-in)."""
         return any(self.is_root(base) for ancestor in self.lineage(decl) for base in ancestor.bases)
 
+    def unmapped(self, decl: ClassDecl) -> bool:
+        """Provably a plain class, never mapped itself (a mixin such as Flask-AppBuilder's
+        ``UserExtensionMixin(object)`` with a ``__tablename__``): every base is ``object`` or a
+        class read by its exact name that is plain too. A base that cannot be read (a
+        ``declarative_base()`` variable, a re-exported or uninstalled name) leaves the class
+        possibly mapped, as do decorators, metaclasses and base expressions."""
+        known = self._unmapped.get(decl.qualname)
+        if known is not None:
+            return known
+        self._unmapped[decl.qualname] = False  # an inheritance cycle proves nothing
+        plain = not (decl.opaque or decl.sqlmodel_table) and all(
+            base in _PLAIN_BASES
+            or (not self.is_root(base) and base in self.classes and self.unmapped(self.classes[base]))
+            for base in decl.bases
+        )
+        self._unmapped[decl.qualname] = plain
+        return plain
+
+    def inherited_tablename(self, decl: ClassDecl) -> str | None:
+        """A ``__tablename__`` a mapped class takes from a plain mixin, found (as Python finds the
+        attribute) before any base that is, or may be, mapped."""
+        for ancestor in self.lineage(decl)[1:]:
+            if not self.unmapped(ancestor):
+                return None
+            if ancestor.tablename is not None:
+                return ancestor.tablename
+        return None
+
     def is_base_class(self, decl: ClassDecl) -> bool:
         """``class Base(DeclarativeBase)``: the registry itself, never mapped."""
         return (
@@ -209,7 +274,7 @@ class _Classes:
         """Columns from the class and from its mixins and unmapped bases (nearest wins)."""
         merged: dict[str, ColumnDecl] = {}
         for ancestor in reversed(self.lineage(decl)):
-            if ancestor is not decl and ancestor.has_table_def:
+            if ancestor is not decl and ancestor.has_table_def and not self.unmapped(ancestor):
                 continue
             merged.update(ancestor.columns)
         return merged
@@ -217,7 +282,7 @@ class _Classes:
     def table_args(self, decl: ClassDecl) -> tuple[list[IndexDecl], list[str] | None]:
         """Indexes and a key constraint from ``__table_args__``, the nearest class's that has them."""
         for ancestor in self.lineage(decl):
-            if ancestor is not decl and ancestor.has_table_def:
+            if ancestor is not decl and ancestor.has_table_def and not self.unmapped(ancestor):
                 break
             if ancestor.indexes or ancestor.pk_constraint:
                 return list(ancestor.indexes), ancestor.pk_constraint
@@ -341,9 +406,7 @@ class Catalog:
         for owner, (iname, cols, unique) in loose_indexes:
             table = catalog.lookup(owner)
             if table is not None and cols and not any(ix.columns == tuple(cols) for ix in table.indexes):
-                table.indexes.append(
-                    Index(iname or f"{table.name}_{'_'.join(cols)}_idx", tuple(cols), unique)
-                )
+                table.indexes.append(Index(iname or _index_name(table.name, cols), tuple(cols), unique))
         catalog._link_relationships(classes, late, known.find)
         for alias, target in aliases:
             aliased = catalog.lookup(target)
@@ -365,11 +428,15 @@ class Catalog:
         self, decl: ClassDecl, known: _Classes, table_of_var: dict[str, str], classes: dict[str, ClassDecl]
     ) -> str | None:
         """The table a class maps to: its own name or Table, a derived name, or (single-table
-        inheritance) its nearest mapped ancestor's; None for mixins, bases and abstract classes."""
-        if decl.abstract:
+        inheritance) its nearest mapped ancestor's; None for mixins, bases and abstract classes.
+        A plain mixin's ``__tablename__`` names the table of each mapped class that inherits it."""
+        if decl.abstract or known.unmapped(decl):
             return None
         if decl.tablename:
             return decl.tablename
+        inherited = known.inherited_tablename(decl)
+        if inherited is not None and not decl.table_var:
+            return inherited
         if decl.table_var:
             var = decl.table_var
             if var in table_of_var:
@@ -385,7 +452,10 @@ class Catalog:
             (
                 a
                 for a in lineage[1:]
-                if not a.abstract and (a.has_table_def or a.sqlmodel_table) and not known.is_base_class(a)
+                if not a.abstract
+                and (a.has_table_def or a.sqlmodel_table)
+                and not known.is_base_class(a)
+                and not known.unmapped(a)
             ),
             None,
         )
@@ -402,19 +472,16 @@ class Catalog:
     def _define(self, name: str, defs: list[_Definition]) -> None:
         """Build one table from its definitions: the project's application code first, then
         migrations, then installed packages; lesser ones only fill what the winners leave open."""
-        ranked = sorted(defs, key=lambda d: (d.external, d.migration))
-        best = (ranked[0].external, ranked[0].migration)
-        chosen = [d for d in ranked if (d.external, d.migration) == best]
+        ranked = sorted(defs, key=_tier)
+        chosen = [d for d in ranked if _tier(d) == _tier(ranked[0])]
         table = self._table(name, chosen[0].location)
         for definition in chosen:
             self._merge(table, definition.columns, definition.indexes, definition.pk)
             if definition.location not in table.locations:
                 table.locations.append(definition.location)
-        kind = "an installed package" if best[0] else "a migration" if best[1] else "the application"
-        table.definition = f"{chosen[0].what} ({kind})"
+        table.definition = f"{chosen[0].what} ({_SOURCE_OF[_source(chosen[0])][0]})"
         for definition in ranked[len(chosen) :]:
-            why = "an installed package's copy" if definition.external else "a migration stub"
-            table.ignored.append(f"{definition.what}: {why}")
+            table.ignored.append(f"{definition.what}: {_SOURCE_OF[_source(definition)][1]}")
 
     def _link_relationships(
         self,
@@ -543,7 +610,7 @@ class Catalog:
         for iname, cols, unique in indexes:
             keys = tuple(cols)
             if not any(ix.columns == keys for ix in table.indexes):
-                table.indexes.append(Index(iname or f"{table.name}_{'_'.join(keys)}_idx", keys, unique))
+                table.indexes.append(Index(iname or _index_name(table.name, keys), keys, unique))
         declared_pk = tuple(pk) if pk else tuple(k for k, v in columns.items() if v.primary_key)
         if declared_pk and not table.primary_key:
             table.primary_key = declared_pk

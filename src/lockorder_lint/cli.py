@@ -514,6 +514,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
         print(f"{t.name}  [{classes}]  primary key: {pk}  defined at: {', '.join(t.locations)}")
         if t.ignored:
             print(f"    definition: {t.definition}; set aside: {'; '.join(t.ignored)}")
+        elif t.definition and not t.definition.endswith("(the application)"):
+            print(f"    definition: {t.definition}")  # only migrations or a package define it
         hot, because = _hotness(project, t.name)
         print(f"    {'hot' if hot else 'not hot'}: {because}")
         for index in t.indexes:

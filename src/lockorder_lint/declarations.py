@@ -9,6 +9,7 @@ and merged into a :class:`~lockorder_lint.catalog.Catalog`.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ MODEL_HINT = re.compile(
 )
 # What marks an Alembic revision: ``revision``/``down_revision`` identifiers beside alembic.
 _MIGRATION = re.compile(rb"(?m)^down_revision\s*[:=]")
+# Directories that hold migrations: ``migrations``, ``migration``, ``_migrations``,
+# ``db_migrations``, ``alembic_migrations``, ``alembic``; and an Alembic ``versions`` directory.
+_MIGRATIONS_DIRECTORY = re.compile(r"_*(?:[A-Za-z0-9]+_)?migrations?|alembic")
+_MIGRATION_WORDS = ("migration", "alembic", "versions")
+
+# Where a declaration was read, when not in application code: both describe the schema as it was
+# at some revision, so the application's definition of a table wins over them.
+REVISION = "revision"  # an Alembic revision file
+MIGRATION_CODE = "migration code"  # other code under a migrations directory (helpers, old models)
 
 # ``lazy=`` values that are spelled as constants other than strings (legacy SQLAlchemy forms).
 _LAZY_CONSTANTS: dict[object, str] = {True: "select", False: "joined", None: "noload"}
@@ -42,7 +52,13 @@ class ColumnDecl(NamedTuple):
     foreign_key: str | None = None
 
 
-IndexDecl = tuple[str | None, list[str], bool]  # name, column keys, unique
+# name, elements, unique. An element is a column key, or, for an expression (``func.lower(c)``,
+# ``text(...)``), its source in parentheses: no predicate names such a column, so a unique key
+# holding one pins no row, and no index is matched past it.
+IndexDecl = tuple[str | None, list[str], bool]
+
+# Ordering modifiers that leave an index element the column it orders: ``col.desc()``, ``desc(col)``.
+_ORDERING = frozenset({"asc", "desc", "nulls_first", "nulls_last", "nullsfirst", "nullslast"})
 
 
 class RelationshipDecl(NamedTuple):
@@ -85,7 +101,11 @@ class ClassDecl:
     tablename_rule: str | None = None
     abstract: bool = False
     sqlmodel_table: bool = False  # ``class X(SQLModel, table=True)``
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
+    # Something besides its named bases may make the class mapped or declarative: a base that is
+    # not a dotted name (``Generic[T]``, ``declarative_base()``), a metaclass, a decorator
+    # (``@registry.mapped``). Such a class is never taken for a plain mixin.
+    opaque: bool = False
 
 
 @dataclass
@@ -98,7 +118,7 @@ class TableDecl:
     indexes: list[IndexDecl]
     pk_constraint: list[str] | None
     location: str
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
 
 
 @dataclass
@@ -117,13 +137,45 @@ class FileModels:
     indexes: list[tuple[str, IndexDecl]] = field(default_factory=list)
     # Module-level names bound to ``SQLAlchemy()`` (Flask-SQLAlchemy): their ``.Model`` is a base.
     flask_dbs: list[str] = field(default_factory=list)
-    migration: bool = False
+    migration: str = ""  # REVISION or MIGRATION_CODE when read from migrations
 
 
 def is_migration(source: bytes | str, path: Path | str) -> bool:
     """An Alembic revision file: it runs alone, under the migration lock."""
     data = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     return bool(_MIGRATION.search(data)) and b"alembic" in data
+
+
+def migration_kind(source: bytes | str, path: Path, root: Path) -> str:
+    """REVISION for an Alembic revision, MIGRATION_CODE for any other file under a migrations
+    directory of the project (Superset's ``migrations/shared/`` helpers and the models they
+    declare), else "" (application code)."""
+    if is_migration(source, path):
+        return REVISION
+    return MIGRATION_CODE if in_migrations_directory(path, root) else ""
+
+
+def in_migrations_directory(path: Path, root: Path) -> bool:
+    """The file lies, below the project root, in a directory of migrations: one named like
+    ``migrations`` (``_migrations``, ``db_migrations``, ``alembic``...), or an Alembic
+    ``versions`` directory (its parent holds the environment's ``env.py``)."""
+    if not any(word in str(path.parent) for word in _MIGRATION_WORDS):
+        return False
+    try:
+        parts = path.resolve().parent.relative_to(root.resolve()).parts
+    except (OSError, ValueError):
+        return False
+    for depth, part in enumerate(parts):
+        if _MIGRATIONS_DIRECTORY.fullmatch(part):
+            return True
+        if part == "versions" and _alembic_environment(root.resolve().joinpath(*parts[:depth])):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _alembic_environment(directory: Path) -> bool:
+    return (directory / "env.py").is_file() or (directory / "script.py.mako").is_file()
 
 
 def _call_name(node: ast.AST, resolver: Resolver) -> str | None:
@@ -201,6 +253,55 @@ def constraint_columns(args: Iterable[ast.AST], names: dict[str, str]) -> list[s
     return cols
 
 
+def _unordered(node: ast.AST) -> ast.AST:
+    """An index element without its ordering modifiers (``cls.timestamp.desc()``,
+    ``sa.desc("timestamp")``, ``col.asc().nulls_last()``)."""
+    while isinstance(node, ast.Call) and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _ORDERING and not node.args:
+            node = func.value
+        elif _short(dotted_name(func)) in _ORDERING and len(node.args) == 1:
+            node = node.args[0]
+        else:
+            break
+    return node
+
+
+def _element_column(node: ast.AST) -> ast.AST | None:
+    """The column an index element names, as a string or a dotted name; None for an expression."""
+    node = _unordered(node)
+    return node if _str_const(node) is not None or dotted_name(node) else None
+
+
+# ``text("version_major DESC")``: a column named in SQL, with its ordering.
+_TEXT_COLUMN = re.compile(r"\s*(\w+)(?:\s+(?:ASC|DESC))?(?:\s+NULLS\s+(?:FIRST|LAST))?\s*", re.IGNORECASE)
+
+
+def index_elements(args: Iterable[ast.AST], names: dict[str, str]) -> list[str]:
+    """Every element of an ``Index``/``UniqueConstraint``, in order: the column key it names, or an
+    expression's source in parentheses (see :data:`IndexDecl`). None is dropped: a key read
+    shorter than it is would claim that fewer columns pin a row."""
+    elements: list[str] = []
+    for arg in args:
+        column = _element_column(arg)
+        if column is not None:
+            elements.extend(constraint_columns([column], names))
+            continue
+        element = _unordered(arg)
+        named = _text_column(element)
+        elements.append(names.get(named, named) if named else f"({ast.unparse(element)})")
+    return elements
+
+
+def _text_column(node: ast.AST) -> str | None:
+    """The column a ``text("name DESC")`` element orders, when that is all its SQL says."""
+    if not (isinstance(node, ast.Call) and len(node.args) == 1 and _short(dotted_name(node.func)) == "text"):
+        return None
+    sql = _str_const(node.args[0])
+    match = _TEXT_COLUMN.fullmatch(sql) if sql is not None else None
+    return match.group(1) if match else None
+
+
 def read_table_items(
     items: Iterable[ast.AST],
     resolver: Resolver,
@@ -221,15 +322,15 @@ def read_table_items(
                 by_name[read[1].name] = read[0]
         elif kind == "Index":
             index_name = _str_const(item.args[0]) if item.args else None
-            cols = constraint_columns(item.args[1:], by_name)
+            cols = index_elements(item.args[1:], by_name)
             if cols:
                 indexes.append((index_name, cols, _kw_true(item, "unique")))
-        elif kind in ("UniqueConstraint", "PrimaryKeyConstraint"):
-            cols = constraint_columns(item.args, by_name)
+        elif kind == "PrimaryKeyConstraint":
+            pk = constraint_columns(item.args, by_name) or pk
+        elif kind == "UniqueConstraint":
+            cols = index_elements(item.args, by_name)
             cname = next((_str_const(k.value) for k in item.keywords if k.arg == "name"), None)
-            if kind == "PrimaryKeyConstraint":
-                pk = cols or pk
-            elif cols:
+            if cols:
                 indexes.append((cname, cols, True))
         elif kind == "ForeignKeyConstraint" and len(item.args) >= 2:
             _read_foreign_key_constraint(item, by_name, columns)
@@ -421,7 +522,7 @@ def _polymorphic_eager(value: ast.AST) -> bool:
 
 
 def read_table_call(
-    call: ast.Call, qualname: str, resolver: Resolver, location: str, migration: bool = False
+    call: ast.Call, qualname: str, resolver: Resolver, location: str, migration: str = ""
 ) -> TableDecl | None:
     tablename = _str_const(call.args[0]) if call.args else None
     if tablename is None:
@@ -432,11 +533,23 @@ def read_table_call(
     return TableDecl(qualname, tablename, columns, indexes, pk, location, migration)
 
 
+# Class decorators that never map a class (``@registry.mapped`` and unknown ones may).
+_PLAIN_DECORATORS = frozenset(
+    {"dataclasses.dataclass", "functools.total_ordering", "typing.final", "typing_extensions.final"}
+)
+
+
+def _decorator_name(node: ast.AST, resolver: Resolver) -> str:
+    """The qualified name of a decorator, called (``@dataclass(frozen=True)``) or not."""
+    dotted = dotted_name(node.func if isinstance(node, ast.Call) else node)
+    return resolver.qualify(dotted) if dotted else ""
+
+
 class _ClassReader:
     """Reads one class body."""
 
     def __init__(
-        self, node: ast.ClassDef, prefix: str, resolver: Resolver, path: str, migration: bool
+        self, node: ast.ClassDef, prefix: str, resolver: Resolver, path: str, migration: str
     ) -> None:
         self.node = node
         self.resolver = resolver
@@ -469,7 +582,14 @@ class _ClassReader:
             kw.arg == "table" and isinstance(kw.value, ast.Constant) and kw.value.value is True
             for kw in self.node.keywords
         )
-        bases = [self.resolver.qualify(d) for d in (dotted_name(b) for b in self.node.bases) if d]
+        written = [dotted_name(b) for b in self.node.bases]
+        decorators = self.node.decorator_list
+        bases = [self.resolver.qualify(d) for d in written if d]
+        opaque = (
+            None in written
+            or any(kw.arg == "metaclass" for kw in self.node.keywords)
+            or any(_decorator_name(d, self.resolver) not in _PLAIN_DECORATORS for d in decorators)
+        )
         decl = ClassDecl(
             qualname=self.qualname,
             bases=bases,
@@ -485,6 +605,7 @@ class _ClassReader:
             tablename_rule=self.rule,
             abstract=self.abstract,
             sqlmodel_table=sqlmodel_table,
+            opaque=opaque,
             migration=self.migration,
         )
         return decl, self.inline
@@ -563,11 +684,11 @@ def read_models(source: bytes, path: Path, root: Path, display_path: str) -> Fil
     tree = parse_ast(source, display_path)
     module = module_name(path, root)
     resolver = file_resolver(tree, module, path.name == "__init__.py")
-    return models_of(tree, module, resolver, display_path, is_migration(source, path))
+    return models_of(tree, module, resolver, display_path, migration_kind(source, path, root))
 
 
 def models_of(
-    tree: ast.Module, module: str, resolver: Resolver, display_path: str, migration: bool
+    tree: ast.Module, module: str, resolver: Resolver, display_path: str, migration: str
 ) -> FileModels:
     """The model declarations in an already parsed file."""
     models = FileModels(migration=migration)
@@ -599,7 +720,7 @@ def _module_assignment(
     resolver: Resolver,
     display_path: str,
     models: FileModels,
-    migration: bool,
+    migration: str,
 ) -> None:
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     value = node.value
@@ -641,18 +762,15 @@ def _module_call(call: ast.Call, resolver: Resolver, models: FileModels, display
     func = call.func
     called = func.attr if isinstance(func, ast.Attribute) else _short(_call_name(call, resolver))
     if called == "Index" and len(call.args) > 1:
-        owners = {
-            (dotted_name(arg) or "").rpartition(".")[0]
-            for arg in call.args[1:]
-            if dotted_name(arg) is not None
-        }
+        columns = (_element_column(arg) for arg in call.args[1:])
+        owners = {(dotted_name(c) or "").rpartition(".")[0] for c in columns if c is not None}
         owners.discard("")
         if len(owners) != 1:
             return
         owner = owners.pop()
         if owner.endswith((".c", ".columns")):
             owner = owner.rsplit(".", 1)[0]
-        cols = constraint_columns(call.args[1:], {})
+        cols = index_elements(call.args[1:], {})
         models.indexes.append(
             (resolver.qualify(owner), (_str_const(call.args[0]), cols, _kw_true(call, "unique")))
         )

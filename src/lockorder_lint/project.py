@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.collector import collector_paused
 from lockorder_lint.config import Config
-from lockorder_lint.declarations import MODEL_HINT, FileModels, is_migration, models_of
+from lockorder_lint.declarations import MODEL_HINT, REVISION, FileModels, migration_kind, models_of
 from lockorder_lint.findings import FileError
 from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.parsing import SourceError, decode_check, parse_source
@@ -85,10 +85,11 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
     except OSError as exc:
         return FileFacts(module, error=FileError(display, 0, f"cannot read: {exc.strerror or exc}"))
     digest = hashlib.sha256(data).hexdigest()
-    migration = is_migration(data, path)
+    kind = migration_kind(data, path, root)
+    migration = kind == REVISION
     has_models = MODEL_HINT.search(data) is not None
     locks = b"with_for_update" in data
-    models = FileModels(migration=migration)
+    models = FileModels(migration=kind)
     helpers: tuple[str, ...] = ()
     wrappers: tuple[str, ...] = ()
     try:
@@ -96,7 +97,7 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
             source = parse_source(data, display)
             if has_models:
                 resolver = file_resolver(source.tree, module, path.name == "__init__.py")
-                models = models_of(source.tree, module, resolver, display, migration)
+                models = models_of(source.tree, module, resolver, display, kind)
             if locks:
                 helpers, wrappers = lock_helpers_in(source.tree, module)
         else:
@@ -368,7 +369,7 @@ def _installed_models(path: Path, cache: Cache | None) -> FileModels:
             source = parse_source(data, display)
             module = module_name(path, path.parent)
             resolver = file_resolver(source.tree, module, path.name == "__init__.py")
-            models = models_of(source.tree, module, resolver, display, False)
+            models = models_of(source.tree, module, resolver, display, "")
     except (OSError, SourceError, RecursionError):
         pass
     if cache is not None:
