@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lockorder_lint.raw_sql import LOCK_TRIGGER
+from lockorder_lint.raw_sql import VIA as SQL_TEXT
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
@@ -17,7 +19,7 @@ class UnorderedForUpdate(Rule):
     code = "LCK002"
     name = "unordered-for-update"
     summary = "FOR UPDATE on a hot table without primary-key pinning, ORDER BY the key, SKIP LOCKED or NOWAIT"
-    triggers = rb"with_for_update"
+    triggers = rb"with_for_update|" + LOCK_TRIGGER
     uses_lock_helpers = True
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
@@ -60,16 +62,17 @@ class UnorderedForUpdate(Rule):
         pk = key_text(table)
         via = f" (via {lock.via})" if lock.via != "with_for_update" else ""
         through = reached_through(statement)
+        options = "SKIP LOCKED / NOWAIT" if lock.via == SQL_TEXT else "skip_locked=True / nowait=True"
         reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             order = ", ".join(dict.fromkeys(col for _t, col, _d in statement.order_by))
             return (
                 f"{lock.mode}{via} on {table.name} is ordered by {order}, but InnoDB (MySQL/MariaDB) locks "
-                f"{reach} as it scans them, before sorting; add skip_locked=True or nowait=True, or pin the "
+                f"{reach} as it scans them, before sorting; add {options.replace(' / ', ' or ')}, or pin the "
                 f"rows by {pk}"
             )
         if mysql:  # InnoDB locks as it scans: an ORDER BY would not fix the order
-            fix = f"add skip_locked=True / nowait=True, or pin the rows by {pk}"
+            fix = f"add {options}, or pin the rows by {pk}"
         else:
-            fix = f"add ORDER BY {', '.join(table.primary_key)}, or skip_locked=True / nowait=True"
+            fix = f"add ORDER BY {', '.join(table.primary_key)}, or {options}"
         return f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; {fix}"
