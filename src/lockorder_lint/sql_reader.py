@@ -448,8 +448,9 @@ class _Reader:
         left_col = scope.column(left) if isinstance(left, exp.Column) else None
         right_col = scope.column(right) if isinstance(right, exp.Column) else None
         if left_col and right_col:
-            found.append(SqlCondition(*left_col[:2], JOIN, via=left_col[2]))
-            found.append(SqlCondition(*right_col[:2], JOIN, via=right_col[2]))
+            # each side names the derived source (CTE, subquery) it meets, if any
+            found.append(SqlCondition(*left_col[:2], JOIN, via=left_col[2] or right_col[2]))
+            found.append(SqlCondition(*right_col[:2], JOIN, via=right_col[2] or left_col[2]))
             return False
         column = left_col or right_col
         if column is None:
@@ -560,18 +561,22 @@ def _table_name(node: Any) -> str | None:
 
 
 def _value_position(node: exp.Expression) -> bool:
-    """A parameter standing where a value may: one side of a comparison, an element of an IN
-    list or VALUES row, a SET right-hand side, LIMIT/OFFSET."""
+    """A parameter standing where a value may: compared with a column, an element of an IN list
+    or VALUES row, a SET right-hand side, LIMIT/OFFSET."""
     from sqlglot import exp
 
+    child: Any = node
     parent = node.parent
-    while isinstance(parent, (exp.Paren, exp.Tuple, exp.Cast, exp.Neg)):
-        parent = parent.parent
-    return isinstance(
-        parent,
-        (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Like, exp.ILike, exp.Is,
-         exp.Values, exp.Limit, exp.Offset, exp.Any, exp.Between, exp.Fetch, exp.Array),
-    )  # fmt: skip
+    while isinstance(parent, (exp.Paren, exp.Tuple, exp.Cast, exp.Neg, exp.Any, exp.Array)):
+        child, parent = parent, parent.parent
+    if isinstance(parent, (exp.Values, exp.Limit, exp.Offset, exp.Fetch)):
+        return True
+    if isinstance(parent, (exp.In, exp.Between)):
+        return child is not parent.this and parent.this.find(exp.Column) is not None
+    if isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Is)):
+        other = parent.expression if child is parent.this else parent.this
+        return isinstance(other, exp.Expression) and other.find(exp.Column) is not None
+    return False
 
 
 def _limit(tree: exp.Expression) -> tuple[int | None, bool]:
