@@ -740,7 +740,8 @@ class Evaluator:
             inlined = program.inline(self, node)
             if inlined is not None:
                 return inlined
-        if isinstance(func, ast.Attribute) and func.attr in raw_sql.EXECUTING_METHODS and positional(node):
+        executes = isinstance(func, ast.Attribute) and func.attr in (_EXECUTIONS | raw_sql.EXECUTING_METHODS)
+        if executes and positional(node):
             argument = positional(node)[0]
             if raw_sql.looks_like_sql(argument) and not self.eval_quiet(argument):
                 ran = self.sql_text(argument, argument)

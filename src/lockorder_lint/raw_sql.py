@@ -34,7 +34,7 @@ LOCK_TRIGGER = (
     rb"(?i:\bfor\s+(?:no\s+key\s+)?update\b|\bfor\s+(?:key\s+)?share\b|\block\s+in\s+share\s+mode\b)"
 )
 # What a statement's own text shows even when it cannot be read.
-_WRITE_WORDS = re.compile(r"\b(UPDATE|DELETE)\b", re.IGNORECASE)
+_WRITE_WORDS = re.compile(r"\b(UPDATE)\b.*\bSET\b|\b(DELETE)\b.*\bFROM\b", re.IGNORECASE | re.DOTALL)
 _LOCK_WORDS = re.compile(LOCK_TRIGGER.decode())
 _SHARE_WORDS = re.compile(r"\bFOR\s+(?:KEY\s+)?SHARE\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.IGNORECASE)
 # A statement, not a fragment (``text("id DESC")`` in an ORDER BY): only these are judged or counted.
@@ -49,83 +49,99 @@ MAX_PIECES = 64  # a concatenation longer than this is not assembled
 
 @dataclass(frozen=True)
 class SqlText:
-    """SQL assembled from code: the text (run-time parts replaced by value markers) and whether
-    any part was only known at run time."""
+    """SQL assembled from code: the text (run-time parts replaced by value markers), whether any
+    part was only known at run time, and whether part of it is a caller's argument (the statement
+    is then the caller's, reported at its call)."""
 
     text: str
     runtime: bool = False
+    borrowed: bool = False
 
 
-def _marker(index: int) -> str:
-    from lockorder_lint.sql_reader import RUNTIME_MARK
+class _Assembly:
+    """The pieces of one SQL text being assembled, and what they depended on."""
 
-    return f":{RUNTIME_MARK}{index}"
+    def __init__(self, ev: Evaluator) -> None:
+        self.ev = ev
+        self.pieces: list[str] = []
+        self.runtime = False
+        self.borrowed = False
+        self.markers = 0
+
+    def marker(self) -> str:
+        from lockorder_lint.sql_reader import RUNTIME_MARK
+
+        self.markers += 1
+        self.runtime = True
+        return f":{RUNTIME_MARK}{self.markers}"
+
+    def add_known(self, known: SqlText) -> None:
+        self.pieces.append(known.text)
+        self.runtime |= known.runtime
+        self.borrowed |= known.borrowed
+
+    def walk(self, value: ast.AST, depth: int) -> bool:
+        """Append what ``value`` spells; False when it is not visibly a string."""
+        if len(self.pieces) > MAX_PIECES:
+            return False
+        if isinstance(value, ast.Constant):
+            if isinstance(value.value, str):
+                self.pieces.append(value.value)
+                return True
+            return False
+        if isinstance(value, ast.JoinedStr):
+            for part in value.values:
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    self.pieces.append(part.value)
+                elif isinstance(part, ast.FormattedValue):
+                    known = _known_text(self.ev, part.value, depth)
+                    if known is not None and not known.runtime and part.format_spec is None:
+                        self.add_known(known)
+                    else:
+                        self.pieces.append(self.marker())
+            return True
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+            # string concatenation: a side that is not a visible string is run-time text
+            before = len(self.pieces)
+            left = self.walk(value.left, depth)
+            if not left:
+                self.pieces.append(self.marker())
+            middle = len(self.pieces)
+            right = self.walk(value.right, depth)
+            if not right:
+                del self.pieces[middle:]
+                self.pieces.append(self.marker())
+            if not (left or right):
+                del self.pieces[before:]
+                return False
+            return True
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mod):
+            # ``"... WHERE id = %s" % key`` puts values (or worse) where the ``%s`` stand
+            before = len(self.pieces)
+            if not self.walk(value.left, depth):
+                return False
+            formatted = "".join(self.pieces[before:]).replace("%%", "\0")
+            del self.pieces[before:]
+            filled = re.sub(r"%(?:\(\w+\))?[sdrif]", lambda _m: self.marker(), formatted)
+            self.pieces.append(filled.replace("\0", "%"))
+            return True
+        if isinstance(value, ast.Name):
+            known = _known_text(self.ev, value, depth)
+            if known is None:
+                return False
+            self.add_known(known)
+            return True
+        return False
 
 
 def static_text(ev: Evaluator, node: ast.AST, depth: int = 0) -> SqlText | None:
     """The SQL a Python expression spells, or None when it is not (visibly) a string."""
     if depth > 8:
         return None
-    counter = [0]
-
-    def runtime() -> str:
-        counter[0] += 1
-        return _marker(counter[0])
-
-    pieces: list[str] = []
-    dynamic = False
-
-    def walk(value: ast.AST, level: int) -> bool:
-        nonlocal dynamic
-        if len(pieces) > MAX_PIECES:
-            return False
-        if isinstance(value, ast.Constant):
-            if isinstance(value.value, str):
-                pieces.append(value.value)
-                return True
-            return False
-        if isinstance(value, ast.JoinedStr):
-            for part in value.values:
-                if isinstance(part, ast.Constant) and isinstance(part.value, str):
-                    pieces.append(part.value)
-                elif isinstance(part, ast.FormattedValue):
-                    known = _known_text(ev, part.value, level)
-                    if known is not None and not known.runtime and part.format_spec is None:
-                        pieces.append(known.text)
-                    else:
-                        pieces.append(runtime())
-                        dynamic = True
-            return True
-        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
-            before = len(pieces)
-            if walk(value.left, level):
-                if walk(value.right, level):
-                    return True
-                del pieces[before:]
-            return False
-        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mod):
-            # ``"... WHERE id = %s" % key`` puts values (or worse) where the ``%s`` stand
-            before = len(pieces)
-            if not walk(value.left, level):
-                return False
-            formatted = "".join(pieces[before:])
-            del pieces[before:]
-            pieces.append(re.sub(r"%(?:\(\w+\))?[sdrif]", lambda _m: runtime(), formatted.replace("%%", "\0"))
-                          .replace("\0", "%"))  # fmt: skip
-            dynamic = True
-            return True
-        if isinstance(value, ast.Name):
-            known = _known_text(ev, value, level)
-            if known is None:
-                return False
-            pieces.append(known.text)
-            dynamic = dynamic or known.runtime
-            return True
-        return False
-
-    if not walk(node, depth):
+    assembly = _Assembly(ev)
+    if not assembly.walk(node, depth):
         return None
-    return SqlText("".join(pieces), dynamic)
+    return SqlText("".join(assembly.pieces), assembly.runtime, assembly.borrowed)
 
 
 def _known_text(ev: Evaluator, node: ast.AST, depth: int) -> SqlText | None:
@@ -135,7 +151,8 @@ def _known_text(ev: Evaluator, node: ast.AST, depth: int) -> SqlText | None:
         return static_text(ev, node, depth + 1) if isinstance(node, (ast.Constant, ast.JoinedStr)) else None
     bound = ev.bound_expression(node)
     if bound is not None:
-        return static_text(bound[0], bound[1], depth + 1)
+        found = static_text(bound[0], bound[1], depth + 1)
+        return SqlText(found.text, found.runtime, borrowed=True) if found is not None else None
     function = getattr(ev, "function_node", None)
     if function is not None:
         assigned = _assignments(function).get(node.id)
@@ -195,6 +212,7 @@ def module_strings(tree: ast.Module) -> dict[str, ast.AST]:
         elif isinstance(node, ast.AnnAssign):
             target, value = node.target, node.value
         if isinstance(target, ast.Name) and value is not None:
+            value = _text_argument(value) or value
             if target.id in seen:
                 found.pop(target.id, None)
             elif isinstance(value, (ast.Constant, ast.JoinedStr, ast.BinOp)):
@@ -204,6 +222,22 @@ def module_strings(tree: ast.Module) -> dict[str, ast.AST]:
         _MODULE_STRINGS.clear()
     _MODULE_STRINGS[id(tree)] = (tree, found)
     return found
+
+
+def _text_argument(value: ast.AST) -> ast.AST | None:
+    """The SQL string of ``text("...")`` (also ``sa.text``, with ``.bindparams(...)`` or
+    ``.columns(...)`` chained): a module-level statement the functions run by name."""
+    while (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in ("bindparams", "columns")
+    ):
+        value = value.func.value
+    if not (isinstance(value, ast.Call) and value.args and not isinstance(value.args[0], ast.Starred)):
+        return None
+    func = value.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return value.args[0] if name == "text" else None
 
 
 def looks_like_sql(node: ast.AST) -> bool:
@@ -235,6 +269,8 @@ def statements_for(ev: Evaluator, node: ast.AST, anchor: ast.AST) -> tuple[State
         statement = to_statement(sql, ev.catalog, span, mysql=ev.mysql)
         if statement is not None:
             statements.append(ev.new(statement))
+            if found.borrowed:  # the caller's SQL: reported at the call that handed it in
+                ev.borrowed.add(statements[-1].id)
     return tuple(statements)
 
 
@@ -257,7 +293,7 @@ def _not_read(ev: Evaluator, text: str, span: Span, reason: str, anchor: ast.AST
         clause = LockClause(span=span, read=_SHARE_WORDS.search(shown) is not None, via=VIA)
         return (ev.new(Statement(kind="select", span=span, target_text=what, lock=clause)),)
     assert words is not None
-    kind = words.group(1).lower()
+    kind = (words.group(1) or words.group(2)).lower()
     return (ev.new(Statement(kind=kind, span=span, target_text=what, write=span, write_kind=kind.upper())),)
 
 
