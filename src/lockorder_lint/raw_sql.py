@@ -288,7 +288,7 @@ def _not_read(ev: Evaluator, text: str, span: Span, reason: str, anchor: ast.AST
     lock = _LOCK_WORDS.search(shown)
     if words is None and lock is None:
         return ()
-    what = f"SQL text not read: {reason}"
+    what = f"SQL text (not read: {reason})"
     if lock is not None:
         clause = LockClause(span=span, read=_SHARE_WORDS.search(shown) is not None, via=VIA)
         return (ev.new(Statement(kind="select", span=span, target_text=what, lock=clause)),)

@@ -184,17 +184,21 @@ def _parse(sql: str, dialect: str) -> list[Any]:
     try:
         return list(sqlglot.parse(sql, read=dialect, error_level=ErrorLevel.RAISE))
     except SqlglotError as exc:
-        raise SqlNotRead(_first_line(str(exc))) from None
+        raise SqlNotRead(_parse_failure(exc)) from None
     except (RecursionError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise SqlNotRead(f"SQL text not parsed ({type(exc).__name__})") from None
     finally:
         logger.removeFilter(_FILTER)
 
 
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "SQL text not parsed"
-    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-    return line[:160]
+def _parse_failure(exc: Exception) -> str:
+    """Where the parser gave up, in the SQL text's own lines and columns."""
+    errors = getattr(exc, "errors", None) or []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    line, column = first.get("line"), first.get("col")
+    if isinstance(line, int) and isinstance(column, int):
+        return f"SQL syntax not understood at line {line}, column {column}"
+    return "SQL syntax not understood"
 
 
 def _arg(node: exp.Expression, name: str) -> Any:
