@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lockorder_lint.runner import check_path
 from tests.test_cli import make_sample, run_cli
 from tests.test_fixtures import FIXTURES, fixture_config, project_for
-
-from lockorder_lint.runner import check_path
 
 RAW = """\
 from sqlalchemy import text
@@ -57,15 +56,15 @@ def test_cli_reports_raw_sql_and_lists_what_it_could_not_read(
     assert code == 1
     assert out.splitlines() == [
         "app/raw.py:5:21: LCK001 bulk UPDATE of account reaches rows through owner (index ix_account_owner), "
-        "not its key id, so it locks rows in another order than writers that lock by id: select the id values "
-        "first (ORDER BY id ... FOR UPDATE), then UPDATE by id"
+        "not its key id, so it locks rows in another order than writers that lock by id: "
+        "select the id values first (ORDER BY id ... FOR UPDATE), then UPDATE by id"
     ]
     listed = [line for line in err.splitlines() if "not checked:" in line]
     assert listed == [
         "app/raw.py:13:21: not checked: UPDATE on SQL text (not read: run-time text stands for part of the "
         "SQL structure)",
-        "app/raw.py:17:21: not checked: FOR UPDATE on SQL text (not read: SQL syntax not understood at line 1, "
-        "column 37)",
+        "app/raw.py:17:21: not checked: FOR UPDATE on SQL text "
+        "(not read: SQL syntax not understood at line 1, column 37)",
     ]
 
 

@@ -370,7 +370,8 @@ def test_unreadable_text_is_refused_with_a_reason(sql: str) -> None:
 
 def test_run_time_values_are_read() -> None:
     statement = one(
-        "UPDATE job SET a = :lockorder_runtime_1 WHERE id IN (:lockorder_runtime_2) LIMIT :lockorder_runtime_3"
+        "UPDATE job SET a = :lockorder_runtime_1 WHERE id IN (:lockorder_runtime_2) "
+        "LIMIT :lockorder_runtime_3"
     )
     assert conditions(statement) == [("job", "id", IN)]
 
