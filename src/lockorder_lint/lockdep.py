@@ -85,11 +85,14 @@ class Transaction:
     held: dict[str, Acquisition] = field(default_factory=dict)
 
 
-def locks_of(statement: SqlStatement, foreign_keys: Sequence[str] = ()) -> list[tuple[str, str, bool]]:
+def locks_of(
+    statement: SqlStatement, foreign_keys: Sequence[str] = (), dialect: str = "postgresql"
+) -> list[tuple[str, str, bool]]:
     """The (table, mode, waits) row locks one statement takes: a locking read locks the rows of the
-    tables its lock clause names (all of its FROM tables without OF, but never an outer join's
-    nullable side); UPDATE and DELETE lock the rows they change; an INSERT or UPDATE checks each
-    foreign key with FOR KEY SHARE on the parent row (``foreign_keys`` names the parent tables)."""
+    tables its lock clause names (all of its FROM tables without OF; on PostgreSQL never an outer
+    join's nullable side, while InnoDB locks every row it reads); UPDATE and DELETE lock the rows
+    they change; an INSERT or UPDATE checks each foreign key with FOR KEY SHARE on the parent row
+    (``foreign_keys`` names the parent tables)."""
     found: list[tuple[str, str, bool]] = []
     if statement.kind == "select" and statement.lock is not None:
         mode = _MODES[statement.lock.strength]
@@ -97,7 +100,7 @@ def locks_of(statement: SqlStatement, foreign_keys: Sequence[str] = ()) -> list[
         if statement.lock.of is not None:
             tables: Iterable[str] = statement.lock.of
         else:
-            outer = {name for name, is_outer in statement.joins if is_outer}
+            outer = {name for name, is_outer in statement.joins if is_outer and dialect == "postgresql"}
             tables = [t for t in statement.tables if t not in outer]
         found.extend((table, mode, waits) for table in dict.fromkeys(tables))
     elif statement.kind in ("update", "delete", "upsert") and statement.target:

@@ -126,7 +126,7 @@ class Recorder:
                 self.transactions[connection] = transaction
         where: tuple[str, int, str] | None = None
         for sql in read:
-            for table, mode, waits in locks_of(sql, _parents(context, sql)):
+            for table, mode, waits in locks_of(sql, _parents(context, sql), dialect):
                 if where is None:
                     where = _user_frame()
                 path, line, function = where
