@@ -15,7 +15,7 @@ pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[2]
 
-INNER = '''
+INNER = """
 import os
 
 import pytest
@@ -50,10 +50,12 @@ def test_api_request(database):
     seeded = seed_run(database, [State.RUNNING] * 3)
     with database.sessions("api").begin() as session:
         ti_update_state_3_2_1.ti_update_state(seeded.task_instance_ids[0], State.SUCCESS, session)
-'''
+"""
 
 
-def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dialect: str, form: str) -> pytest.RunResult:
+def _run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dialect: str, form: str
+) -> pytest.RunResult:
     url = configured_url(dialect)
     if url is None:
         pytest.skip(skip_reason(dialect))
@@ -77,7 +79,8 @@ def test_3_2_1_scheduler_and_request_form_a_cycle_with_both_stacks(
         [
             "LCK005 lock-order cycle between dag_run and task_instance:",
             "  transaction *: FOR UPDATE on dag_run at *test_airflow_transactions.py:* test_scheduler_pass",
-            "      then FOR NO KEY UPDATE on task_instance at *scheduler_3_2_1.py:* _verify_integrity_if_dag_changed",
+            "      then FOR NO KEY UPDATE on task_instance at *scheduler_3_2_1.py:* "
+            "_verify_integrity_if_dag_changed",
             "  transaction *: FOR UPDATE on task_instance at *ti_update_state_3_2_1.py:* ti_update_state",
             "      then FOR UPDATE on dag_run at *ti_update_state_3_2_1.py:* "
             "_create_ti_state_update_query_and_update_state",
