@@ -124,6 +124,49 @@ def test_noqa_on_the_acquiring_line_suppresses(pytester: pytest.Pytester) -> Non
     assert result.ret == 0
 
 
+SWALLOWED_ERROR = """
+import sqlalchemy as sa
+
+
+def test_keeps_using_the_connection():
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        connection.begin()
+        try:
+            connection.execute(sa.text("SELECT * FROM missing_table"))
+        except sa.exc.OperationalError:
+            pass
+        connection.execute(sa.text("SELECT 1"))
+
+
+def test_rolls_back_first():
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        connection.begin()
+        try:
+            connection.execute(sa.text("SELECT * FROM missing_table"))
+        except sa.exc.OperationalError:
+            connection.rollback()
+        connection.execute(sa.text("SELECT 1"))
+"""
+
+
+def test_reports_a_statement_run_after_a_swallowed_database_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_errors=SWALLOWED_ERROR)
+    report = pytester.path / "lockorder.json"
+    result = pytester.runpytest_subprocess("--lockorder", f"--lockorder-report={report}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "LCK003 test_errors.py:12 test_keeps_using_the_connection: statement run on a transaction that "
+            "OperationalError at test_errors.py:9 test_keeps_using_the_connection aborted, before rollback()*"
+        ]
+    )
+    assert result.stdout.str().count("LCK003") == 1
+    [finding] = json.loads(report.read_text(encoding="utf-8"))
+    assert (finding["code"], finding["line"], finding["source"]) == ("LCK003", 12, "runtime")
+
+
 # -- the lock model -----------------------------------------------------------------------------
 
 

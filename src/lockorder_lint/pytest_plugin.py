@@ -16,6 +16,7 @@ import linecache
 import os
 import sys
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from lockorder_lint.lockdep import Acquisition, Cycle, LockGraph, Transaction
 
 CODE = "LCK005"
+REUSE_CODE = "LCK003"
 # Frames from these packages are the machinery, not the user's code asking for the lock.
 _MACHINERY = (
     f"{os.sep}sqlalchemy{os.sep}",
@@ -76,6 +78,9 @@ class Recorder:
 
         self.graph: LockGraph = LockGraph()
         self.transactions: weakref.WeakKeyDictionary[Any, Transaction] = weakref.WeakKeyDictionary()
+        # Connections whose transaction a database error aborted, with where the error was raised.
+        self.failed: weakref.WeakKeyDictionary[Any, tuple[str, int, str, str]] = weakref.WeakKeyDictionary()
+        self.reuses: list[Reuse] = []
         self.listening = False
 
     # -- SQLAlchemy events ------------------------------------------------------------------------
@@ -87,6 +92,8 @@ class Recorder:
         event.listen(Engine, "before_cursor_execute", self._execute)
         event.listen(Engine, "commit", self._end)
         event.listen(Engine, "rollback", self._end)
+        event.listen(Engine, "rollback_savepoint", self._savepoint_rolled_back)
+        event.listen(Engine, "handle_error", self._error)
         self.listening = True
 
     def stop(self) -> None:
@@ -98,15 +105,46 @@ class Recorder:
         event.remove(Engine, "before_cursor_execute", self._execute)
         event.remove(Engine, "commit", self._end)
         event.remove(Engine, "rollback", self._end)
+        event.remove(Engine, "rollback_savepoint", self._savepoint_rolled_back)
+        event.remove(Engine, "handle_error", self._error)
         self.listening = False
 
     def _end(self, connection: Any) -> None:
         self.transactions.pop(connection, None)
+        self.failed.pop(connection, None)
+
+    def _savepoint_rolled_back(self, connection: Any, name: Any, context: Any) -> None:
+        self.failed.pop(connection, None)  # the outer transaction is usable again
+
+    def _error(self, context: Any) -> None:
+        """A database error inside a transaction: on PostgreSQL every later statement fails until
+        ROLLBACK; elsewhere the work before it may already be rolled back."""
+        try:
+            connection = context.connection
+            if connection is None or not connection.in_transaction() or context.is_disconnect:
+                return
+            path, line, function = _user_frame()
+            self.failed[connection] = (
+                _relative(path),
+                line,
+                function,
+                type(context.original_exception).__name__,
+            )
+        except Exception:  # recording must never break the test it watches
+            return
 
     def _execute(
         self, connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
         try:
+            failed = self.failed.pop(connection, None)
+            if failed is not None:
+                path, line, function = _user_frame()
+                if suppressed(linecache.getline(path, line), REUSE_CODE):
+                    failed = None
+            if failed is not None:
+                shown = " ".join(statement.split())[:200]
+                self.reuses.append(Reuse(_relative(path), line, function, failed, shown))
             self._record(connection, statement, context)
         except Exception:  # recording must never break the test it watches
             return
@@ -148,19 +186,60 @@ class Recorder:
         terminalreporter.section("lockorder")
         if not cycles:
             terminalreporter.write_line("no lock-order cycle between the transactions recorded")
-            return
         for cycle in cycles:
             terminalreporter.write_line(describe(cycle))
+        for reuse in self.reuses:
+            terminalreporter.write_line(reuse.describe())
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.stop()
         cycles = self.graph.cycles()
         report = session.config.getoption("lockorder_report")
         if report:
-            findings = [finding(c) for c in cycles]
+            findings = [finding(c) for c in cycles] + [r.finding() for r in self.reuses]
             Path(report).write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
         if cycles and session.config.getoption("lockorder_strict") and session.exitstatus == 0:
             session.exitstatus = 1
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A statement run on a connection whose transaction a database error had aborted, before
+    any rollback: what LCK003 finds statically, seen happening."""
+
+    path: str
+    line: int
+    function: str
+    error: tuple[str, int, str, str]  # where the error was raised: path, line, function, type
+    sql: str
+
+    def describe(self) -> str:
+        path, line, function, kind = self.error
+        return (
+            f"{REUSE_CODE} {self.path}:{self.line} {self.function}: statement run on a transaction that "
+            f"{kind} at {path}:{line} {function} aborted, before rollback(): on PostgreSQL it fails "
+            f"(InFailedSqlTransaction); roll back first, or use a fresh session"
+        )
+
+    def finding(self) -> dict[str, Any]:
+        path, line, function, kind = self.error
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": 1,
+            "end_line": self.line,
+            "end_column": 1,
+            "code": REUSE_CODE,
+            "message": f"statement run after {kind} aborted the transaction, before rollback()",
+            "table": None,
+            "function": self.function,
+            "statement": self.sql,
+            "source": "runtime",
+            "trace": [
+                {"error": {"at": f"{path}:{line} {function}", "type": kind}},
+                {"reuse": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}},
+            ],
+        }
 
 
 def _parents(context: Any, sql: Any) -> list[str]:

@@ -1,7 +1,8 @@
 """``pytest --lockorder`` over the Airflow #66734 fixtures on real PostgreSQL and MariaDB: a test
 session that runs the scheduler's pass and the execution API's request one after another (no
 threads, no race) reports the cycle between them for the 3.2.1 forms, with where each transaction
-took each lock, and nothing for the fixed scheduler."""
+took each lock, and nothing for the fixed scheduler; and the 3.2.1 request handler's reuse of the
+session a lock timeout aborted (LCK003) is seen at run time."""
 
 from __future__ import annotations
 
@@ -46,6 +47,21 @@ def test_scheduler_pass(database):
         SCHEDULER._verify_integrity_if_dag_changed(seeded.dag_run, seeded.latest_dag_version_id, session)
 
 
+def test_api_request_whose_second_lock_times_out(database):
+    # another transaction holds the run's row, so the request's second lock (session.get with its
+    # joined dag_run) fails on the lock timeout, and its handler goes on with the aborted session
+    seeded = seed_run(database, [State.RUNNING] * 3)
+    with database.engine("observer").connect() as holder:
+        holder.begin()
+        holder.execute(select(DagRun.id).where(DagRun.id == seeded.dag_run.id).with_for_update())
+        try:
+            with database.sessions("api").begin() as session:
+                ti_update_state_3_2_1.ti_update_state(seeded.task_instance_ids[1], State.SUCCESS, session)
+        except Exception:
+            pass
+        holder.rollback()
+
+
 def test_api_request(database):
     seeded = seed_run(database, [State.RUNNING] * 3)
     with database.sessions("api").begin() as session:
@@ -65,7 +81,7 @@ def _run(
     monkeypatch.setenv("LOCKORDER_INNER_FORM", form)
     pytester.makepyfile(test_airflow_transactions=INNER)
     result = pytester.runpytest_subprocess("--lockorder", "--lockorder-strict", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     return result
 
 
@@ -84,6 +100,14 @@ def test_3_2_1_scheduler_and_request_form_a_cycle_with_both_stacks(
             "  transaction *: FOR UPDATE on task_instance at *ti_update_state_3_2_1.py:* ti_update_state",
             "      then FOR UPDATE on dag_run at *ti_update_state_3_2_1.py:* "
             "_create_ti_state_update_query_and_update_state",
+        ]
+    )
+    # the 3.2.1 handler's reuse of the aborted session, seen happening
+    result.stdout.fnmatch_lines(
+        [
+            "LCK003 *ti_update_state_3_2_1.py:* ti_update_state: statement run on a transaction that "
+            "* at *ti_update_state_3_2_1.py:* _create_ti_state_update_query_and_update_state "
+            "aborted, before rollback()*"
         ]
     )
 
