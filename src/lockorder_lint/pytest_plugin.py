@@ -123,6 +123,9 @@ class Recorder:
             connection = context.connection
             if connection is None or not connection.in_transaction() or context.is_disconnect:
                 return
+            autocommit = getattr(connection, "_is_autocommit_isolation", None)
+            if (autocommit is not None and autocommit()) or not _aborts(connection, context):
+                return
             path, line, function = _user_frame()
             self.failed[connection] = (
                 _relative(path),
@@ -144,7 +147,11 @@ class Recorder:
                     failed = None
             if failed is not None:
                 shown = " ".join(statement.split())[:200]
-                self.reuses.append(Reuse(_relative(path), line, function, failed, shown))
+                reuse = Reuse(_relative(path), line, function, failed, shown)
+                if not any(
+                    (r.path, r.line, r.error) == (reuse.path, reuse.line, reuse.error) for r in self.reuses
+                ):
+                    self.reuses.append(reuse)
             self._record(connection, statement, context)
         except Exception:  # recording must never break the test it watches
             return
@@ -240,6 +247,24 @@ class Reuse:
                 {"reuse": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}},
             ],
         }
+
+
+# MySQL/MariaDB errors that roll the whole transaction back (a deadlock); other errors there, such
+# as a lock wait timeout (1205), undo only the statement, and the transaction goes on.
+_MYSQL_ABORTING = frozenset({1213})
+
+
+def _aborts(connection: Any, context: Any) -> bool:
+    """Whether the error ends the transaction's usefulness: on PostgreSQL every error does (later
+    statements fail until ROLLBACK); on MySQL/MariaDB a deadlock does (the work before it is gone);
+    SQLite keeps the transaction."""
+    dialect = _DIALECTS.get(connection.dialect.name, connection.dialect.name)
+    if dialect == "postgresql":
+        return True
+    if dialect == "mysql":
+        args: tuple[Any, ...] = tuple(getattr(context.original_exception, "args", ()))
+        return bool(args) and args[0] in _MYSQL_ABORTING
+    return False
 
 
 def _parents(context: Any, sql: Any) -> list[str]:
