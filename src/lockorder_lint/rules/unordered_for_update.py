@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from lockorder_lint.units import Unit
 
 
+def _in_sql_terms(message: str, via: str) -> str:
+    """The fix named as a lock written in SQL text spells it (SKIP LOCKED, NOWAIT)."""
+    if via != SQL_TEXT:
+        return message
+    return message.replace("skip_locked=True", "SKIP LOCKED").replace("nowait=True", "NOWAIT")
+
+
 class UnorderedForUpdate(Rule):
     code = "LCK002"
     name = "unordered-for-update"
@@ -48,7 +55,7 @@ class UnorderedForUpdate(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                self._message(statement, ordered, context.config.mysql),
+                _in_sql_terms(self._message(statement, ordered, context.config.mysql), lock.via),
                 table.name,
                 statement.statement_text,
             )
@@ -62,17 +69,16 @@ class UnorderedForUpdate(Rule):
         pk = key_text(table)
         via = f" (via {lock.via})" if lock.via != "with_for_update" else ""
         through = reached_through(statement)
-        options = "SKIP LOCKED / NOWAIT" if lock.via == SQL_TEXT else "skip_locked=True / nowait=True"
         reach = f"the rows reached through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             order = ", ".join(dict.fromkeys(col for _t, col, _d in statement.order_by))
             return (
                 f"{lock.mode}{via} on {table.name} is ordered by {order}, but InnoDB (MySQL/MariaDB) locks "
-                f"{reach} as it scans them, before sorting; add {options.replace(' / ', ' or ')}, or pin the "
+                f"{reach} as it scans them, before sorting; add skip_locked=True or nowait=True, or pin the "
                 f"rows by {pk}"
             )
         if mysql:  # InnoDB locks as it scans: an ORDER BY would not fix the order
-            fix = f"add {options}, or pin the rows by {pk}"
+            fix = f"add skip_locked=True / nowait=True, or pin the rows by {pk}"
         else:
-            fix = f"add ORDER BY {', '.join(table.primary_key)}, or {options}"
+            fix = f"add ORDER BY {', '.join(table.primary_key)}, or skip_locked=True / nowait=True"
         return f"{lock.mode}{via} on {table.name} locks {reach} in whatever order the plan visits them; {fix}"
