@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from lockorder_lint import locks, predicates
+from lockorder_lint import locks, predicates, raw_sql
 from lockorder_lint.dialects import dialects_where_true
 from lockorder_lint.names import Resolver, dotted_name, is_sqlalchemy
 from lockorder_lint.statements import (
@@ -88,7 +88,7 @@ _PASSTHROUGH = frozenset(
         "suffix_with", "with_hint", "ordered_values", "inline", "add_columns",
         "with_only_columns", "enable_eagerloads", "populate_existing", "set_label_style",
         "autoflush", "reduce_columns", "with_statement_hint", "with_entities", "add_entity",
-        "with_parent", "label", "union", "union_all", "fetch",
+        "with_parent", "label", "union", "union_all", "fetch", "bindparams", "columns",
     }
 )  # fmt: skip
 # Session methods that stage ORM objects, and the statement each becomes at flush.
@@ -165,6 +165,7 @@ class Evaluator:
         self.empties: set[str] = set()
         # Names bound to something this evaluation cannot see (a call's result, a parameter).
         self.unknown: set[str] = set()
+        self.function_node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
 
     @property
     def mysql(self) -> bool:
@@ -392,6 +393,7 @@ class Evaluator:
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Statement]:
         args = function.args
+        self.function_node = function
         self.parameters = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         program = self.scope.program
         if program is not None:
@@ -714,6 +716,8 @@ class Evaluator:
         if qualified:
             if is_sqlalchemy(qualified, "select", "update", "delete", "insert"):
                 return self.origin(qualified.rsplit(".", 1)[-1], node)
+            if is_sqlalchemy(qualified, "text") and positional(node):
+                return self.sql_text(positional(node)[0], node)
             if locks.is_lock_helper(qualified, self.scope.lock_helpers):
                 return self.lock_helper(qualified, node)
         mapped = self.mapped_class(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
@@ -744,12 +748,25 @@ class Evaluator:
             inlined = program.inline(self, node)
             if inlined is not None:
                 return inlined
+        executes = isinstance(func, ast.Attribute) and func.attr in (_EXECUTIONS | raw_sql.EXECUTING_METHODS)
+        if executes and positional(node):
+            argument = positional(node)[0]
+            if raw_sql.looks_like_sql(argument) and not self.eval_quiet(argument):
+                ran = self.sql_text(argument, argument)
+                if ran:
+                    self._consume_args(node)
+                    self.consume(ran)
+                    return _held_rows(ran)
         if isinstance(func, ast.Attribute) and func.attr in _EXECUTIONS and positional(node):
             return self.execution(node)
         self._consume_args(node)
         if not isinstance(func, (ast.Name, ast.Attribute)):
             self.consume(self.eval(func))
         return ()
+
+    def sql_text(self, argument: ast.AST, anchor: ast.AST) -> tuple[Statement, ...]:
+        """Raw SQL: the statements of the text ``argument`` spells (see :mod:`raw_sql`)."""
+        return raw_sql.statements_for(self, argument, anchor)
 
     def execution(self, node: ast.Call) -> tuple[Value, ...]:
         """``session.execute(stmt)``/``scalars(stmt)``: the statement runs here; a locking read

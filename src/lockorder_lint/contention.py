@@ -163,11 +163,12 @@ def file_effects(
     helper or one of the project's ``wrappers`` that add FOR UPDATE) or that a retry re-runs."""
     from lockorder_lint.builders import Scope
     from lockorder_lint.engine import hit_lines
+    from lockorder_lint.raw_sql import LOCK_TRIGGER
     from lockorder_lint.units import candidate_functions, units_of
 
     names = [h.rsplit(".", 1)[-1] for h in project.config.lock_helpers] + list(wrappers)
     helpers = [re.escape(name).encode() + rb"\s*\(" for name in dict.fromkeys(names)]
-    locking = re.compile(b"|".join([rb"with_for_update", *helpers]))
+    locking = re.compile(b"|".join([rb"with_for_update", LOCK_TRIGGER, *helpers]))
     retrying = re.compile(RETRY_TRIGGER)
     if not (locking.search(data) or retrying.search(data)):
         return []

@@ -25,6 +25,7 @@ from lockorder_lint.findings import FileError, Finding, Skipped, TableStep
 from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.noqa import suppressed
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
+from lockorder_lint.raw_sql import constant_hits
 from lockorder_lint.rules import ALL_RULES, Rule
 from lockorder_lint.statements import Statement
 from lockorder_lint.summaries import CALLERS, Program
@@ -143,6 +144,7 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
         for code, pattern in project.rule_triggers.items()
         if code in rules_by_code
     }
+    hits_by_rule = constant_hits(tree, data, hits_by_rule, breaks)  # SQL in module constants
     if project.program is not None:
         project.program.touched = set()
         project.program.touched_names = set()

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lockorder_lint.raw_sql import LOCK_TRIGGER
+from lockorder_lint.raw_sql import VIA as SQL_TEXT
 from lockorder_lint.rules.base import Report, Rule, RuleContext
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ class JoinedRowsLock(Rule):
     code = "LCK004"
     name = "for-update-locks-joined-rows"
     summary = "FOR UPDATE without of= on a statement that joins other tables (explicitly or by eager loading)"
-    triggers = rb"with_for_update"
+    triggers = rb"with_for_update|" + LOCK_TRIGGER
     uses_lock_helpers = True
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
@@ -78,6 +80,8 @@ class JoinedRowsLock(Rule):
         )
         if mariadb:
             fix = f"{without_join}: MariaDB has no OF (SQLAlchemy drops it)"
+        elif lock.via == SQL_TEXT:
+            fix = f"add OF {table.name} to the lock clause, or {without_join}"
         elif statement.kind == "get":
             fix = f'pass with_for_update={{"of": {entity}}}, or {without_join}'
         elif lock.via != "with_for_update":

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lockorder_lint.contention import handles_requests, inserting_callers
+from lockorder_lint.raw_sql import WRITE_TRIGGER
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ class UnorderedBulkWrite(Rule):
     code = "LCK001"
     name = "unordered-bulk-write"
     summary = "bulk UPDATE/DELETE on a hot table that does not pin rows by primary key"
-    triggers = rb"\b(?:update|delete)\s*\("
+    triggers = rb"\b(?:update|delete)\s*\(|" + WRITE_TRIGGER
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         statements = unit.statements

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lockorder_lint.raw_sql import LOCK_TRIGGER
+from lockorder_lint.raw_sql import VIA as SQL_TEXT
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
@@ -13,11 +15,18 @@ if TYPE_CHECKING:
     from lockorder_lint.units import Unit
 
 
+def _in_sql_terms(message: str, via: str) -> str:
+    """The fix named as a lock written in SQL text spells it (SKIP LOCKED, NOWAIT)."""
+    if via != SQL_TEXT:
+        return message
+    return message.replace("skip_locked=True", "SKIP LOCKED").replace("nowait=True", "NOWAIT")
+
+
 class UnorderedForUpdate(Rule):
     code = "LCK002"
     name = "unordered-for-update"
     summary = "FOR UPDATE on a hot table without primary-key pinning, ORDER BY the key, SKIP LOCKED or NOWAIT"
-    triggers = rb"with_for_update"
+    triggers = rb"with_for_update|" + LOCK_TRIGGER
     uses_lock_helpers = True
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
@@ -49,7 +58,7 @@ class UnorderedForUpdate(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                self._message(statement, ordered, context.config.mysql),
+                _in_sql_terms(self._message(statement, ordered, context.config.mysql), lock.via),
                 table.name,
                 statement.statement_text,
             )

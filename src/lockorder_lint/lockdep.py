@@ -1,0 +1,181 @@
+"""Run-time lock-order graph: the kernel's lockdep idea applied to SQL row locks.
+
+While a test suite runs its database tests one after another, each transaction's statements are
+read (with :mod:`lockorder_lint.sql_reader`) into the row locks they take: a lock *class* is a
+(table, mode) pair. Taking a lock on one table while holding a lock on another adds an edge to a
+graph shared by the whole session. Two edges in opposite directions, from different transactions,
+whose locks conflict on both tables, are a deadlock waiting for the right interleaving, found
+without ever racing. A lock taken with SKIP LOCKED or NOWAIT never waits, so it adds no edge.
+
+This module holds no SQLAlchemy code: :mod:`lockorder_lint.pytest_plugin` feeds it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from lockorder_lint.sql_reader import SqlNotRead, SqlStatement, read_sql
+
+# Row-lock modes, weakest first, named as PostgreSQL names them; writes take the update modes.
+KEY_SHARE, SHARE, NO_KEY_UPDATE, UPDATE = "FOR KEY SHARE", "FOR SHARE", "FOR NO KEY UPDATE", "FOR UPDATE"
+_MODES = {"key share": KEY_SHARE, "share": SHARE, "no key update": NO_KEY_UPDATE, "update": UPDATE}
+# PostgreSQL's row-level lock conflict table (the documentation's "Conflicting Row-Level Locks").
+_POSTGRES_CONFLICTS = {
+    KEY_SHARE: {UPDATE},
+    SHARE: {NO_KEY_UPDATE, UPDATE},
+    NO_KEY_UPDATE: {SHARE, NO_KEY_UPDATE, UPDATE},
+    UPDATE: {KEY_SHARE, SHARE, NO_KEY_UPDATE, UPDATE},
+}
+_SHARED = {KEY_SHARE, SHARE}
+MAX_CACHED_STATEMENTS = 4096
+
+
+def conflicts(first: str, second: str, dialect: str) -> bool:
+    """Whether two row locks on the same row wait for each other. InnoDB has shared and exclusive
+    record locks only; SQLite locks the whole database for any write."""
+    if dialect == "postgresql":
+        return second in _POSTGRES_CONFLICTS[first]
+    return not (first in _SHARED and second in _SHARED)
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One row lock a statement took: its class, where the user's code asked for it, and the SQL."""
+
+    table: str
+    mode: str
+    where: str  # ``path:line function`` of the first frame in the user's code
+    path: str
+    line: int
+    sql: str
+    waits: bool = True  # False for SKIP LOCKED / NOWAIT: it never waits, so it closes no cycle
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A lock taken while another was held, in one transaction."""
+
+    held: Acquisition
+    taken: Acquisition
+    transaction: int
+    dialect: str
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """Two transactions that each hold a lock the other then wants."""
+
+    first: Edge
+    second: Edge
+    dialect: str
+
+    @property
+    def tables(self) -> tuple[str, str]:
+        return self.first.held.table, self.first.taken.table
+
+
+@dataclass
+class Transaction:
+    """The locks one database transaction holds, in the order it took them."""
+
+    number: int
+    dialect: str
+    held: dict[str, Acquisition] = field(default_factory=dict)
+
+
+def locks_of(
+    statement: SqlStatement, foreign_keys: Sequence[str] = (), dialect: str = "postgresql"
+) -> list[tuple[str, str, bool]]:
+    """The (table, mode, waits) row locks one statement takes: a locking read locks the rows of the
+    tables its lock clause names (all of its FROM tables without OF; on PostgreSQL never an outer
+    join's nullable side, while InnoDB locks every row it reads); UPDATE and DELETE lock the rows
+    they change; an INSERT or UPDATE checks each foreign key with FOR KEY SHARE on the parent row
+    (``foreign_keys`` names the parent tables)."""
+    found: list[tuple[str, str, bool]] = []
+    if statement.kind == "select" and statement.lock is not None:
+        mode = _MODES[statement.lock.strength]
+        waits = not (statement.lock.skip_locked or statement.lock.nowait)
+        if statement.lock.of is not None:
+            tables: Iterable[str] = statement.lock.of
+        else:
+            outer = {name for name, is_outer in statement.joins if is_outer and dialect == "postgresql"}
+            tables = [t for t in statement.tables if t not in outer]
+        found.extend((table, mode, waits) for table in dict.fromkeys(tables))
+    elif statement.kind in ("update", "delete", "upsert") and statement.target:
+        found.append((statement.target, UPDATE if statement.kind != "update" else NO_KEY_UPDATE, True))
+    if statement.kind in ("insert", "upsert", "update"):
+        found.extend((parent, KEY_SHARE, True) for parent in foreign_keys if parent != statement.target)
+    return found
+
+
+class LockGraph:
+    """The lock-class graph of a whole test session."""
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str], list[Edge]] = {}
+        self._numbers = itertools.count(1)
+        self._read: dict[tuple[str, str], list[SqlStatement] | None] = {}
+
+    def begin(self, dialect: str) -> Transaction:
+        return Transaction(next(self._numbers), dialect)
+
+    def read(self, sql: str, dialect: str) -> list[SqlStatement]:
+        """The statements of one executed SQL text (cached: test suites repeat their statements)."""
+        key = (sql, dialect)
+        if key not in self._read:
+            if len(self._read) > MAX_CACHED_STATEMENTS:
+                self._read.clear()
+            try:
+                self._read[key] = read_sql(sql, [dialect])
+            except SqlNotRead:
+                self._read[key] = None
+        return self._read[key] or []
+
+    def take(self, transaction: Transaction, acquisition: Acquisition) -> None:
+        """Record a lock taken by ``transaction``: an edge from every other table it holds."""
+        current = transaction.held.get(acquisition.table)
+        if current is not None and not _stronger(acquisition.mode, current.mode):
+            return  # already held at least as strongly: nothing new to wait for
+        if acquisition.waits:
+            for held in transaction.held.values():
+                if held.table == acquisition.table:
+                    continue
+                edges = self.edges.setdefault((held.table, acquisition.table), [])
+                if len(edges) < 16 and not any(
+                    e.held.where == held.where and e.taken.where == acquisition.where for e in edges
+                ):
+                    edges.append(Edge(held, acquisition, transaction.number, transaction.dialect))
+        transaction.held[acquisition.table] = acquisition
+
+    def cycles(self) -> list[Cycle]:
+        """Every pair of tables locked in both orders, by two transactions whose locks conflict
+        on both tables: one cycle per pair of tables, with the first pair of traces that shows it."""
+        found: list[Cycle] = []
+        for (first_table, second_table), forward in sorted(self.edges.items()):
+            if first_table >= second_table:
+                continue
+            backward = self.edges.get((second_table, first_table), [])
+            cycle = _first_conflicting(forward, backward)
+            if cycle is not None:
+                found.append(cycle)
+        return found
+
+
+def _stronger(mode: str, than: str) -> bool:
+    order = [KEY_SHARE, SHARE, NO_KEY_UPDATE, UPDATE]
+    return order.index(mode) > order.index(than)
+
+
+def _first_conflicting(forward: Sequence[Edge], backward: Sequence[Edge]) -> Cycle | None:
+    for one, other in itertools.product(forward, backward):
+        if one.transaction == other.transaction:
+            continue
+        dialect = one.dialect
+        # one waits on other's table-B lock; other waits on one's table-A lock
+        if conflicts(one.taken.mode, other.held.mode, dialect) and conflicts(
+            other.taken.mode, one.held.mode, dialect
+        ):
+            return Cycle(one, other, dialect)
+    return None

@@ -1,0 +1,216 @@
+"""``pytest --lockorder`` on SQLite (no server needed): the plugin is inert unless asked for, records
+the locks of transactions run one after another, and reports a cycle with both stacks; its lock
+model (``lockdep``) is tested directly too. The Airflow #66734 transactions on real PostgreSQL and
+MariaDB are in ``tests/integration/test_runtime_lockorder.py``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lockorder_lint.lockdep import (
+    KEY_SHARE,
+    NO_KEY_UPDATE,
+    SHARE,
+    UPDATE,
+    Acquisition,
+    LockGraph,
+    conflicts,
+    locks_of,
+)
+from lockorder_lint.sql_reader import read_sql
+
+pytest_plugins = ["pytester"]
+
+OPPOSITE_ORDERS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+a = sa.Table("a", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer))
+b = sa.Table("b", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer))
+
+
+def engine():
+    made = sa.create_engine("sqlite://")
+    metadata.create_all(made)
+    with made.begin() as connection:
+        connection.execute(a.insert(), [{"id": 1, "v": 0}])
+        connection.execute(b.insert(), [{"id": 1, "v": 0}])
+    return made
+
+
+def touch_a_then_b(connection):
+    connection.execute(a.update().where(a.c.id == 1).values(v=1))
+    connection.execute(b.update().where(b.c.id == 1).values(v=1))
+
+
+def touch_b_then_a(connection):
+    connection.execute(sa.text("UPDATE b SET v = 2 WHERE id = :id"), {"id": 1})
+    connection.execute(sa.text("UPDATE a SET v = 2 WHERE id = :id"), {"id": 1})
+
+
+def test_first_order():
+    with engine().begin() as connection:
+        touch_a_then_b(connection)
+
+
+def test_second_order():
+    with engine().begin() as connection:
+        touch_b_then_a(connection)
+"""
+
+ONE_ORDER = OPPOSITE_ORDERS.replace(
+    'connection.execute(sa.text("UPDATE b SET v = 2 WHERE id = :id"), {"id": 1})\n'
+    '    connection.execute(sa.text("UPDATE a SET v = 2 WHERE id = :id"), {"id": 1})',
+    'connection.execute(sa.text("UPDATE a SET v = 2 WHERE id = :id"), {"id": 1})\n'
+    '    connection.execute(sa.text("UPDATE b SET v = 2 WHERE id = :id"), {"id": 1})',
+)
+
+
+def test_inactive_without_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_orders=OPPOSITE_ORDERS)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "lockorder-lint" in out  # installed through the pytest11 entry point
+    assert "LCK005" not in out and "lock-order cycle" not in out
+
+
+def test_reports_a_cycle_with_both_stacks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_orders=OPPOSITE_ORDERS)
+    report = pytester.path / "lockorder.json"
+    result = pytester.runpytest_subprocess("--lockorder",
+                                           f"--lockorder-report={report}")  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "LCK005 lock-order cycle between a and b:" in out
+    result.stdout.fnmatch_lines(
+        [
+            "  transaction *: FOR NO KEY UPDATE on a at test_orders.py:18 touch_a_then_b",
+            "*then FOR NO KEY UPDATE on b at test_orders.py:19 touch_a_then_b",
+            "*transaction *: FOR NO KEY UPDATE on b at test_orders.py:23 touch_b_then_a",
+            "*then FOR NO KEY UPDATE on a at test_orders.py:24 touch_b_then_a",
+        ]
+    )
+    [finding] = json.loads(report.read_text(encoding="utf-8"))
+    assert (finding["code"], finding["source"], finding["line"]) == ("LCK005", "runtime", 24)
+    assert [len(t["steps"]) for t in finding["trace"]] == [2, 2]
+
+
+def test_strict_fails_the_session_on_a_cycle(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_orders=OPPOSITE_ORDERS)
+    result = pytester.runpytest_subprocess("--lockorder", "--lockorder-strict")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 1
+
+
+def test_one_order_everywhere_is_clean(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_orders=ONE_ORDER)
+    result = pytester.runpytest_subprocess("--lockorder", "--lockorder-strict")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    assert "no lock-order cycle between the transactions recorded" in result.stdout.str()
+
+
+def test_noqa_on_the_acquiring_line_suppresses(pytester: pytest.Pytester) -> None:
+    source = OPPOSITE_ORDERS.replace(
+        'connection.execute(sa.text("UPDATE a SET v = 2 WHERE id = :id"), {"id": 1})',
+        'connection.execute(sa.text("UPDATE a SET v = 2 WHERE id = :id"), {"id": 1})  # noqa: LCK005',
+    )
+    pytester.makepyfile(test_orders=source)
+    result = pytester.runpytest_subprocess("--lockorder", "--lockorder-strict")
+    assert result.ret == 0
+
+
+SWALLOWED_ERROR = """
+import sqlalchemy as sa
+
+
+def test_keeps_using_the_connection():
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        connection.begin()
+        try:
+            connection.execute(sa.text("SELECT * FROM missing_table"))
+        except sa.exc.OperationalError:
+            pass
+        connection.execute(sa.text("SELECT 1"))
+"""
+
+
+def test_an_error_that_leaves_the_transaction_usable_is_not_reported(pytester: pytest.Pytester) -> None:
+    """SQLite keeps the transaction after a failed statement (PostgreSQL does not: that case, and
+    MariaDB's, run in ``tests/integration/test_runtime_lockorder.py``)."""
+    pytester.makepyfile(test_errors=SWALLOWED_ERROR)
+    result = pytester.runpytest_subprocess("--lockorder")
+    result.assert_outcomes(passed=1)
+    assert "LCK003" not in result.stdout.str()
+
+
+# -- the lock model -----------------------------------------------------------------------------
+
+
+def _locks(sql: str, parents: tuple[str, ...] = ()) -> list[tuple[str, str, bool]]:
+    [statement] = read_sql(sql)
+    return locks_of(statement, parents)
+
+
+def test_locks_of_each_statement_kind() -> None:
+    assert _locks("SELECT * FROM job WHERE id = 1 FOR UPDATE") == [("job", UPDATE, True)]
+    assert _locks("SELECT * FROM job WHERE id = 1 FOR SHARE SKIP LOCKED") == [("job", SHARE, False)]
+    assert _locks("SELECT * FROM job JOIN run ON run.id = job.run_id FOR UPDATE") == [
+        ("job", UPDATE, True),
+        ("run", UPDATE, True),
+    ]
+    assert _locks("SELECT * FROM job JOIN run ON run.id = job.run_id FOR UPDATE OF job") == [
+        ("job", UPDATE, True)
+    ]
+    assert _locks("SELECT * FROM job LEFT JOIN run ON run.id = job.run_id FOR UPDATE") == [
+        ("job", UPDATE, True)
+    ]
+    assert _locks("SELECT * FROM job WHERE id = 1") == []
+    assert _locks("UPDATE job SET state = 'x' WHERE id = 1", ("run",)) == [
+        ("job", NO_KEY_UPDATE, True),
+        ("run", KEY_SHARE, True),
+    ]
+    assert _locks("DELETE FROM job WHERE id = 1") == [("job", UPDATE, True)]
+    assert _locks("INSERT INTO job (id, run_id) VALUES (1, 2)", ("run",)) == [("run", KEY_SHARE, True)]
+
+
+def test_postgresql_conflict_table() -> None:
+    assert not conflicts(KEY_SHARE, NO_KEY_UPDATE, "postgresql")
+    assert conflicts(KEY_SHARE, UPDATE, "postgresql")
+    assert not conflicts(SHARE, SHARE, "postgresql")
+    assert conflicts(SHARE, NO_KEY_UPDATE, "postgresql")
+    assert conflicts(NO_KEY_UPDATE, NO_KEY_UPDATE, "postgresql")
+    assert not conflicts(SHARE, KEY_SHARE, "mysql")
+    assert conflicts(KEY_SHARE, NO_KEY_UPDATE, "mysql")
+
+
+def _take(graph: LockGraph, number: int, steps: list[tuple[str, str, bool]]) -> None:
+    transaction = graph.begin("postgresql")
+    for index, (table, mode, waits) in enumerate(steps):
+        where = f"app.py:{number * 10 + index} t{number}"
+        graph.take(transaction, Acquisition(table, mode, where, "app.py", number * 10 + index, "sql", waits))
+
+
+def test_cycle_needs_conflicting_locks_on_both_tables() -> None:
+    graph = LockGraph()
+    _take(graph, 1, [("run", UPDATE, True), ("job", UPDATE, True)])
+    _take(graph, 2, [("job", UPDATE, True), ("run", UPDATE, True)])
+    [cycle] = graph.cycles()
+    assert cycle.tables == ("job", "run")
+
+    shared = LockGraph()  # FK checks (FOR KEY SHARE) do not conflict with NO KEY UPDATE
+    _take(shared, 1, [("run", KEY_SHARE, True), ("job", NO_KEY_UPDATE, True)])
+    _take(shared, 2, [("job", NO_KEY_UPDATE, True), ("run", NO_KEY_UPDATE, True)])
+    assert shared.cycles() == []
+
+
+def test_a_lock_that_never_waits_closes_no_cycle() -> None:
+    graph = LockGraph()
+    _take(graph, 1, [("run", UPDATE, True), ("job", UPDATE, False), ("job", NO_KEY_UPDATE, True)])
+    _take(graph, 2, [("job", UPDATE, True), ("run", UPDATE, True)])
+    assert graph.cycles() == []
