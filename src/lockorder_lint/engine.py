@@ -26,7 +26,7 @@ from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.noqa import suppressed
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
 from lockorder_lint.raw_sql import constant_hits
-from lockorder_lint.rules import ALL_RULES, Rule
+from lockorder_lint.rules import ALL_RULES, Report, Rule
 from lockorder_lint.statements import Statement
 from lockorder_lint.summaries import CALLERS, Program
 
@@ -200,21 +200,25 @@ def _whole_program_findings(
         for report, function, trace in reports:
             if suppressed(source.line(report.span.line), report.code):
                 continue
-            result.findings.append(
-                Finding(
-                    path=display,
-                    line=report.span.line,
-                    column=report.span.column,
-                    end_line=report.span.end_line,
-                    end_column=report.span.end_column,
-                    code=report.code,
-                    message=report.message,
-                    table=report.table,
-                    function=function,
-                    statement=report.statement,
-                    trace=trace,
-                )
-            )
+            result.findings.append(_finding(display, report, function, trace=trace))
+
+
+def _finding(display: str, report: Report, function: str | None, **more: Any) -> Finding:
+    """A rule's report as the finding a reporter shows: anchored at the report's span."""
+    span = report.span
+    return Finding(
+        path=display,
+        line=span.line,
+        column=span.column,
+        end_line=span.end_line,
+        end_column=span.end_column,
+        code=report.code,
+        message=report.message,
+        table=report.table,
+        function=function,
+        statement=report.statement,
+        **more,
+    )
 
 
 def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
@@ -270,21 +274,8 @@ def _apply_rules(
             for report in rule.check(unit, context):
                 if suppressed(source.line(report.span.line), report.code):
                     continue
-                result.findings.append(
-                    Finding(
-                        path=display,
-                        line=report.span.line,
-                        column=report.span.column,
-                        end_line=report.span.end_line,
-                        end_column=report.span.end_column,
-                        code=report.code,
-                        message=report.message,
-                        table=report.table,
-                        function=unit.qualname,
-                        statement=report.statement,
-                        hot_because=report.hot_because or context.hot_because(report.table),
-                    )
-                )
+                why = report.hot_because or context.hot_because(report.table)
+                result.findings.append(_finding(display, report, unit.qualname, hot_because=why))
         result.steps.extend(table_steps(unit, display))
     result.cold += len(context.cold)
     seen: set[tuple[int, int, str]] = set()
