@@ -313,3 +313,15 @@ def test_the_exported_baseline_key_is_the_one_write_baseline_records(project: Pa
     (finding,) = data["findings"]
     assert {**finding["key"], "count": 1} == entry
     assert textwrap.dedent(finding["source"]).strip().startswith("session.execute(update(Job)")
+
+
+def test_an_lck005_finding_shows_one_trace_per_transaction(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    out = tmp_path / "cycle.html"
+    path = fixtures / "airflow" / "dag_run_lock_order_3_2_1.py"
+    argv = ["report", "--no-cache", "--select", "LCK005", "--project-root", str(fixtures), str(path)]
+    assert main([*argv, "-o", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.count('<article class="finding"') == 1
+    assert '<ul class="traces"><li>transaction 1<ol>' in page and "<li>transaction 2<ol>" in page
+    assert "locks dag_run" in page and "locks task_instance" in page

@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 
 from lockorder_lint.baseline import FORMAT_VERSION
+from lockorder_lint.findings import Finding
 from lockorder_lint.report.lockgraph import LockGraph
 from lockorder_lint.report.model import AuditReport, ReportFinding, TableGroup
 from lockorder_lint.report.svg import render_svg
@@ -172,6 +173,20 @@ def _prose(text: str) -> str:
     return _QUOTED.sub(r"<code>\1</code>", escape(text))
 
 
+def _traces(finding: Finding) -> str:
+    """LCK005's cycle: one ordered list of steps per transaction, each where it locks what."""
+    if not finding.trace:
+        return ""
+    blocks = []
+    for number, steps in enumerate(finding.trace, 1):
+        lines = "".join(
+            f"<li class='mono'>{escape(path)}:{line} {escape(function)}: {escape(step)}</li>"
+            for path, line, function, step in steps
+        )
+        blocks.append(f"<li>transaction {number}<ol>{lines}</ol></li>")
+    return f'<ul class="traces">{"".join(blocks)}</ul>'
+
+
 def _finding(item: ReportFinding) -> str:
     finding = item.finding
     where = f"{item.where}:{finding.line}:{finding.column}"
@@ -180,6 +195,7 @@ def _finding(item: ReportFinding) -> str:
     fix = f'<p class="fix"><strong>Fix:</strong> {_prose(item.fix)}</p>' if item.fix else ""
     if item.hot_because:
         fix += f'<p class="hot-because">Contended: {escape(item.hot_because)}</p>'
+    fix += _traces(finding)
     name = f"mark-{item.id}"
     triage = "".join(
         f'<label><input type="radio" name="{name}" value="{value}"{" checked" if value == "none" else ""}>'
