@@ -6,7 +6,7 @@ that gap lock (gap locks do not conflict), then each one's INSERT waits for the 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from lockorder_lint.contention import handles_requests
@@ -14,6 +14,7 @@ from lockorder_lint.iteration import OrderReader, own_nodes
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text
 
 if TYPE_CHECKING:
+    from lockorder_lint.catalog import Table
     from lockorder_lint.statements import Span, Statement
     from lockorder_lint.units import Unit
 
@@ -101,6 +102,8 @@ class LockThenInsertGap(Rule):
             reader = reader or OrderReader(unit.node)
             if _keys_read_first(unit, probe, statements[:index], reader):
                 continue  # the keys were read from the table first: those rows exist
+            if _parent_locked_first(table, statements[:index]):
+                continue  # copies of the transaction queue on the parent row: the named fix
             if not (context.hot(table) or handles_requests(unit.node)):
                 span = _probe_span(probe)
                 context.cold.add((span.line, span.column))
@@ -113,6 +116,16 @@ class LockThenInsertGap(Rule):
             )
             message = _message(probe, what, insert_line or 0, merged)
             yield Report(self.code, _probe_span(probe), message, table.name, probe.statement_text)
+
+
+def _parent_locked_first(table: Table, earlier: Sequence[Statement]) -> bool:
+    """A row of a table this one references (by a foreign key) was locked for update before the
+    probe: two copies of the transaction then wait on that row before either reaches the gap."""
+    parents = {target.split(".", 1)[0] for target in table.foreign_keys.values()}
+    return any(
+        s.lock is not None and not s.lock.read and not s.lock.non_blocking and s.table_name in parents
+        for s in earlier
+    )
 
 
 def _after(insert: Statement, probe: Statement, unit: Unit) -> bool:
