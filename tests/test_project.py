@@ -583,3 +583,44 @@ def test_a_table_variable_is_found_by_its_short_name_only_from_its_own_module(
     )
     code, out, err = run_cli(capsys, "--no-cache", "--show-unknown", "app", cwd=root)
     assert "not checked" not in err
+
+
+def test_a_cached_result_survives_an_edit_inside_a_function_it_only_resolved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that resolved a call into another file read what that file declares, not its
+    bodies: an edit inside a function there keeps the result; a change of what it declares does
+    not."""
+    from lockorder_lint import runner
+
+    notify = (
+        "from sqlalchemy import select\n\nfrom app.models import Job\n\n\n"
+        "def running():\n    return select(Job).where(Job.state == 'running')\n\n\n"
+        "def notify(session, job_id):\n    print('job', job_id)\n"
+    )
+    imports = "from app.helpers import notify\nfrom app.models import Job, Note\n"
+    work = WORK.replace("from app.models import Job, Note\n", imports).replace(
+        '    session.execute(update(Job).where(Job.state == "running").values(state="failed"))\n',
+        '    session.execute(update(Job).where(Job.state == "running").values(state="failed"))\n'
+        "    notify(session, 1)\n",
+    )
+    root = project(tmp_path / "p", work=work, helpers=notify)
+    checked: list[str] = []
+    original = runner._check_safely
+
+    def counting(data: bytes, path: Path, display: str, project: object) -> object:
+        checked.append(path.name)
+        return original(data, path, display, project)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_check_safely", counting)
+    cache = str(tmp_path / "cache")
+    code, first, _err = run_cli(capsys, "--jobs", "1", "--cache-dir", cache, "app", cwd=root)
+    assert "app/work.py:13" in first
+    (root / "app" / "helpers.py").write_text(notify.replace("'job'", "'job:'"), encoding="utf-8")
+    checked.clear()
+    code, out, _err = run_cli(capsys, "--jobs", "1", "--cache-dir", cache, "app", cwd=root)
+    assert (out, checked) == (first, ["helpers.py"])
+    (root / "app" / "helpers.py").write_text(notify.replace("job_id", "ident"), encoding="utf-8")
+    checked.clear()
+    code, out, _err = run_cli(capsys, "--jobs", "1", "--cache-dir", cache, "app", cwd=root)
+    assert out == first and "work.py" in checked

@@ -28,7 +28,7 @@ from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_
 from lockorder_lint.raw_sql import constant_hits
 from lockorder_lint.rules import ALL_RULES, Report, Rule
 from lockorder_lint.statements import Statement
-from lockorder_lint.summaries import CALLERS, Program
+from lockorder_lint.summaries import CALLERS, SYMBOLS, Program
 
 if TYPE_CHECKING:
     from lockorder_lint.units import Unit
@@ -53,6 +53,12 @@ class Project:
     hot: dict[str, list[str]] | None = None
     # Where writers contend (hot evidence, range writes composed with inserts by callers).
     contention: Contention = field(default_factory=lambda: Contention())
+
+    def still_valid(self, key: str, recorded: str) -> bool:
+        """Whether something a cached result depended on is unchanged (see Program.still_valid)."""
+        if self.program is not None:
+            return self.program.still_valid(key, recorded)
+        return self.dependency_digest(key) == recorded
 
     def dependency_digest(self, key: str) -> str:
         """The current digest of something a cached result depended on: a file, or the list of
@@ -148,6 +154,7 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
     if project.program is not None:
         project.program.touched = set()
         project.program.touched_names = set()
+        project.program.touched_symbols = set()
         project.program.remember(str(path), source, resolver)
         known_answers = set(project.program.found)
     for candidate in candidate_functions(tree, module, hits_by_rule):
@@ -176,9 +183,9 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
             result.errors.append(FileError(display, candidate.start_line, describe_failure(exc)))
     if project.program is not None:
         here = str(path)
-        result.deps = {p: project.digests.get(p, "") for p in sorted(project.program.touched) if p != here}
-        for name in sorted(project.program.touched_names):  # whose callers it looked up
-            result.deps[CALLERS + name] = project.program.call_index_digest(name)
+        program = project.program
+        deps = program.dependencies(program.touched, program.touched_names, program.touched_symbols)
+        result.deps = {k: v for k, v in deps.items() if k not in (here, SYMBOLS + here)}
         result.answers = {k: v for k, v in project.program.found.items() if k not in known_answers}
     result.findings.sort()
     result.unknown.sort()

@@ -171,7 +171,7 @@ def run(
             continue
         key = f"{project.fingerprint}:{display}:{content_digest(data)}"
         cached = cache.get_result(key) if cache is not None else None
-        if cached is not None and any(project.dependency_digest(p) != d for p, d in cached.deps.items()):
+        if cached is not None and not all(project.still_valid(p, d) for p, d in cached.deps.items()):
             cached = None  # a helper it followed into another file, or who calls it, has changed
         if cached is not None:
             outcomes[index] = cached

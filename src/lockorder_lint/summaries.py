@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CALLERS = "callers:"  # a dependency on who calls a name, beside file paths
+SYMBOLS = "symbols:"  # a dependency on what a file declares (its symbols), not on its bodies
 MAX_DEPTH = 3  # helpers calling helpers calling helpers
 MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
@@ -127,6 +128,9 @@ class Program:
         self.displays: dict[str, str] = {}  # path -> the path as findings show it
         # Names whose callers the current check looked up: its result depends on who calls them.
         self.touched_names: set[str] = set()
+        # Files whose symbols (not bodies) the current check read to resolve names: its result
+        # depends on what they declare, not on every line of them.
+        self.touched_symbols: set[str] = set()
         self._memos: dict[str, dict[Any, Any]] = {}
         # Content digests of the project's files, to validate what earlier runs worked out.
         self.digests: dict[str, str] = {}
@@ -193,20 +197,62 @@ class Program:
         return known
 
     def dependency_digest(self, key: str) -> str:
-        """The current digest of something an answer depended on: a file, or who calls a name."""
+        """The current digest of something an answer depended on: a file, who calls a name, or
+        what a file declares (``symbols:<path>``, recorded as ``<content>|<declarations>``)."""
         if key.startswith(CALLERS):
             return self.call_index_digest(key[len(CALLERS) :])
+        if key.startswith(SYMBOLS):
+            path = key[len(SYMBOLS) :]
+            return f"{self.digests.get(path, '')}|{self.symbols_digest(path)}"
         return self.digests.get(key, "")
+
+    def still_valid(self, key: str, recorded: str) -> bool:
+        """Whether a dependency is unchanged. For a file's declarations an unchanged content is
+        enough, and a changed one is parsed only to compare what it declares."""
+        if key.startswith(SYMBOLS):
+            path = key[len(SYMBOLS) :]
+            content, _, declared = recorded.partition("|")
+            return self.digests.get(path, "") == content or self.symbols_digest(path) == declared
+        return self.dependency_digest(key) == recorded
+
+    def symbols_digest(self, path: str) -> str:
+        """What a file declares, as a digest that ignores line numbers and bodies: edits inside a
+        function leave every answer that only resolved names through the file valid."""
+        digests = self.memo("symbols_digest")
+        if path not in digests:
+            loaded = self._peek(path)
+            symbols = loaded.symbols if loaded is not None else None
+            text = (
+                ""
+                if symbols is None
+                else repr(
+                    ([replace(f, lineno=0) for f in symbols.functions], symbols.classes, symbols.imports)
+                )
+            )
+            digests[path] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        known: str = digests[path]
+        return known
+
+    def dependencies(self, read: set[str], names: set[str], declared: set[str]) -> dict[str, str]:
+        """The recorded digests of what a piece of work read."""
+        deps = {path: self.digests.get(path, "") for path in sorted(read)}
+        deps.update({CALLERS + name: self.call_index_digest(name) for name in sorted(names)})
+        deps.update(
+            {SYMBOLS + path: self.dependency_digest(SYMBOLS + path) for path in sorted(declared - read)}
+        )
+        return deps
 
     def recall(self, key: str) -> tuple[bool, Any]:
         """A whole-program answer worked out before (in this process or an earlier run) whose
         inputs are unchanged; the current check then depends on those inputs too."""
         entry = self.found.get(key) or self.kept.get(key)
-        if entry is None or any(self.dependency_digest(d) != digest for d, digest in entry[0].items()):
+        if entry is None or not all(self.still_valid(d, digest) for d, digest in entry[0].items()):
             return False, None
         for dep in entry[0]:
             if dep.startswith(CALLERS):
                 self.touched_names.add(dep[len(CALLERS) :])
+            elif dep.startswith(SYMBOLS):
+                self.touched_symbols.add(dep[len(SYMBOLS) :])
             else:
                 self.touched.add(dep)
         return True, entry[1]
@@ -228,16 +274,16 @@ class Program:
     def answering(self, key: str) -> Iterator[list[Any]]:
         """Work out a whole-program answer, recording what it reads; the caller appends the value
         to the yielded list. The answer is kept for later checks and runs."""
-        outer = (self.touched, self.touched_names)
-        self.touched, self.touched_names = set(), set()
+        outer = (self.touched, self.touched_names, self.touched_symbols)
+        self.touched, self.touched_names, self.touched_symbols = set(), set(), set()
         box: list[Any] = []
         try:
             yield box
         finally:
-            read, names = self.touched, self.touched_names
+            read, names, declared = self.touched, self.touched_names, self.touched_symbols
             self.touched, self.touched_names = outer[0] | read, outer[1] | names
-        deps = {path: self.digests.get(path, "") for path in sorted(read)}
-        deps.update({CALLERS + name: self.call_index_digest(name) for name in sorted(names)})
+            self.touched_symbols = outer[2] | declared
+        deps = self.dependencies(read, names, declared)
         if box:
             self.found[key] = (deps, box[0])
 
@@ -245,13 +291,18 @@ class Program:
         return self.displays.get(path, path)
 
     def _symbols(self, path: str) -> FileSymbols | None:
-        loaded = self.file(path)
+        self.touched_symbols.add(path)  # resolving a name reads declarations, not bodies
+        loaded = self._peek(path)
         return loaded.symbols if loaded is not None else None
 
     # -- files and functions ---------------------------------------------------------------------
 
     def file(self, path: str) -> _File | None:
         self.touched.add(path)
+        return self._peek(path)
+
+    def _peek(self, path: str) -> _File | None:
+        """A file, parsed once per process, without making the current check depend on it."""
         if self._current is not None and self._current[0] == path:
             return self._current[1]
         if path not in self._files:
