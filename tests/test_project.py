@@ -485,6 +485,7 @@ def sweep(session: Session, keep: list[int], cutoff: int) -> None:
     session.execute(update(Job).where(Job.id.in_(select(Job.id).where(Job.state == "x"))).values(state="y"))
     session.execute(update(Job).where(Job.id > cutoff, Job.state != "done").values(state="z"))
     session.execute(update(Job).where(not_(Job.state.in_(["a", "b"]))).values(state="z"))
+    session.execute(delete(Job))
 """
 
 
@@ -493,7 +494,11 @@ def test_messages_say_how_a_column_that_is_not_pinned_is_constrained(
 ) -> None:
     root = project(tmp_path / "p", work=CONDITIONS)
     code, out, _err = run_cli(capsys, "--no-cache", "--format", "json", "app", cwd=root)
-    messages = [f["message"] for f in json.loads(out)]
+    *messages, everything = [f["message"] for f in json.loads(out)]
+    assert everything == (
+        "bulk DELETE of job has no WHERE clause: it locks every row, not in id order; "
+        "select the id values first (ORDER BY id ... FOR UPDATE), then DELETE by id"
+    )
     reached = [m.split(" locks rows through ")[1].split(", not in ")[0] for m in messages]
     assert reached == [
         "id NOT IN (…)",

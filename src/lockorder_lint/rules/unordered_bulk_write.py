@@ -107,7 +107,7 @@ class UnorderedBulkWrite(Rule):
         assert table is not None
         through = reached_through(statement)
         kind = statement.write_kind or "UPDATE"
-        reach = f"through {through}" if through else "all (no WHERE clause)"
+        reach = f"locks rows through {through}" if through else "has no WHERE clause: it locks every row"
         if len(table.primary_key) == 1:
             pk = table.primary_key[0]
             order, values, by = f"{pk} order", f"the {pk} values", pk
@@ -118,7 +118,7 @@ class UnorderedBulkWrite(Rule):
         else:
             batch = f"ORDER BY {', '.join(table.primary_key)} ... FOR UPDATE"
         return (
-            f"bulk {kind} of {table.name} locks rows {reach}, not in {order}; "
+            f"bulk {kind} of {table.name} {reach}, not in {order}; "
             f"select {values} first ({batch}), then {kind} by {by}"
         )
 
