@@ -111,3 +111,27 @@ def test_hidden_directories_are_not_walked(tree: Path) -> None:
     (hidden / "bad.py").write_text((tree / "fixtures" / "airflow" / "scheduler_3_2_1.py").read_text())
     result = _run(tree)
     assert not any(".corpus" in f.path for f in result.findings)
+
+
+def test_one_scan_finds_every_rule_s_trigger_lines_as_a_scan_per_rule_does() -> None:
+    """Overlapping triggers (``with_for_update`` holds ``update``), a trigger running on past its
+    line (``update\\n(``), the last line without a line break: the same lines as one scan a rule."""
+    import re
+
+    from lockorder_lint.engine import hit_lines, rule_hit_lines
+    from lockorder_lint.parsing import LINE_BREAK_BYTES
+
+    data = (
+        b"x = 1\nq = select(A).with_for_update()\nsession.execute(update\n(A))\n"
+        b"d = {}\nd.update({})\n\n\ndelete(B).where(B.id == 1)\nwith_for_update"
+    )
+    triggers = {
+        "LCK001": re.compile(rb"\b(?:update|delete)\s*\("),
+        "LCK002": re.compile(rb"with_for_update"),
+        "LCK006": re.compile(rb"\.update\(|delete\("),
+    }
+    combined = re.compile(b"|".join(p.pattern for p in triggers.values()))
+    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+    one_scan = rule_hit_lines(data, breaks, triggers, combined)
+    assert one_scan == {code: hit_lines(data, pattern, breaks) for code, pattern in triggers.items()}
+    assert one_scan["LCK001"] == [3, 6, 9] and one_scan["LCK002"] == [2, 10]

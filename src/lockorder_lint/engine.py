@@ -110,6 +110,32 @@ def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> lis
     return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
 
 
+def rule_hit_lines(
+    data: bytes, breaks: list[int], triggers: dict[str, re.Pattern[bytes]], combined: re.Pattern[bytes]
+) -> dict[str, list[int]]:
+    """Each rule's trigger lines, as ``hit_lines`` would find them one rule at a time, from one
+    scan of the file with every trigger: then each rule's own pattern is tried on those lines only
+    (triggers are rare, a file is long)."""
+    candidates: set[int] = set()
+    for match in combined.finditer(data):
+        first = bisect.bisect_right(breaks, match.start()) + 1
+        last = bisect.bisect_right(breaks, max(match.end() - 1, match.start())) + 1
+        candidates.update(range(first, last + 1))
+    found: dict[str, list[int]] = {code: [] for code in triggers}
+    for line in sorted(candidates):
+        start = breaks[line - 2] + 1 if line > 1 else 0
+        end = breaks[line - 1] if line - 1 < len(breaks) else len(data)
+        for code, pattern in triggers.items():
+            # a trigger may run on past the line's end (``update\n(``), never this far
+            here = pattern.search(data, start, min(len(data), end + _TRIGGER_REACH))
+            if here is not None and here.start() < end:
+                found[code].append(line)
+    return found
+
+
+_TRIGGER_REACH = 512
+
+
 def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     """Check one file's bytes. Never raises: problems become FileErrors."""
     with collector_paused():
@@ -145,11 +171,8 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
     tree = source.tree
     resolver = file_resolver(tree, module, path.name == "__init__.py")
     breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
-    hits_by_rule = {
-        code: hit_lines(data, pattern, breaks)
-        for code, pattern in project.rule_triggers.items()
-        if code in rules_by_code
-    }
+    triggers = {code: pattern for code, pattern in project.rule_triggers.items() if code in rules_by_code}
+    hits_by_rule = rule_hit_lines(data, breaks, triggers, project.trigger)
     hits_by_rule = constant_hits(tree, data, hits_by_rule, breaks)  # SQL in module constants
     if project.program is not None:
         project.program.touched = set()
