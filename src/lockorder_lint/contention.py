@@ -161,8 +161,7 @@ def file_effects(
 ) -> list[FunctionEffects]:
     """The effects of the functions of one file that lock rows (themselves, or through a lock
     helper or one of the project's ``wrappers`` that add FOR UPDATE) or that a retry re-runs."""
-    from lockorder_lint.builders import Scope
-    from lockorder_lint.engine import hit_lines
+    from lockorder_lint.engine import candidate_scope, hit_lines
     from lockorder_lint.raw_sql import LOCK_TRIGGER
     from lockorder_lint.units import candidate_functions, units_of
 
@@ -184,17 +183,7 @@ def file_effects(
     for candidate in candidate_functions(source.tree, module, hits):
         if "lock" not in candidate.rules and not any(retried_by(f) for f in _with_nested(candidate.node)):
             continue  # "retry" in its text, but nothing re-runs it
-        scope = Scope(
-            source=source,
-            resolver=resolver,
-            catalog=project.catalog,
-            program=project.program,
-            class_qualname=candidate.class_qualname,
-            qualname=candidate.qualname,
-            lock_helpers=project.lock_helpers,
-            dialects=project.dialects,
-            path=str(path),
-        )
+        scope = candidate_scope(candidate, source, resolver, project, path)
         try:
             for unit in units_of(candidate, scope):
                 summary = unit_effects(unit, display)

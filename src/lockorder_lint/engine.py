@@ -31,7 +31,9 @@ from lockorder_lint.statements import Statement
 from lockorder_lint.summaries import CALLERS, SYMBOLS, Program
 
 if TYPE_CHECKING:
-    from lockorder_lint.units import Unit
+    from lockorder_lint.builders import Scope
+    from lockorder_lint.names import Resolver
+    from lockorder_lint.units import Candidate, Unit
 
 
 @dataclass
@@ -165,7 +167,6 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
     }
     if not rules_by_code:
         return result
-    from lockorder_lint.builders import Scope
     from lockorder_lint.units import candidate_functions, units_of
 
     tree = source.tree
@@ -189,17 +190,7 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
         if not rules:
             continue
         result.analysed = True
-        scope = Scope(
-            source=source,
-            resolver=resolver,
-            catalog=project.catalog,
-            program=project.program,
-            class_qualname=candidate.class_qualname,
-            qualname=candidate.qualname,
-            lock_helpers=project.lock_helpers,
-            dialects=project.dialects,
-            path=str(path),
-        )
+        scope = candidate_scope(candidate, source, resolver, project, path)
         try:
             _apply_rules(units_of(candidate, scope), rules, project, display, source, result)
         except Exception as exc:  # one bad function must not hide the rest of the file
@@ -251,10 +242,29 @@ def _finding(display: str, report: Report, function: str | None, **more: Any) ->
     )
 
 
+def candidate_scope(
+    candidate: Candidate, source: Source, resolver: Resolver, project: Project, path: Path
+) -> Scope:
+    """The scope one function of a checked file is analysed in: the file's names, the project's
+    catalog, program, lock helpers and databases."""
+    from lockorder_lint.builders import Scope
+
+    return Scope(
+        source=source,
+        resolver=resolver,
+        catalog=project.catalog,
+        program=project.program,
+        class_qualname=candidate.class_qualname,
+        qualname=candidate.qualname,
+        lock_helpers=project.lock_helpers,
+        dialects=project.dialects,
+        path=str(path),
+    )
+
+
 def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
     """Every function of a parsed file as a unit, in the scope the rules see it: what ``--fix``
     re-analyses, so that it finds exactly the handlers the rules reported."""
-    from lockorder_lint.builders import Scope
     from lockorder_lint.units import candidate_functions, units_of
 
     module = module_name(path, project.root)
@@ -264,17 +274,7 @@ def units_in(source: Source, path: Path, project: Project) -> list[Unit]:
     every_line = {"*": list(range(1, len(source.lines) + 1))}
     units: list[Unit] = []
     for candidate in candidate_functions(source.tree, module, every_line):
-        scope = Scope(
-            source=source,
-            resolver=resolver,
-            catalog=project.catalog,
-            program=project.program,
-            class_qualname=candidate.class_qualname,
-            qualname=candidate.qualname,
-            lock_helpers=project.lock_helpers,
-            dialects=project.dialects,
-            path=str(path),
-        )
+        scope = candidate_scope(candidate, source, resolver, project, path)
         units.extend(units_of(candidate, scope))
     return units
 

@@ -254,8 +254,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
 def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[FunctionLocks]:
     """The summaries of the functions of one file that take locks, end transactions or hand
     their session to other functions (functions with none of these are left out)."""
-    from lockorder_lint.builders import Scope
-    from lockorder_lint.engine import hit_lines
+    from lockorder_lint.engine import candidate_scope, hit_lines
     from lockorder_lint.units import candidate_functions, units_of
 
     helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in project.config.lock_helpers]
@@ -277,17 +276,7 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
         program.remember(str(path), source, resolver)
     found: list[FunctionLocks] = []
     for candidate in candidate_functions(source.tree, module, hits):
-        scope = Scope(
-            source=source,
-            resolver=resolver,
-            catalog=project.catalog,
-            program=program,
-            class_qualname=candidate.class_qualname,
-            qualname=candidate.qualname,
-            lock_helpers=project.lock_helpers,
-            dialects=project.dialects,
-            path=str(path),
-        )
+        scope = candidate_scope(candidate, source, resolver, project, path)
         try:
             for unit in units_of(candidate, scope):
                 own_end = unit.node.end_lineno or unit.node.lineno
