@@ -259,8 +259,8 @@ class Program:
 
     def answer(self, key: str, work_out: Callable[[], T]) -> T:
         """A whole-program answer: recalled while what it read is unchanged, else worked out
-        (and kept). A key already being worked out (a recursion) answers ``None`` to the inner
-        asker, which must treat it as "nothing known"."""
+        (and kept). It does not guard against recursion: an answer that may ask for itself
+        (``contention.inserted_tables``) keeps its own set of keys being worked out."""
         known, value = self.recall(key)
         if known:
             recalled: T = value

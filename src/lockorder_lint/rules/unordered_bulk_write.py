@@ -71,23 +71,17 @@ class UnorderedBulkWrite(Rule):
             if cold:
                 context.cold.add((statement.write.line, statement.write.column))
                 continue
+            why = ""  # the table's own evidence, unless this finding has a reason of its own
             if gap:
                 message = self._gap_message(statement, callers)
+                why = "" if context.hot(table) else at_once
             elif not hot:  # only the rows it reads in hot tables are contended
                 message = self._joined_message(statement, joined_hot)
+                why = context.hot_because(joined_hot[0])
             else:
                 message = self._message(statement, context)
             yield Report(
-                self.code,
-                statement.write,
-                message,
-                table.name,
-                statement.statement_text,
-                hot_because=at_once
-                if gap and not context.hot(table)
-                else context.hot_because(joined_hot[0])
-                if not hot and joined_hot
-                else "",
+                self.code, statement.write, message, table.name, statement.statement_text, hot_because=why
             )
 
     @staticmethod
