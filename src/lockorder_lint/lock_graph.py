@@ -349,6 +349,7 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     if program.lock_cycles is not None:
         return program.lock_cycles
     current, touched, names = program._current, set(program.touched), set(program.touched_names)
+    declared = set(program.touched_symbols)
     summaries: list[FunctionLocks] = []
     from lockorder_lint.files import relative_to_root
     from lockorder_lint.project import is_test_path
@@ -371,6 +372,7 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
                 cache.put_result(key, cached)
         summaries.extend(cached)
     program._current, program.touched, program.touched_names = current, touched, names
+    program.touched_symbols = declared
     linked = related(project.catalog)
     cycles = find_cycles(Transactions(summaries), dialect_families(project.config), project.config, linked)
     program.lock_cycles = cycles
