@@ -1,5 +1,5 @@
 """Allow ``python -m lockorder_lint``."""
 
-from lockorder_lint.cli import main
+from lockorder_lint.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -624,6 +624,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def entry() -> None:
+    """The console command: ``main``, then exit without tearing down the heap. A run leaves
+    millions of objects (syntax trees, the program index) that the interpreter would free one by
+    one at exit, a quarter of a pre-commit run's time; the output is flushed first and nothing
+    else is pending (the cache is saved by the run itself), so the process just ends, as mypy's
+    does."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (``| head``): nothing more to say
+        code = code or EXIT_CLEAN
+    except OSError:
+        code = EXIT_ERROR
+    os._exit(code)
+
+
 def _crash_line(exc: BaseException) -> str:
     """The exception in one line, naming first the file it concerns when it says which."""
     if isinstance(exc, OSError) and exc.filename is not None:
