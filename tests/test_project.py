@@ -5,6 +5,7 @@ installed packages, lock helpers it defines, and syntax newer than the running i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -629,3 +630,45 @@ def test_a_cached_result_survives_an_edit_inside_a_function_it_only_resolved(
     checked.clear()
     code, out, _err = run_cli(capsys, "--jobs", "1", "--cache-dir", cache, "app", cwd=root)
     assert out == first and "work.py" in checked
+
+
+# The quick tests that decide which files say something (models, shared sessions, MySQL) must
+# answer as the patterns that define them, on every kind of file the repository holds.
+_SHARED_SESSION = re.compile(
+    rb"(?m)^\w+\s*(?::[^=]+)?=\s*(?:[\w.]+\.)?(?:SQLAlchemy|scoped_session|async_scoped_session)\(|"
+    rb"(?<![\w.])(?!self\.|cls\.)[A-Za-z_]\w*\.session\.(?:query|execute|scalars?|commit|add|flush|get|merge)\("
+)
+_SAMPLES = [
+    b"db = SQLAlchemy(app)\n",
+    b"Session: scoped_session = scoped_session(factory)\n",
+    b"    x = orm.scoped_session(f)\n",  # indented: not a module-level binding
+    b"db.session.query(User)\n",
+    b"self.session.query(User)\n",
+    b"app.db.session.add(x)\n",
+    b"cls.session.commit()\n",
+    b"_db2.session.execute(stmt)\n",
+    b"class Job(Base):\n    __tablename__ = 'job'\n",
+    b"job = Table('job', metadata)\n",
+    b"Job.__table__ = t\n",
+    b"Alias = models.Job\n",
+    b"import pymysql\n",
+    b"url = 'mysql+pymysql://x'\n",
+    b"if dialect == 'mariadb':\n",
+    b"MySQL is mentioned only in prose\n",
+]
+
+
+def _repository_files() -> list[bytes]:
+    root = Path(__file__).resolve().parent.parent
+    return [p.read_bytes() for p in sorted((*root.glob("src/**/*.py"), *root.glob("tests/**/*.py")))]
+
+
+def test_quick_file_tests_answer_as_their_patterns() -> None:
+    from lockorder_lint.declarations import MODEL_HINT, may_declare_models
+    from lockorder_lint.project import MYSQL_MENTION, mentions_mysql, shares_sessions
+
+    texts = _SAMPLES + _repository_files()
+    assert [may_declare_models(t) for t in texts] == [MODEL_HINT.search(t) is not None for t in texts]
+    assert [shares_sessions(t) for t in texts] == [_SHARED_SESSION.search(t) is not None for t in texts]
+    assert [mentions_mysql(t) for t in texts] == [MYSQL_MENTION.search(t) is not None for t in texts]
+    assert [shares_sessions(t) for t in _SAMPLES[:8]] == [True, True, False, True, False, False, False, True]

@@ -29,7 +29,10 @@ def _run(root: Path, jobs: int = 1, cache: Cache | None = None) -> runner.RunRes
     return run([root], project, jobs=jobs, cache=cache)
 
 
-def test_parallel_run_reports_exactly_what_a_serial_run_does(tree: Path) -> None:
+def test_parallel_run_reports_exactly_what_a_serial_run_does(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project, "_PARALLEL_FROM", 2)  # the project's phases in a pool too
     serial = _run(tree, jobs=1)
     parallel = _run(tree, jobs=2)
     assert serial.findings, "the fixtures hold findings"
@@ -135,3 +138,83 @@ def test_one_scan_finds_every_rule_s_trigger_lines_as_a_scan_per_rule_does() -> 
     one_scan = rule_hit_lines(data, breaks, triggers, combined)
     assert one_scan == {code: hit_lines(data, pattern, breaks) for code, pattern in triggers.items()}
     assert one_scan["LCK001"] == [3, 6, 9] and one_scan["LCK002"] == [2, 10]
+
+
+HELPERS = """\
+from app.models import Job
+
+
+def in_states(states):
+    return Job.state.in_(states)
+
+
+def other(session):
+    return session.query(Job).count()
+"""
+
+CALLER = """\
+from sqlalchemy import update
+
+from app.helpers import in_states
+from app.models import Job
+
+
+def finish(session):
+    session.execute(update(Job).where(in_states(["running"])).values(state="done"))
+"""
+
+MODELS = """\
+from sqlalchemy import String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+
+
+def claim(session, job_id):
+    return session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+"""
+
+
+def test_a_cached_result_depends_on_the_helper_it_inlined_not_on_the_rest_of_its_file(
+    tmp_path: Path,
+) -> None:
+    """The caller's finding comes from a helper in another file. Editing another function of
+    that file keeps the caller's cached result; editing the helper, or moving it, does not."""
+    root = tmp_path / "p"
+    (root / "app").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n")
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "models.py").write_text(MODELS)
+    (root / "app" / "helpers.py").write_text(HELPERS)
+    (root / "app" / "caller.py").write_text(CALLER)
+    cache_dir = root / ".lockorder_cache"
+
+    def caller_findings(result: runner.RunResult) -> list[tuple[int, str]]:
+        return [(f.line, f.code) for f in result.findings if f.path.endswith("caller.py")]
+
+    first = _run(root, cache=Cache(cache_dir))
+    assert caller_findings(first) == [(8, "LCK001")]
+    helpers = root / "app" / "helpers.py"
+    helpers.write_text(HELPERS.replace("query(Job).count()", "query(Job).filter(Job.id > 0).count()"))
+    other_edited = _run(root, cache=Cache(cache_dir))
+    assert caller_findings(other_edited) == [(8, "LCK001")]
+    assert other_edited.cached == other_edited.files - 1, "only the edited file is checked again"
+
+    helpers.write_text("# moved down a line\n" + helpers.read_text())
+    moved = _run(root, cache=Cache(cache_dir))
+    assert caller_findings(moved) == [(8, "LCK001")]
+    assert moved.cached == moved.files - 2, "the caller is checked again: its helper moved"
+
+    helpers.write_text(helpers.read_text().replace("Job.state.in_", "Job.id.in_"))
+    helper_edited = _run(root, cache=Cache(cache_dir))
+    assert caller_findings(helper_edited) == []
+    assert helper_edited.cached == helper_edited.files - 2

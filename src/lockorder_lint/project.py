@@ -19,31 +19,49 @@ from typing import TYPE_CHECKING
 from lockorder_lint.catalog import Catalog
 from lockorder_lint.collector import collector_paused
 from lockorder_lint.config import Config
-from lockorder_lint.declarations import MODEL_HINT, REVISION, FileModels, migration_kind, models_of
+from lockorder_lint.declarations import REVISION, FileModels, may_declare_models, migration_kind, models_of
 from lockorder_lint.findings import FileError
 from lockorder_lint.names import file_resolver, module_name
 from lockorder_lint.parsing import SourceError, decode_check, parse_source
 from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines
+from lockorder_lint.walk import forget as forget_walks
 
 if TYPE_CHECKING:
     from lockorder_lint.cache import Cache
-    from lockorder_lint.contention import Contention
+    from lockorder_lint.contention import Contention, FunctionEffects
     from lockorder_lint.engine import Project
 
-_PARALLEL_FROM = 64  # uncached files before phase one is worth a process pool
+_PARALLEL_FROM = 64  # uncached files before a phase is worth a process pool
 # The project's code speaks of MySQL/MariaDB: dialect checks, its dialect package, its drivers.
 MYSQL_MENTION = re.compile(
     rb"sqlalchemy\.dialects(?:\.mysql| import mysql)|import (?:pymysql|MySQLdb)\b|[\"']mysql\+[a-z]+://|"
     rb"[\"'](?:mysql|mariadb)[\"']"
 )
 # A call: the name before an opening parenthesis (keywords and builtins included; harmless).
-CALLED_NAME = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)[ \t]*\(")
+CALLED_NAME = re.compile(rb"\b([A-Za-z_]\w*)[ \t]*\(")
 # A session bound at module level and shared by every function that imports it: its binding
 # (``db = SQLAlchemy()``, ``Session = scoped_session(...)``) or its use (``db.session.query(``).
-SHARED_SESSION = re.compile(
-    rb"(?m)^\w+\s*(?::[^=]+)?=\s*(?:[\w.]+\.)?(?:SQLAlchemy|scoped_session|async_scoped_session)\(|"
-    rb"(?<![\w.])(?!self\.|cls\.)[A-Za-z_]\w*\.session\.(?:query|execute|scalars?|commit|add|flush|get|merge)\("
+SHARED_SESSION_BINDING = re.compile(
+    rb"(?m)^\w+\s*(?::[^=]+)?=\s*(?:[\w.]+\.)?(?:SQLAlchemy|scoped_session|async_scoped_session)\("
 )
+SHARED_SESSION_USE = re.compile(rb"\.session\.(?:query|execute|scalars?|commit|add|flush|get|merge)\(")
+_OWNER = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)$")
+
+
+def shares_sessions(data: bytes) -> bool:
+    """The file binds or uses a module-level session. Literal tests go first: a regex that
+    tries an identifier at every offset of every file costs more than parsing some of them."""
+    if (b"SQLAlchemy(" in data or b"scoped_session(" in data) and SHARED_SESSION_BINDING.search(data):
+        return True
+    for use in SHARED_SESSION_USE.finditer(data):
+        owner = _OWNER.search(data, max(0, use.start() - 80), use.start())
+        if owner is not None and owner.group(1) not in (b"self", b"cls"):
+            return True
+    return False
+
+
+def mentions_mysql(data: bytes) -> bool:
+    return (b"mysql" in data or b"MySQLdb" in data or b"mariadb" in data) and bool(MYSQL_MENTION.search(data))
 
 
 @dataclass
@@ -87,7 +105,7 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
     digest = hashlib.sha256(data).hexdigest()
     kind = migration_kind(data, path, root)
     migration = kind == REVISION
-    has_models = MODEL_HINT.search(data) is not None
+    has_models = may_declare_models(data)
     locks = b"with_for_update" in data
     models = FileModels(migration=kind)
     helpers: tuple[str, ...] = ()
@@ -115,8 +133,8 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
         models=models,
         builds_sql=SQL_HINT.search(data) is not None,
         uses_sessions=SESSION_HINT.search(data) is not None,
-        shares_sessions=SHARED_SESSION.search(data) is not None,
-        mentions_mysql=MYSQL_MENTION.search(data) is not None,
+        shares_sessions=shares_sessions(data),
+        mentions_mysql=mentions_mysql(data),
         lock_helpers=helpers,
         lock_wrappers=wrappers,
         classes=class_lines(data),
@@ -277,7 +295,7 @@ def build_project(
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         project.fingerprint = project_fingerprint(facts, config_fingerprint(config))
-    found = contention_evidence(project, files, facts, cache)
+    found = contention_evidence(project, files, facts, cache, jobs)
     project.contention = found
     if config.infers_hot_tables:
         project.hot = found.hot
@@ -365,7 +383,7 @@ def _installed_models(path: Path, cache: Cache | None) -> FileModels:
     models = FileModels()
     try:
         data = path.read_bytes()
-        if MODEL_HINT.search(data) or b"class " in data:
+        if b"class " in data or may_declare_models(data):
             source = parse_source(data, display)
             module = module_name(path, path.parent)
             resolver = file_resolver(source.tree, module, path.name == "__init__.py")
@@ -407,16 +425,22 @@ def effective_config(config: Config, files: Sequence[tuple[Path, str]], facts: S
 
 
 def contention_evidence(
-    project: Project, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], cache: Cache | None
+    project: Project,
+    files: Sequence[tuple[Path, str]],
+    facts: Sequence[FileFacts],
+    cache: Cache | None,
+    jobs: int = 1,
 ) -> Contention:
     """Where production code row-locks, retries writes, and composes range writes with inserts:
     the evidence that makes a table hot when ``hot-tables`` does not say (see
-    :mod:`lockorder_lint.contention`). Each file's part is cached by its digest."""
-    from lockorder_lint.contention import FunctionEffects, file_effects, gather
+    :mod:`lockorder_lint.contention`). Each file's part is cached by its digest; the parts not
+    cached are worked out in a process pool when there are enough of them."""
+    from lockorder_lint.contention import gather
 
     wrappers = sorted({w.rsplit(".", 1)[-1] for fact in facts for w in fact.lock_wrappers})
     marker = hashlib.sha256(" ".join(wrappers).encode()).hexdigest()[:8]
-    summaries: list[FunctionEffects] = []
+    parts: list[list[FunctionEffects] | None] = []
+    pending: list[tuple[int, str, tuple[Path, str]]] = []
     for (path, display), fact in zip(files, facts, strict=True):
         if fact.migration or fact.error is not None or is_test_path(display):
             continue
@@ -425,15 +449,47 @@ def contention_evidence(
         key = f"evidence:{project.fingerprint}:{marker}:{display}:{fact.digest}"
         cached = cache.get_result(key) if cache is not None else None
         if cached is None:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            cached = file_effects(data, path, display, project, wrappers)
-            if cache is not None:
-                cache.put_result(key, cached)
-        summaries.extend(cached)
-    return gather(summaries)
+            pending.append((len(parts), key, (path, display)))
+        parts.append(cached)
+    items = [item for _, _, item in pending]
+    if jobs > 1 and len(pending) >= _PARALLEL_FROM:
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_init_evidence_worker, initargs=(project, wrappers)
+        ) as pool:
+            computed = list(pool.map(_effects_item, items, chunksize=4))
+    else:
+        _init_evidence_worker(project, wrappers)
+        computed = [_effects_item(item) for item in items]
+    for (index, key, _item), fresh in zip(pending, computed, strict=True):
+        parts[index] = fresh
+        if cache is not None and fresh is not None:
+            cache.put_result(key, fresh)
+    return gather([summary for part in parts if part for summary in part])
+
+
+_EVIDENCE_WORKER: tuple[Project, list[str]] | None = None
+
+
+def _init_evidence_worker(project: Project, wrappers: list[str]) -> None:
+    global _EVIDENCE_WORKER
+    _EVIDENCE_WORKER = (project, wrappers)
+
+
+def _effects_item(item: tuple[Path, str]) -> list[FunctionEffects] | None:
+    """One file's effects, or None when it cannot be read (nothing is cached for it then)."""
+    from lockorder_lint.contention import file_effects
+
+    assert _EVIDENCE_WORKER is not None
+    project, wrappers = _EVIDENCE_WORKER
+    path, display = item
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        return file_effects(data, path, display, project, wrappers)
+    finally:
+        forget_walks()
 
 
 def worker_count(jobs: int | None) -> int:
