@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from lockorder_lint.names import dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
+from lockorder_lint.walk import walk
 
 if TYPE_CHECKING:
     from lockorder_lint.builders import Evaluator
@@ -111,7 +112,7 @@ def retried_by(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
             "ExponentialRetry",
         ):
             return "a docket Retry"
-    for node in ast.walk(function):
+    for node in walk(function):
         if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.iter, ast.Call):
             name = (dotted_name(node.iter.func) or "").rsplit(".", 1)[-1]
             if _RETRY_NAME.search(name):
@@ -309,17 +310,15 @@ def _callers_in(
     loaded = program.file(path)
     if loaded is None:
         return ()
-    lines = loaded.source.text.splitlines()
-    hits = [number for number, line in enumerate(lines, 1) if pattern.search(line)]
+    text = loaded.source.text
+    hits = [text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)]
     found: list[_Caller] = []
     for function_name, node in loaded.functions.items():
         end = node.end_lineno or node.lineno
         if not any(node.lineno <= hit <= end for hit in hits):
             continue
         calls = [
-            c
-            for c in ast.walk(node)
-            if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute))
+            c for c in walk(node) if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute))
         ]
         named = [c for c in calls if _called_name(c) == name]
         if not named:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.config import Config
 from lockorder_lint.names import dotted_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext
+from lockorder_lint.walk import walk
 
 if TYPE_CHECKING:
     from lockorder_lint.session_flow import AbortedUse, FunctionView, RetriedWork
@@ -35,7 +36,7 @@ class AbortedSessionReuse(Rule):
             for d in function.decorator_list
         ):
             return True
-        for node in ast.walk(function):
+        for node in walk(function):
             if isinstance(node, _TRY_NODES):
                 return True
             if isinstance(node, ast.Call) and _RETRY.search(dotted_name(node.func) or ""):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.contention import handles_requests
 from lockorder_lint.iteration import OrderReader, own_nodes
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text
+from lockorder_lint.walk import walk
 
 if TYPE_CHECKING:
     from lockorder_lint.catalog import Table
@@ -57,7 +58,7 @@ class LockThenInsertGap(Rule):
         if not getattr(config, "mysql", False):
             return False
         inserts = locks = False
-        for node in ast.walk(function):
+        for node in walk(function):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func

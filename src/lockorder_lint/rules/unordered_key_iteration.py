@@ -21,6 +21,7 @@ from lockorder_lint.iteration import (
     uses_bare,
 )
 from lockorder_lint.rules.base import Report, Rule, RuleContext
+from lockorder_lint.walk import walk
 
 if TYPE_CHECKING:
     from lockorder_lint.statements import Span, Statement
@@ -86,9 +87,7 @@ class UnorderedKeyIteration(Rule):
     triggers = rb"\.merge\(|with_for_update|on_conflict_do_|on_duplicate_key_update|\b(?:update|delete)\s*\("
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: object) -> bool:
-        return any(
-            isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) for node in ast.walk(function)
-        )
+        return any(isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) for node in walk(function))
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         for found in find_unsorted(unit):
@@ -111,7 +110,7 @@ def find_unsorted(unit: Unit) -> Iterator[Unsorted]:
     statements = unit.statements
     nested = {
         node.name: node
-        for node in ast.walk(function)
+        for node in walk(function)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node is not function
     }
     reported: set[int] = set()
@@ -250,7 +249,7 @@ def _multi_row_upserts(unit: Unit, reader: OrderReader, statements: list[Stateme
             for target in built.node.targets:
                 if isinstance(target, ast.Name):
                     upserts[target.id] = built
-    for node in ast.walk(unit.node):
+    for node in walk(unit.node):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
         args = node.args

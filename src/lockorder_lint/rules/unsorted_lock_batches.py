@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lockorder_lint.iteration import SORTED, Loop, OrderReader, loops_in, references, tainted_names
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text
 from lockorder_lint.rules.unordered_key_iteration import keyed_write
+from lockorder_lint.walk import walk
 
 if TYPE_CHECKING:
     from lockorder_lint.statements import Statement
@@ -88,7 +89,7 @@ class UnsortedLockBatches(Rule):
     triggers = rb"with_for_update|\b(?:update|delete)\s*\(|on_conflict_do_|on_duplicate_key_update|\.merge\("
 
     def wants(self, function: ast.FunctionDef | ast.AsyncFunctionDef, config: object) -> bool:
-        return any(isinstance(node, (ast.For, ast.AsyncFor)) for node in ast.walk(function))
+        return any(isinstance(node, (ast.For, ast.AsyncFor)) for node in walk(function))
 
     def check(self, unit: Unit, context: RuleContext) -> Iterable[Report]:
         for loop, cut, writes in _unsorted_batches(unit):
@@ -151,7 +152,7 @@ def _from_query(keys: ast.expr, reader: OrderReader, line: int, unit: Unit, read
     for at, _value in reader.assignments.get(keys.id, ()):
         if at > line:
             continue
-        for node in ast.walk(unit.node):
+        for node in walk(unit.node):
             if isinstance(node, ast.Assign) and node.lineno == at and id(node) in reads:
                 return True
     return False
