@@ -28,7 +28,8 @@ from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_
 from lockorder_lint.raw_sql import constant_hits
 from lockorder_lint.rules import ALL_RULES, Report, Rule
 from lockorder_lint.statements import Statement
-from lockorder_lint.summaries import CALLERS, SYMBOLS, Program
+from lockorder_lint.summaries import BODY, CALLERS, SYMBOLS, Program
+from lockorder_lint.walk import forget as forget_walks
 
 if TYPE_CHECKING:
     from lockorder_lint.builders import Scope
@@ -141,7 +142,10 @@ _TRIGGER_REACH = 512
 def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
     """Check one file's bytes. Never raises: problems become FileErrors."""
     with collector_paused():
-        return _check_source(data, path, display, project)
+        try:
+            return _check_source(data, path, display, project)
+        finally:
+            forget_walks()  # the file's trees may go
 
 
 def _check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
@@ -199,7 +203,8 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
         here = str(path)
         program = project.program
         deps = program.dependencies(program.touched, program.touched_names, program.touched_symbols)
-        result.deps = {k: v for k, v in deps.items() if k not in (here, SYMBOLS + here)}
+        own = (here, SYMBOLS + here)
+        result.deps = {k: v for k, v in deps.items() if k not in own and not k.startswith(f"{BODY}{here}::")}
         result.answers = {k: v for k, v in project.program.found.items() if k not in known_answers}
     result.findings.sort()
     result.unknown.sort()

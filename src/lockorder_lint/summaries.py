@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CALLERS = "callers:"  # a dependency on who calls a name, beside file paths
 SYMBOLS = "symbols:"  # a dependency on what a file declares (its symbols), not on its bodies
+BODY = "body:"  # a dependency on one function of a file (``body:<path>::<qualname>``), not the rest
 MAX_DEPTH = 3  # helpers calling helpers calling helpers
 MAX_INLINES = 64  # per analysed function, so that a hub of helpers cannot blow up a run
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
@@ -204,6 +205,9 @@ class Program:
         if key.startswith(SYMBOLS):
             path = key[len(SYMBOLS) :]
             return f"{self.digests.get(path, '')}|{self.symbols_digest(path)}"
+        if key.startswith(BODY):
+            path, _, qualname = key[len(BODY) :].partition("::")
+            return f"{self.digests.get(path, '')}|{self.body_digest(path, qualname)}"
         return self.digests.get(key, "")
 
     def still_valid(self, key: str, recorded: str) -> bool:
@@ -213,6 +217,10 @@ class Program:
             path = key[len(SYMBOLS) :]
             content, _, declared = recorded.partition("|")
             return self.digests.get(path, "") == content or self.symbols_digest(path) == declared
+        if key.startswith(BODY):
+            path, _, qualname = key[len(BODY) :].partition("::")
+            content, _, body = recorded.partition("|")
+            return self.digests.get(path, "") == content or self.body_digest(path, qualname) == body
         return self.dependency_digest(key) == recorded
 
     def symbols_digest(self, path: str) -> str:
@@ -233,9 +241,35 @@ class Program:
         known: str = digests[path]
         return known
 
+    def body_digest(self, path: str, qualname: str) -> str:
+        """One function as an answer that inlined it read it: its code and where it stands (the
+        lines it spans), and everything of its file outside functions (imports, constants, class
+        attributes). Comments and the other functions do not count: an edit elsewhere in the
+        file leaves the answer valid."""
+        digests = self.memo("body_digest")
+        key = (path, qualname)
+        if key not in digests:
+            loaded = self._peek(path)
+            node = loaded.functions.get(qualname) if loaded is not None else None
+            if loaded is None or node is None:
+                text = ""
+            else:
+                outline = self._outline_digest(path, loaded)
+                text = f"{node.lineno}:{node.end_lineno}:{ast.dump(node)}|{outline}"
+            digests[key] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        known: str = digests[key]
+        return known
+
+    def _outline_digest(self, path: str, loaded: _File) -> str:
+        outlines = self.memo("outline_digest")
+        if path not in outlines:
+            outlines[path] = hashlib.sha256(_outline(loaded.source.tree.body).encode()).hexdigest()[:16]
+        known: str = outlines[path]
+        return known
+
     def dependencies(self, read: set[str], names: set[str], declared: set[str]) -> dict[str, str]:
         """The recorded digests of what a piece of work read."""
-        deps = {path: self.digests.get(path, "") for path in sorted(read)}
+        deps = {key: self.dependency_digest(key) for key in sorted(read)}
         deps.update({CALLERS + name: self.call_index_digest(name) for name in sorted(names)})
         deps.update(
             {SYMBOLS + path: self.dependency_digest(SYMBOLS + path) for path in sorted(declared - read)}
@@ -319,11 +353,15 @@ class Program:
         return _File(source, file_resolver(source.tree, module, path.endswith("__init__.py")), path)
 
     def node_of(self, info: FunctionInfo) -> tuple[_File, ast.FunctionDef | ast.AsyncFunctionDef] | None:
-        loaded = self.file(info.path)
-        if loaded is None:
+        """A function's file and node, to inline it: what depends on it depends on that function
+        (and what its file declares outside functions), not on the file's other functions."""
+        loaded = self._peek(info.path)
+        node = loaded.functions.get(info.qualname) if loaded is not None else None
+        if loaded is None or node is None:
+            self.touched.add(info.path)
             return None
-        node = loaded.functions.get(info.qualname)
-        return (loaded, node) if node is not None else None
+        self.touched.add(f"{BODY}{info.path}::{info.qualname}")
+        return loaded, node
 
     # -- what a call, a name, an attribute refers to ---------------------------------------------
 
@@ -858,3 +896,17 @@ def _one_item(call: ast.Call) -> bool:
         return False
     items = data[0].elts
     return len(items) == 1 and not isinstance(items[0], ast.Starred)
+
+
+def _outline(body: list[ast.stmt]) -> str:
+    """A module or class body without its functions' code, ignoring lines and comments."""
+    parts: list[str] = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            parts.append(f"def {node.name}")
+        elif isinstance(node, ast.ClassDef):
+            head = [ast.dump(n) for n in (*node.decorator_list, *node.bases, *node.keywords)]
+            parts.append(f"class {node.name}({', '.join(head)})[{_outline(node.body)}]")
+        else:
+            parts.append(ast.dump(node))
+    return "\n".join(parts)
