@@ -242,10 +242,9 @@ class Program:
         return known
 
     def body_digest(self, path: str, qualname: str) -> str:
-        """One function as an answer that inlined it read it: its code and where it stands (the
-        lines it spans), and everything of its file outside functions (imports, constants, class
-        attributes). Comments and the other functions do not count: an edit elsewhere in the
-        file leaves the answer valid."""
+        """One function as an answer that inlined it read it: its text and the lines it spans,
+        and the code of its file outside functions (imports, constants, class attributes), but
+        not comment lines there: an edit elsewhere in the file leaves the answer valid."""
         digests = self.memo("body_digest")
         key = (path, qualname)
         if key not in digests:
@@ -254,17 +253,27 @@ class Program:
             if loaded is None or node is None:
                 text = ""
             else:
-                outline = self._outline_digest(path, loaded)
-                text = f"{node.lineno}:{node.end_lineno}:{ast.dump(node)}|{outline}"
+                first, last = _span(node)
+                body = "\n".join(loaded.source.lines[first - 1 : last])
+                text = f"{first}:{last}:{body}|{self._outline_digest(loaded)}"
             digests[key] = hashlib.sha256(text.encode()).hexdigest()[:16]
         known: str = digests[key]
         return known
 
-    def _outline_digest(self, path: str, loaded: _File) -> str:
+    def _outline_digest(self, loaded: _File) -> str:
         outlines = self.memo("outline_digest")
-        if path not in outlines:
-            outlines[path] = hashlib.sha256(_outline(loaded.source.tree.body).encode()).hexdigest()[:16]
-        known: str = outlines[path]
+        if loaded.path not in outlines:
+            inside = [False] * (len(loaded.source.lines) + 2)
+            for node in loaded.functions.values():
+                first, last = _span(node)
+                inside[first : last + 1] = [True] * (last + 1 - first)
+            kept = (
+                line
+                for number, line in enumerate(loaded.source.lines, 1)
+                if not inside[number] and line.strip() and not line.lstrip().startswith("#")
+            )
+            outlines[loaded.path] = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+        known: str = outlines[loaded.path]
         return known
 
     def dependencies(self, read: set[str], names: set[str], declared: set[str]) -> dict[str, str]:
@@ -898,15 +907,6 @@ def _one_item(call: ast.Call) -> bool:
     return len(items) == 1 and not isinstance(items[0], ast.Starred)
 
 
-def _outline(body: list[ast.stmt]) -> str:
-    """A module or class body without its functions' code, ignoring lines and comments."""
-    parts: list[str] = []
-    for node in body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            parts.append(f"def {node.name}")
-        elif isinstance(node, ast.ClassDef):
-            head = [ast.dump(n) for n in (*node.decorator_list, *node.bases, *node.keywords)]
-            parts.append(f"class {node.name}({', '.join(head)})[{_outline(node.body)}]")
-        else:
-            parts.append(ast.dump(node))
-    return "\n".join(parts)
+def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+    """The lines of a function, its decorators included."""
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)]), node.end_lineno or node.lineno
