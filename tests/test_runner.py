@@ -218,3 +218,21 @@ def test_a_cached_result_depends_on_the_helper_it_inlined_not_on_the_rest_of_its
     helper_edited = _run(root, cache=Cache(cache_dir))
     assert caller_findings(helper_edited) == []
     assert helper_edited.cached == helper_edited.files - 2
+
+
+def test_a_parallel_run_on_a_warm_cache_after_edits_reports_what_a_serial_run_does(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edited files are worked out again in a pool while the rest comes from the cache, with
+    the whole-program answers of the last run in hand: the pool that gathered the evidence does
+    not have them, so the checks get a pool of their own."""
+    monkeypatch.setattr(project, "_PARALLEL_FROM", 2)
+    cache_dir = tree / ".lockorder_cache"
+    _run(tree, jobs=2, cache=Cache(cache_dir))
+    for path in sorted((tree / "fixtures").rglob("*.py")):
+        text = path.read_text()
+        if "with_for_update" in text:
+            path.write_text(text + "\n# edited\n")
+    warm = _run(tree, jobs=2, cache=Cache(cache_dir))
+    assert 0 < warm.cached < warm.files
+    assert warm.findings == _run(tree, jobs=1).findings

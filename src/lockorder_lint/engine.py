@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lockorder_lint.builders import Scope
     from lockorder_lint.names import Resolver
     from lockorder_lint.units import Candidate, Unit
+    from lockorder_lint.workers import Workers
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Project:
     hot: dict[str, list[str]] | None = None
     # Where writers contend (hot evidence, range writes composed with inserts by callers).
     contention: Contention = field(default_factory=lambda: Contention())
+    # The process pool the project phase started, handed on to the file checks (never sent to
+    # a worker: the run takes it off the project before it forks any).
+    workers: Workers | None = field(default=None, repr=False, compare=False)
 
     def still_valid(self, key: str, recorded: str) -> bool:
         """Whether something a cached result depended on is unchanged (see Program.still_valid)."""

@@ -451,15 +451,15 @@ def contention_evidence(
         if cached is None:
             pending.append((len(parts), key, (path, display)))
         parts.append(cached)
-    items = [item for _, _, item in pending]
+    items = [(path, display, wrappers) for _, _, (path, display) in pending]
     if jobs > 1 and len(pending) >= _PARALLEL_FROM:
-        with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_init_evidence_worker, initargs=(project, wrappers)
-        ) as pool:
-            computed = list(pool.map(_effects_item, items, chunksize=4))
+        from lockorder_lint.workers import Workers
+
+        workers = Workers(project, jobs)
+        computed = list(workers.map(_effects_item, items, chunksize=4))
+        project.workers = workers  # they stay up to check the files: what they parsed stays parsed
     else:
-        _init_evidence_worker(project, wrappers)
-        computed = [_effects_item(item) for item in items]
+        computed = [_effects_item(project, item) for item in items]
     for (index, key, _item), fresh in zip(pending, computed, strict=True):
         parts[index] = fresh
         if cache is not None and fresh is not None:
@@ -467,21 +467,11 @@ def contention_evidence(
     return gather([summary for part in parts if part for summary in part])
 
 
-_EVIDENCE_WORKER: tuple[Project, list[str]] | None = None
-
-
-def _init_evidence_worker(project: Project, wrappers: list[str]) -> None:
-    global _EVIDENCE_WORKER
-    _EVIDENCE_WORKER = (project, wrappers)
-
-
-def _effects_item(item: tuple[Path, str]) -> list[FunctionEffects] | None:
+def _effects_item(project: Project, item: tuple[Path, str, list[str]]) -> list[FunctionEffects] | None:
     """One file's effects, or None when it cannot be read (nothing is cached for it then)."""
     from lockorder_lint.contention import file_effects
 
-    assert _EVIDENCE_WORKER is not None
-    project, wrappers = _EVIDENCE_WORKER
-    path, display = item
+    path, display, wrappers = item
     try:
         data = path.read_bytes()
     except OSError:

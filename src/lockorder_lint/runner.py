@@ -4,10 +4,8 @@ asked), and gather the results in a stable order."""
 from __future__ import annotations
 
 import functools
-import gc
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from lockorder_lint.engine import FileResult, Project, check_source
 from lockorder_lint.files import Discovery, discover, read_regular_file, relative_to_root
 from lockorder_lint.findings import FileError, Finding, Note, Skipped, TableStep
 from lockorder_lint.project import build_project
+from lockorder_lint.workers import Workers, settle_heap
 
 
 @dataclass
@@ -96,28 +95,8 @@ def read_file(path: Path, display: str) -> tuple[bytes | None, FileError | None]
         return None, FileError(display, 0, f"cannot read: {exc.strerror or exc}")
 
 
-_WORKER_PROJECT: Project | None = None
-
-
-def _init_worker(project: Project) -> None:
-    global _WORKER_PROJECT
-    _WORKER_PROJECT = project
-    _settle_heap()
-
-
-def _settle_heap() -> None:
-    """Before checking files: move the project (catalog, program index) out of the garbage
-    collector's way and let it collect less often. Every file's syntax tree is a hundred thousand
-    fresh objects; with the default thresholds the collector re-walks the heap so often that it
-    costs a third of the run. Memory stays bounded: collections still happen, just fewer."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
-def _check_item(item: tuple[Path, str, bytes]) -> FileResult:
-    assert _WORKER_PROJECT is not None
-    return _check_safely(item[2], item[0], item[1], _WORKER_PROJECT)
+def _check_item(project: Project, item: tuple[Path, str, bytes]) -> FileResult:
+    return _check_safely(item[2], item[0], item[1], project)
 
 
 def _check_safely(data: bytes, path: Path, display: str, project: Project) -> FileResult:
@@ -147,7 +126,23 @@ def run(
     cache: Cache | None = None,
 ) -> RunResult:
     """Check ``paths`` against ``project``; output order does not depend on ``jobs`` or the cache."""
-    _settle_heap()
+    workers, project.workers = project.workers, None
+    try:
+        return _run(paths, project, jobs, progress, cache, workers)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _run(
+    paths: Sequence[Path],
+    project: Project,
+    jobs: int,
+    progress: Callable[[int, int], None] | None,
+    cache: Cache | None,
+    workers: Workers | None,
+) -> RunResult:
+    settle_heap()
     result = RunResult()
     found = checked_files(paths, project)
     for problem in found.problems:
@@ -182,14 +177,20 @@ def run(
     if progress and done:
         progress(done, len(files))
     if jobs > 1 and len(pending) > 1:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(project,)) as pool:
-            chunk = max(1, len(pending) // (jobs * 8))
-            computed = pool.map(_check_item, [item for _, _, item in pending], chunksize=chunk)
+        if workers is None or not workers.serves(project):
+            if workers is not None:
+                workers.close()
+            workers = Workers(project, jobs)
+        workers.refresh()  # what the project learnt since they were forked
+        try:
+            computed = workers.map(_check_item, [item for _, _, item in pending])
             for (index, _key, _item), outcome in zip(pending, computed, strict=True):
                 outcomes[index] = outcome
                 done += 1
                 if progress:
                     progress(done, len(files))
+        finally:
+            workers.close()
     else:
         for index, _key, (path, display, data) in pending:
             outcomes[index] = _check_safely(data, path, display, project)
