@@ -2,9 +2,10 @@
 
 Downloads pinned wheels from the package index into a cache directory (never committed), unpacks
 them, and for each corpus measures: a cold audit (``--no-cache``), a warm re-run (cache filled),
-a serial run (``--jobs 1``), ``flake8 --select=E9,F63`` on the same tree, and a pre-commit-style
-run on one changed file. Each figure is the median of ``--repeat`` runs; wall and CPU seconds and
-peak memory come from ``wait4`` on the child process tree.
+a serial run (``--jobs 1``), ``flake8 --select=E9,F63`` on the same tree, a pre-commit-style
+run on one changed file, and a cold ``report`` (the audit report, HTML). Each figure is the
+median of ``--repeat`` runs; wall and CPU seconds and peak memory come from ``wait4`` on the
+child process tree.
 
     python benchmarks/bench.py                      # airflow-core 3.3.2 only
     python benchmarks/bench.py --corpus all         # every pinned corpus
@@ -151,6 +152,7 @@ class Row:
     serial: Measure
     flake8: Measure
     one_file: Measure
+    report: Measure
 
 
 def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
@@ -189,15 +191,22 @@ def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
     finally:
         changed.write_bytes(original)
 
+    with tempfile.TemporaryDirectory() as out:  # the audit report: the cold check plus writing it
+        report = runs(
+            [str(BIN / "lockorder-lint"), "report", "--no-cache", "--project-root", str(package),
+             "-o", str(Path(out) / "report.html"), str(package)]
+        )  # fmt: skip
+
     findings = json.loads(cold.stdout or "[]")
     same = json.loads(warm.stdout or "[]") == findings == json.loads(serial.stdout or "[]")
-    return Row(name, files, lines, len(findings), same, cold, warm, serial, flake8, one_file)
+    return Row(name, files, lines, len(findings), same, cold, warm, serial, flake8, one_file, report)
 
 
 def print_table(rows: list[Row]) -> None:
     header = (
         f"{'corpus':<20}{'files':>6}{'lines':>9}{'finds':>6} {'cold s':>7}{'cpu s':>7}{'MB':>6}"
-        f" {'warm s':>7} {'jobs1 s':>8} {'flake8 s':>9} {'f8 cpu':>7} {'cold/f8':>8} {'1 file s':>9} same"
+        f" {'warm s':>7} {'jobs1 s':>8} {'flake8 s':>9} {'f8 cpu':>7} {'cold/f8':>8} {'1 file s':>9}"
+        f" {'report s':>9} same"
     )
     print(header)
     print("-" * len(header))
@@ -206,7 +215,7 @@ def print_table(rows: list[Row]) -> None:
             f"{r.corpus:<20}{r.files:>6}{r.lines:>9}{r.findings:>6} "
             f"{r.cold.wall:>7.2f}{r.cold.cpu:>7.2f}{r.cold.peak_mb:>6.0f} {r.warm.wall:>7.2f} "
             f"{r.serial.wall:>8.2f} {r.flake8.wall:>9.2f} {r.flake8.cpu:>7.2f} "
-            f"{r.cold.wall / r.flake8.wall:>8.2f} {r.one_file.wall:>9.2f} {r.identical}"
+            f"{r.cold.wall / r.flake8.wall:>8.2f} {r.one_file.wall:>9.2f} {r.report.wall:>9.2f} {r.identical}"
         )
 
 
