@@ -236,3 +236,19 @@ def test_a_parallel_run_on_a_warm_cache_after_edits_reports_what_a_serial_run_do
     warm = _run(tree, jobs=2, cache=Cache(cache_dir))
     assert 0 < warm.cached < warm.files
     assert warm.findings == _run(tree, jobs=1).findings
+
+
+def test_an_upgraded_sql_parser_invalidates_cached_results(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results hold what sqlglot read from SQL text: another sqlglot (its package file changed)
+    must read it again."""
+    from lockorder_lint import cache as cache_module
+
+    cache_dir = tree / ".lockorder_cache"
+    _run(tree, cache=Cache(cache_dir))
+    assert _run(tree, cache=Cache(cache_dir)).cached > 0
+    versions = cache_module._parser_versions()
+    assert "sqlglot=" in versions and "absent" not in versions
+    monkeypatch.setattr(cache_module, "_parser_versions", lambda: versions.replace("sqlglot=", "sqlglot=new"))
+    assert _run(tree, cache=Cache(cache_dir)).cached == 0

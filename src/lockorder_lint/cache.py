@@ -22,13 +22,33 @@ _MAX_RESULTS = 200_000
 
 
 def _code_fingerprint() -> str:
-    """The tool version plus the stat of its own modules, so a changed checkout never reuses results."""
+    """The tool version, the parsers whose reading the results hold (libcst, sqlglot: a new
+    sqlglot may read SQL text differently), and the stat of its own modules, so a changed
+    checkout or an upgraded parser never reuses results."""
     package = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"{__version__}:{_FORMAT}".encode())
+    digest = hashlib.sha256(f"{__version__}:{_FORMAT}:{_parser_versions()}".encode())
     for path in sorted(package.rglob("*.py")):
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
     return digest.hexdigest()[:16]
+
+
+def _parser_versions() -> str:
+    """Each parser's package file, by its stat (an upgrade rewrites it), found without importing
+    it: importing the parsers, or reading their installed metadata, would cost a warm run more
+    than all its other work."""
+    from importlib.util import find_spec
+
+    found = []
+    for name in ("libcst", "sqlglot"):
+        spec = find_spec(name)
+        origin = spec.origin if spec is not None else None
+        try:
+            stat = os.stat(origin) if origin else None
+        except OSError:
+            stat = None
+        found.append(f"{name}={origin}:{stat.st_mtime_ns}:{stat.st_size}" if stat else f"{name}=absent")
+    return ",".join(found)
 
 
 def config_fingerprint(config: Config) -> str:
