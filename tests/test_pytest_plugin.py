@@ -149,6 +149,91 @@ def test_an_error_that_leaves_the_transaction_usable_is_not_reported(pytester: p
     assert "LCK003" not in result.stdout.str()
 
 
+BULK_WRITES = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+job = sa.Table(
+    "job",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(20)),
+    sa.Column("state", sa.String(20)),
+    sa.UniqueConstraint("code"),
+)
+
+
+def engine():
+    made = sa.create_engine("sqlite://")
+    metadata.create_all(made)
+    with made.begin() as connection:
+        connection.execute(job.insert(), [{"id": 1, "code": "a", "state": "queued"}])
+    return made
+
+
+def test_writes():
+    with engine().begin() as connection:
+        connection.execute(job.update().where(job.c.state == "queued").values(state="running"))
+        connection.execute(job.update().where(job.c.id == 1).values(state="done"))
+        connection.execute(sa.text("UPDATE job SET state = 'x' WHERE code = :code"), {"code": "a"})
+        connection.execute(sa.text("DELETE FROM job WHERE state = :s"), {"s": "done"})
+        connection.execute(sa.text("DELETE FROM job WHERE state = 'y'"))  # noqa: LCK001
+"""
+
+
+def _settings(pytester: pytest.Pytester, settings: str) -> None:
+    pytester.makefile(".toml", pyproject=f"[tool.lockorder-lint]\n{settings}\n")
+
+
+def test_bulk_writes_out_of_key_order_on_a_hot_table(pytester: pytest.Pytester) -> None:
+    """LCK001 at run time, judged with the MetaData's keys: a write by a non-key column is
+    reported where the test's code ran it; by the primary key, or by a unique constraint known
+    only from the MetaData (SQL text names no key), it is not; ``# noqa`` suppresses. The table
+    is hot because the project's settings say so (SQLite takes no row locks to infer it from)."""
+    _settings(pytester, 'hot-tables = ["job"]')
+    pytester.makepyfile(test_jobs=BULK_WRITES)
+    report = pytester.path / "lockorder.json"
+    result = pytester.runpytest_subprocess("--lockorder", f"--lockorder-report={report}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "LCK001 test_jobs.py:24 test_writes: bulk UPDATE of job locks rows through state, not in id "
+            "order; select the id values first (ORDER BY id ... FOR UPDATE), then UPDATE by id",
+            "LCK001 test_jobs.py:27 test_writes: bulk DELETE of job locks rows through state, *",
+        ]
+    )
+    findings = json.loads(report.read_text(encoding="utf-8"))
+    assert [(f["code"], f["line"], f["table"], f["source"]) for f in findings] == [
+        ("LCK001", 24, "job", "runtime"),
+        ("LCK001", 27, "job", "runtime"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "",  # no evidence that job is contended: no test row-locked it
+        'hot-tables = ["other"]',
+        'hot-tables = ["job"]\nignore = ["LCK001"]',
+        'hot-tables = ["job"]\nper-file-ignores = { "test_jobs.py" = ["LCK00"] }',
+    ],
+)
+def test_the_project_settings_decide_what_is_reported(pytester: pytest.Pytester, settings: str) -> None:
+    _settings(pytester, settings)
+    pytester.makepyfile(test_jobs=BULK_WRITES)
+    result = pytester.runpytest_subprocess("--lockorder")
+    result.assert_outcomes(passed=1)
+    assert "LCK001" not in result.stdout.str()
+
+
+def test_a_settings_error_stops_the_session_with_one_line(pytester: pytest.Pytester) -> None:
+    _settings(pytester, 'hot-tables = "job"')
+    pytester.makepyfile(test_jobs=BULK_WRITES)
+    result = pytester.runpytest_subprocess("--lockorder")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*lockorder-lint: config error: *hot-tables*"])
+
+
 # -- the lock model -----------------------------------------------------------------------------
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,14 @@ class Config:
         selected = max((len(p) for p in self.select if code.startswith(p)), default=-1)
         ignored = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
         return selected >= 0 and selected > ignored
+
+    def ignored_in(self, names: Sequence[str], code: str) -> bool:
+        """``per-file-ignores``: a pattern matching one of a file's ``names`` (its path relative to
+        the project root, as shown, its base name) ignores codes starting with its prefixes."""
+        return any(
+            any(fnmatch.fnmatch(name, pattern) for name in names) and any(code.startswith(c) for c in codes)
+            for pattern, codes in self.per_file_ignores
+        )
 
     @property
     def walk_exclude(self) -> tuple[str, ...]:

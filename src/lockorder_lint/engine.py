@@ -7,7 +7,6 @@ and program index), so results can be computed in worker processes and cached by
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -368,10 +367,4 @@ def _ignored_here(rule: Rule, path: Path, display: str, project: Project) -> boo
     if not project.config.per_file_ignores:
         return False
     relative = relative_to_root(path, project.root) or display
-    for pattern, codes in project.config.per_file_ignores:
-        names = (relative, display, path.name)
-        if any(fnmatch.fnmatch(name, pattern) for name in names) and any(
-            rule.code.startswith(c) for c in codes
-        ):
-            return True
-    return False
+    return project.config.ignored_in((relative, display, path.name), rule.code)

@@ -1,12 +1,16 @@
 """``pytest --lockorder``: record the row locks a project's own database tests take, and report
-lock-order cycles between transactions (LCK005 at run time).
+lock-order cycles between transactions (LCK005 at run time), statements that lock many rows out of
+key order or lock joined rows (LCK001, LCK002, LCK004, judged with the application's MetaData by
+:mod:`lockorder_lint.runtime_checks`), and statements run on an aborted transaction (LCK003).
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest run where
 lockorder-lint is installed; it does nothing (and imports neither SQLAlchemy nor sqlglot) unless
 ``--lockorder`` is given. When it is, it listens to every SQLAlchemy ``Engine`` (Core and ORM,
 sync and async, which run on the same engine events): each transaction's statements are read into
 row locks with the first frame of the user's code that asked for them, and
-:class:`lockorder_lint.lockdep.LockGraph` joins them across the whole session.
+:class:`lockorder_lint.lockdep.LockGraph` joins them across the whole session. The project's
+``[tool.lockorder-lint]`` settings apply: ``select``/``ignore``, ``per-file-ignores``, and
+``hot-tables``/``all-tables`` (without them, a table is contended when some test row-locked it).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from lockorder_lint.noqa import suppressed
 if TYPE_CHECKING:
     import pytest
 
+    from lockorder_lint.config import Config
     from lockorder_lint.lockdep import Acquisition, Cycle, LockGraph, Transaction
+    from lockorder_lint.runtime_checks import Verdict
 
 CODE = "LCK005"
 REUSE_CODE = "LCK003"
@@ -38,6 +44,7 @@ _MACHINERY = (
     f"{os.sep}greenlet{os.sep}",
 )
 _DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+MAX_REMEMBERED = 4096  # statement verdicts kept, as the lock graph keeps read statements
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +72,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("lockorder"):
         return
-    recorder = Recorder()
+    import pytest
+
+    from lockorder_lint.config import ConfigError, load_config
+
+    try:
+        settings = load_config(Path(config.rootpath) / "pyproject.toml")
+    except ConfigError as exc:
+        raise pytest.UsageError(f"lockorder-lint: config error: {exc}") from exc
+    recorder = Recorder(settings)
     recorder.start()
     config.pluginmanager.register(recorder, "lockorder-recorder")
 
@@ -73,10 +88,20 @@ def pytest_configure(config: pytest.Config) -> None:
 class Recorder:
     """The session's listener on SQLAlchemy's engine events, and its report."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
+        from lockorder_lint.config import Config
         from lockorder_lint.lockdep import LockGraph
+        from lockorder_lint.runtime_checks import RuntimeCatalog
 
+        self.config = config or Config()
         self.graph: LockGraph = LockGraph()
+        self.tables = RuntimeCatalog()
+        # LCK001/LCK002/LCK004 seen, by (code, path, line); reported if their tables are contended.
+        self.statements: dict[tuple[str, str, int], StatementFinding] = {}
+        self.row_locked: set[str] = set()  # tables some locking read locked: contended by default
+        self._verdicts: dict[tuple[Any, ...], list[Verdict]] = {}
+        # Per connection: tables whose rows its transaction locked in key order (the fix's step).
+        self.in_order: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.transactions: weakref.WeakKeyDictionary[Any, Transaction] = weakref.WeakKeyDictionary()
         # Connections whose transaction a database error aborted, with where the error was raised.
         self.failed: weakref.WeakKeyDictionary[Any, tuple[str, int, str, str]] = weakref.WeakKeyDictionary()
@@ -112,6 +137,7 @@ class Recorder:
     def _end(self, connection: Any) -> None:
         self.transactions.pop(connection, None)
         self.failed.pop(connection, None)
+        self.in_order.pop(connection, None)
 
     def _savepoint_rolled_back(self, connection: Any, name: Any, context: Any) -> None:
         self.failed.pop(connection, None)  # the outer transaction is usable again
@@ -163,6 +189,8 @@ class Recorder:
         read = self.graph.read(statement, dialect)
         if not read:
             return
+        self.tables.learn(context)
+        self._judge(connection, statement, read, dialect, getattr(context, "compiled", None) is not None)
         in_transaction = connection.in_transaction()
         transaction = self.transactions.get(connection)
         if transaction is None:
@@ -171,7 +199,8 @@ class Recorder:
                 self.transactions[connection] = transaction
         where: tuple[str, int, str] | None = None
         for sql in read:
-            for table, mode, waits in locks_of(sql, _parents(context, sql), dialect):
+            parents = _parents(context, sql) or (self.tables.parents(sql.target) if sql.target else [])
+            for table, mode, waits in locks_of(sql, parents, dialect):
                 if where is None:
                     where = _user_frame()
                 path, line, function = where
@@ -186,27 +215,123 @@ class Recorder:
                     ),
                 )
 
+    def _judge(self, connection: Any, statement: str, read: list[Any], dialect: str, compiled: bool) -> None:
+        """What LCK001/LCK002/LCK004 say about the statement, kept until the session ends (only
+        then is it known which tables some test row-locked)."""
+        from lockorder_lint.lockdep import locks_of
+        from lockorder_lint.runtime_checks import judge, locks_in_key_order
+
+        catalog = self.tables.catalog
+        held = self.in_order.get(connection, set())
+        where: tuple[str, int, str] | None = None
+        for sql in read:
+            if sql.kind == "select" and sql.lock is not None:
+                self.row_locked.update(table for table, _mode, _waits in locks_of(sql, (), dialect))
+            mariadb = _is_mariadb(connection)
+            asked = (sql, dialect, compiled, mariadb, frozenset(held), len(catalog.tables))
+            verdicts = self._verdicts.get(asked)
+            if verdicts is None:  # test suites run the same statements over and over
+                if len(self._verdicts) > MAX_REMEMBERED:
+                    self._verdicts.clear()
+                verdicts = self._verdicts[asked] = judge(sql, catalog, dialect, held, compiled, mariadb)
+            for verdict in verdicts:
+                where = where or _user_frame()
+                path, line, function = where
+                key = (verdict.code, _relative(path), line)
+                if key in self.statements or (
+                    path and suppressed(linecache.getline(path, line), verdict.code)
+                ):
+                    continue
+                shown = " ".join(statement.split())[:200]
+                self.statements[key] = StatementFinding(verdict, _relative(path), line, function, shown)
+            ordered = locks_in_key_order(sql, catalog, dialect)
+            if ordered is not None and connection.in_transaction():
+                self.in_order.setdefault(connection, set()).add(ordered)
+
+    def _contended(self, table: str) -> bool:
+        if self.config.infers_hot_tables:
+            return table in self.row_locked
+        return self.config.is_hot(table)
+
+    def _reported(self, code: str, path: str) -> bool:
+        """The project's settings let ``code`` be reported at ``path``."""
+        if not self.config.code_enabled(code):
+            return False
+        return not (path and self.config.ignored_in((path, os.path.basename(path)), code))
+
+    def statement_findings(self) -> list[StatementFinding]:
+        """LCK001/LCK002/LCK004 on contended tables, in the order the tests ran them."""
+        return [
+            found
+            for found in self.statements.values()
+            if any(self._contended(t) for t in found.verdict.needs_hot)
+            and self._reported(found.code, found.path)
+        ]
+
+    def cycles(self) -> list[Cycle]:
+        return [c for c in self.graph.cycles() if self._reported(CODE, c.second.taken.path)]
+
+    def reuse_findings(self) -> list[Reuse]:
+        return [r for r in self.reuses if self._reported(REUSE_CODE, r.path)]
+
     # -- report -----------------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        cycles = self.graph.cycles()
+        cycles = self.cycles()
         terminalreporter.section("lockorder")
         if not cycles:
             terminalreporter.write_line("no lock-order cycle between the transactions recorded")
         for cycle in cycles:
             terminalreporter.write_line(describe(cycle))
-        for reuse in self.reuses:
+        for reuse in self.reuse_findings():
             terminalreporter.write_line(reuse.describe())
+        for found in self.statement_findings():
+            terminalreporter.write_line(found.describe())
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.stop()
-        cycles = self.graph.cycles()
+        cycles = self.cycles()
         report = session.config.getoption("lockorder_report")
         if report:
-            findings = [finding(c) for c in cycles] + [r.finding() for r in self.reuses]
+            findings = [finding(c) for c in cycles] + [r.finding() for r in self.reuse_findings()]
+            findings += [found.finding() for found in self.statement_findings()]
             Path(report).write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
         if cycles and session.config.getoption("lockorder_strict") and session.exitstatus == 0:
             session.exitstatus = 1
+
+
+@dataclass(frozen=True)
+class StatementFinding:
+    """What a static rule says about one statement a test executed, where the user's code ran it."""
+
+    verdict: Verdict
+    path: str
+    line: int
+    function: str
+    sql: str
+
+    @property
+    def code(self) -> str:
+        return self.verdict.code
+
+    def describe(self) -> str:
+        return f"{self.code} {self.path}:{self.line} {self.function}: {self.verdict.message}"
+
+    def finding(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": 1,
+            "end_line": self.line,
+            "end_column": 1,
+            "code": self.code,
+            "message": self.verdict.message,
+            "table": self.verdict.table,
+            "function": self.function,
+            "statement": self.sql,
+            "source": "runtime",
+            "trace": [{"executed": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}}],
+        }
 
 
 @dataclass(frozen=True)
@@ -265,6 +390,11 @@ def _aborts(connection: Any, context: Any) -> bool:
         args: tuple[Any, ...] = tuple(getattr(context.original_exception, "args", ()))
         return bool(args) and args[0] in _MYSQL_ABORTING
     return False
+
+
+def _is_mariadb(connection: Any) -> bool:
+    dialect = connection.dialect
+    return dialect.name == "mariadb" or bool(getattr(dialect, "is_mariadb", False))
 
 
 def _parents(context: Any, sql: Any) -> list[str]:

@@ -297,9 +297,12 @@ def _not_read(ev: Evaluator, text: str, span: Span, reason: str, anchor: ast.AST
     return (ev.new(Statement(kind=kind, span=span, target_text=what, write=span, write_kind=kind.upper())),)
 
 
-def to_statement(sql: SqlStatement, catalog: Catalog, span: Span, mysql: bool) -> Statement | None:
+def to_statement(
+    sql: SqlStatement, catalog: Catalog, span: Span, mysql: bool, via: str = VIA
+) -> Statement | None:
     """One read SQL statement as the rules' statement model; None for what locks no rows itself
-    (DDL, transaction control)."""
+    (DDL, transaction control). ``via`` is how its lock clause was written (SQL text here; at run
+    time, ``with_for_update`` for SQL that SQLAlchemy compiled)."""
     if sql.kind == "other":
         return None
     table = _table(catalog, sql.target)
@@ -316,9 +319,9 @@ def to_statement(sql: SqlStatement, catalog: Catalog, span: Span, mysql: bool) -
             skip_locked=sql.lock.skip_locked,
             nowait=sql.lock.nowait,
             of=sql.lock.of,
-            via=VIA,
+            via=via,
         )
-    source = to_statement(sql.source, catalog, span, mysql) if sql.source is not None else None
+    source = to_statement(sql.source, catalog, span, mysql, via) if sql.source is not None else None
     predicates = tuple(_predicates(sql.conditions, sql, catalog, span, mysql))
     joins = tuple(name for name, _outer in sql.joins)
     return Statement(

@@ -56,13 +56,13 @@ class JoinedRowsLock(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                self._message(statement, extra, mariadb=context.config.mariadb),
+                self.message(statement, extra, mariadb=context.config.mariadb),
                 statement.target.name,
                 statement.statement_text,
             )
 
     @staticmethod
-    def _message(statement: Statement, extra: list[JoinedTable], mariadb: bool = False) -> str:
+    def message(statement: Statement, extra: list[JoinedTable], mariadb: bool = False) -> str:
         """One sentence: the lock, the rows it also takes and why they are in the FROM clause,
         and the fix; outer joins get PostgreSQL's refusal noted."""
         table = statement.target

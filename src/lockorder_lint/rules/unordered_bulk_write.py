@@ -79,7 +79,7 @@ class UnorderedBulkWrite(Rule):
                 message = self._joined_message(statement, joined_hot)
                 why = context.hot_because(joined_hot[0])
             else:
-                message = self._message(statement, context)
+                message = self.message(statement, context.config.mysql)
             yield Report(
                 self.code, statement.write, message, table.name, statement.statement_text, hot_because=why
             )
@@ -94,7 +94,7 @@ class UnorderedBulkWrite(Rule):
         return not context.config.mysql or earlier.lock.non_blocking or earlier.pins_primary_key()
 
     @staticmethod
-    def _message(statement: Statement, context: RuleContext) -> str:
+    def message(statement: Statement, mysql: bool) -> str:
         """One sentence: what locks rows out of key order, through what, and the fix. Why that
         deadlocks against writers that lock by key is in ``lockorder-lint explain LCK001``."""
         table = statement.target
@@ -107,7 +107,7 @@ class UnorderedBulkWrite(Rule):
             order, values, by = f"{pk} order", f"the {pk} values", pk
         else:
             order, values, by = f"key order {key_text(table)}", "the key values", "key"
-        if context.config.mysql:
+        if mysql:
             batch = "... FOR UPDATE SKIP LOCKED"
         else:
             batch = f"ORDER BY {', '.join(table.primary_key)} ... FOR UPDATE"

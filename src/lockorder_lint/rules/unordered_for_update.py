@@ -58,13 +58,13 @@ class UnorderedForUpdate(Rule):
             yield Report(
                 self.code,
                 lock.span,
-                _in_sql_terms(self._message(statement, ordered, context.config.mysql), lock.via),
+                self.message(statement, ordered, context.config.mysql),
                 table.name,
                 statement.statement_text,
             )
 
     @staticmethod
-    def _message(statement: Statement, ordered: bool, mysql: bool) -> str:
+    def message(statement: Statement, ordered: bool, mysql: bool) -> str:
         table = statement.target
         assert table is not None
         lock = statement.lock
@@ -75,12 +75,15 @@ class UnorderedForUpdate(Rule):
         reach = f"rows through {through}" if through else "every row it scans (no WHERE clause)"
         if ordered:
             order = ", ".join(dict.fromkeys(col for _t, col, _d in statement.order_by))
-            return (
+            return _in_sql_terms(
                 f"{lock.mode}{via} on {table.name} locks {reach} as MySQL/MariaDB scans them, before "
-                f"ORDER BY {order} sorts them; add skip_locked=True or nowait=True, or pin the rows by {pk}"
+                f"ORDER BY {order} sorts them; add skip_locked=True or nowait=True, or pin the rows by {pk}",
+                lock.via,
             )
         if mysql:  # InnoDB locks as it scans: an ORDER BY would not fix the order
             fix = f"add skip_locked=True / nowait=True, or pin the rows by {pk}"
         else:
             fix = f"add ORDER BY {', '.join(table.primary_key)}, or skip_locked=True / nowait=True"
-        return f"{lock.mode}{via} on {table.name} locks {reach} in no fixed order; {fix}"
+        return _in_sql_terms(
+            f"{lock.mode}{via} on {table.name} locks {reach} in no fixed order; {fix}", lock.via
+        )
