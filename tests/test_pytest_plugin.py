@@ -299,3 +299,103 @@ def test_a_lock_that_never_waits_closes_no_cycle() -> None:
     _take(graph, 1, [("run", UPDATE, True), ("job", UPDATE, False), ("job", NO_KEY_UPDATE, True)])
     _take(graph, 2, [("job", UPDATE, True), ("run", UPDATE, True)])
     assert graph.cycles() == []
+
+
+def test_three_transactions_that_close_a_cycle_through_three_tables() -> None:
+    """Airflow #27473's shape: no two transactions lock two tables in opposite orders, yet the
+    three together wait in a ring. Reported once, whichever table it is read from."""
+    graph = LockGraph()
+    _take(graph, 1, [("dag_run", UPDATE, True), ("task_instance", NO_KEY_UPDATE, True)])
+    _take(graph, 2, [("task_instance", UPDATE, True), ("job", UPDATE, True)])
+    _take(graph, 3, [("job", UPDATE, True), ("dag_run", UPDATE, True)])
+    [cycle] = graph.cycles()
+    assert cycle.tables == ("dag_run", "task_instance", "job")
+    assert [e.transaction for e in cycle.edges] == [1, 2, 3]
+
+    open_chain = LockGraph()  # the third takes its locks the same way round as the first two
+    _take(open_chain, 1, [("dag_run", UPDATE, True), ("task_instance", NO_KEY_UPDATE, True)])
+    _take(open_chain, 2, [("task_instance", UPDATE, True), ("job", UPDATE, True)])
+    _take(open_chain, 3, [("dag_run", UPDATE, True), ("job", UPDATE, True)])
+    assert open_chain.cycles() == []
+
+    shared = LockGraph()  # one link of the ring does not conflict: KEY SHARE against NO KEY UPDATE
+    _take(shared, 1, [("dag_run", KEY_SHARE, True), ("task_instance", NO_KEY_UPDATE, True)])
+    _take(shared, 2, [("task_instance", UPDATE, True), ("job", UPDATE, True)])
+    _take(shared, 3, [("job", UPDATE, True), ("dag_run", NO_KEY_UPDATE, True)])
+    assert shared.cycles() == []
+
+    one_transaction = LockGraph()  # a transaction cannot wait for itself
+    _take(
+        one_transaction,
+        1,
+        [("a", UPDATE, True), ("b", UPDATE, True), ("c", UPDATE, True), ("a", UPDATE, True)],
+    )
+    assert one_transaction.cycles() == []
+
+
+THREE_PARTIES = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+tables = {
+    name: sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer))
+    for name in ("a", "b", "c")
+}
+
+
+def engine():
+    made = sa.create_engine("sqlite://")
+    metadata.create_all(made)
+    with made.begin() as connection:
+        for table in tables.values():
+            connection.execute(table.insert(), [{"id": 1, "v": 0}])
+    return made
+
+
+def touch(connection, first, second):
+    connection.execute(tables[first].update().where(tables[first].c.id == 1).values(v=1))
+    connection.execute(tables[second].update().where(tables[second].c.id == 1).values(v=1))
+
+
+def test_a_then_b():
+    with engine().begin() as connection:
+        touch(connection, "a", "b")
+
+
+def test_b_then_c():
+    with engine().begin() as connection:
+        touch(connection, "b", "c")
+
+
+def test_c_then_a():
+    with engine().begin() as connection:
+        touch(connection, "c", "a")
+"""
+
+
+def test_a_three_party_cycle_is_reported_with_every_transaction(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ring=THREE_PARTIES)
+    report = pytester.path / "lockorder.json"
+    result = pytester.runpytest_subprocess(
+        "--lockorder", "--lockorder-strict", f"--lockorder-report={report}"
+    )
+    result.assert_outcomes(passed=3)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "LCK005 lock-order cycle between a, b and c:",
+            "  transaction *: FOR NO KEY UPDATE on a at test_ring.py:20 touch",
+            "      then FOR NO KEY UPDATE on b at test_ring.py:21 touch",
+            "  transaction *: FOR NO KEY UPDATE on b at test_ring.py:20 touch",
+            "      then FOR NO KEY UPDATE on c at test_ring.py:21 touch",
+            "  transaction *: FOR NO KEY UPDATE on c at test_ring.py:20 touch",
+            "      then FOR NO KEY UPDATE on a at test_ring.py:21 touch",
+            "  run at the same time, each waits for the next one's lock; take the locks in one order "
+            "(a before b before c everywhere)*",
+        ]
+    )
+    [finding] = json.loads(report.read_text(encoding="utf-8"))
+    assert [len(t["steps"]) for t in finding["trace"]] == [2, 2, 2]
+    assert finding["message"] == (
+        "lock-order cycle between a, b and c: transactions take their locks in orders that close a cycle"
+    )

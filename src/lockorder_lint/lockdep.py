@@ -5,7 +5,8 @@ read (with :mod:`lockorder_lint.sql_reader`) into the row locks they take: a loc
 (table, mode) pair. Taking a lock on one table while holding a lock on another adds an edge to a
 graph shared by the whole session. Two edges in opposite directions, from different transactions,
 whose locks conflict on both tables, are a deadlock waiting for the right interleaving, found
-without ever racing. A lock taken with SKIP LOCKED or NOWAIT never waits, so it adds no edge.
+without ever racing; so are three or four edges that close a cycle through as many tables, from
+as many transactions. A lock taken with SKIP LOCKED or NOWAIT never waits, so it adds no edge.
 
 This module holds no SQLAlchemy code: :mod:`lockorder_lint.pytest_plugin` feeds it.
 """
@@ -30,6 +31,7 @@ _POSTGRES_CONFLICTS = {
 }
 _SHARED = {KEY_SHARE, SHARE}
 MAX_CACHED_STATEMENTS = 4096
+MAX_CYCLE = 4  # tables in a cycle the search follows (each further table multiplies its work)
 
 
 def conflicts(first: str, second: str, dialect: str) -> bool:
@@ -65,15 +67,23 @@ class Edge:
 
 @dataclass(frozen=True)
 class Cycle:
-    """Two transactions that each hold a lock the other then wants."""
+    """Transactions that each hold a lock the next one then wants, the last the first's: two
+    (each waits for the other) or more (a three-party cycle, Airflow #27473)."""
 
-    first: Edge
-    second: Edge
+    edges: tuple[Edge, ...]
     dialect: str
 
     @property
-    def tables(self) -> tuple[str, str]:
-        return self.first.held.table, self.first.taken.table
+    def first(self) -> Edge:
+        return self.edges[0]
+
+    @property
+    def last(self) -> Edge:
+        return self.edges[-1]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(edge.held.table for edge in self.edges)
 
 
 @dataclass
@@ -150,32 +160,52 @@ class LockGraph:
         transaction.held[acquisition.table] = acquisition
 
     def cycles(self) -> list[Cycle]:
-        """Every pair of tables locked in both orders, by two transactions whose locks conflict
-        on both tables: one cycle per pair of tables, with the first pair of traces that shows it."""
+        """Every cycle of up to ``MAX_CYCLE`` tables whose edges come from different transactions
+        and where each transaction's wanted lock conflicts with the next one's held lock: one per
+        cycle of tables (whatever table it is read from), with the first traces that show it."""
         found: list[Cycle] = []
-        for (first_table, second_table), forward in sorted(self.edges.items()):
-            if first_table >= second_table:
-                continue
-            backward = self.edges.get((second_table, first_table), [])
-            cycle = _first_conflicting(forward, backward)
-            if cycle is not None:
-                found.append(cycle)
-        return found
+        following: dict[str, list[str]] = {}
+        for held, taken in sorted(self.edges):
+            following.setdefault(held, []).append(taken)
+
+        def extend(path: list[str]) -> None:
+            for table in following.get(path[-1], ()):
+                if table == path[0] and len(path) >= 2:
+                    cycle = self._conflicting(path)
+                    if cycle is not None:
+                        found.append(cycle)
+                elif table > path[0] and table not in path and len(path) < MAX_CYCLE:
+                    extend([*path, table])
+
+        for start in sorted(following):
+            extend([start])
+        return sorted(found, key=lambda c: (len(c.edges), c.tables))
+
+    def _conflicting(self, tables: Sequence[str]) -> Cycle | None:
+        """The first choice of one edge per step of the table cycle that deadlocks: distinct
+        transactions, one dialect, and each wanted lock conflicting with the next held one."""
+        steps = [self.edges[(tables[i], tables[(i + 1) % len(tables)])] for i in range(len(tables))]
+
+        def choose(chosen: list[Edge]) -> Cycle | None:
+            if len(chosen) == len(steps):
+                if conflicts(chosen[-1].taken.mode, chosen[0].held.mode, chosen[0].dialect):
+                    return Cycle(tuple(chosen), chosen[0].dialect)
+                return None
+            for edge in steps[len(chosen)]:
+                if chosen and (
+                    edge.dialect != chosen[0].dialect
+                    or any(edge.transaction == c.transaction for c in chosen)
+                    or not conflicts(chosen[-1].taken.mode, edge.held.mode, edge.dialect)
+                ):
+                    continue
+                made = choose([*chosen, edge])
+                if made is not None:
+                    return made
+            return None
+
+        return choose([])
 
 
 def _stronger(mode: str, than: str) -> bool:
     order = [KEY_SHARE, SHARE, NO_KEY_UPDATE, UPDATE]
     return order.index(mode) > order.index(than)
-
-
-def _first_conflicting(forward: Sequence[Edge], backward: Sequence[Edge]) -> Cycle | None:
-    for one, other in itertools.product(forward, backward):
-        if one.transaction == other.transaction:
-            continue
-        dialect = one.dialect
-        # one waits on other's table-B lock; other waits on one's table-A lock
-        if conflicts(one.taken.mode, other.held.mode, dialect) and conflicts(
-            other.taken.mode, one.held.mode, dialect
-        ):
-            return Cycle(one, other, dialect)
-    return None

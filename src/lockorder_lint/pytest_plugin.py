@@ -269,7 +269,7 @@ class Recorder:
         ]
 
     def cycles(self) -> list[Cycle]:
-        return [c for c in self.graph.cycles() if self._reported(CODE, c.second.taken.path)]
+        return [c for c in self.graph.cycles() if self._reported(CODE, c.last.taken.path)]
 
     def reuse_findings(self) -> list[Reuse]:
         return [r for r in self.reuses if self._reported(REUSE_CODE, r.path)]
@@ -425,31 +425,46 @@ def _relative(path: str) -> str:
 
 
 def _user_frame() -> tuple[str, int, str]:
-    """The innermost frame outside SQLAlchemy, this package, pytest and the standard library."""
+    """The innermost frame outside SQLAlchemy, this package, pytest and the standard library.
+    With asyncio, SQLAlchemy runs the statement in a greenlet of its own, whose stack ends at
+    the spawn: the user's coroutine is on the stack of the greenlet that is waiting for it."""
     stdlib = os.path.dirname(os.__file__)
-    frame: Any = sys._getframe(1)
-    while frame is not None:
-        path = frame.f_code.co_filename
-        if not (any(part in path for part in _MACHINERY) or path.startswith(stdlib) or path.startswith("<")):
-            return path, frame.f_lineno, frame.f_code.co_name
-        frame = frame.f_back
+    frames: list[Any] = [sys._getframe(1)]
+    greenlets = sys.modules.get("greenlet")
+    current = greenlets.getcurrent() if greenlets is not None else None
+    while frames:
+        frame = frames.pop()
+        while frame is not None:
+            path = frame.f_code.co_filename
+            machinery = any(part in path for part in _MACHINERY) or path.startswith(stdlib)
+            if not (machinery or path.startswith("<")):
+                return path, frame.f_lineno, frame.f_code.co_name
+            frame = frame.f_back
+        parent = getattr(current, "parent", None)
+        if parent is not None and parent.gr_frame is not None:
+            frames.append(parent.gr_frame)
+            current = parent
     return "", 0, "?"
 
 
 def describe(cycle: Cycle) -> str:
-    """The cycle as a person reads it: both transactions, each with the lock it held and the one
+    """The cycle as a person reads it: every transaction, each with the lock it held and the one
     it then took, where the code asked for each."""
-    first, second = cycle.first, cycle.second
-    a, b = cycle.tables
-    return (
-        f"{CODE} lock-order cycle between {a} and {b}:\n"
-        f"  transaction {first.transaction}: {_step(first.held)}\n"
-        f"      then {_step(first.taken)}\n"
-        f"  transaction {second.transaction}: {_step(second.held)}\n"
-        f"      then {_step(second.taken)}\n"
-        f"  run at the same time, each waits for the other's lock; take the locks in one order "
-        f"({a} before {b} everywhere), or skip locked rows (SKIP LOCKED) on one side"
+    tables = cycle.tables
+    lines = [f"{CODE} lock-order cycle between {_names(tables)}:"]
+    for edge in cycle.edges:
+        lines.append(f"  transaction {edge.transaction}: {_step(edge.held)}")
+        lines.append(f"      then {_step(edge.taken)}")
+    together = "each waits for the other's lock" if len(tables) == 2 else "each waits for the next one's lock"
+    lines.append(
+        f"  run at the same time, {together}; take the locks in one order "
+        f"({' before '.join(sorted(tables))} everywhere), or skip locked rows (SKIP LOCKED) on one side"
     )
+    return "\n".join(lines)
+
+
+def _names(tables: tuple[str, ...]) -> str:
+    return " and ".join(tables) if len(tables) == 2 else f"{', '.join(tables[:-1])} and {tables[-1]}"
 
 
 def _step(acquisition: Acquisition) -> str:
@@ -457,9 +472,8 @@ def _step(acquisition: Acquisition) -> str:
 
 
 def finding(cycle: Cycle) -> dict[str, Any]:
-    """A cycle as the CLI's JSON finding, plus ``trace`` (both transactions) and ``source``."""
-    taken = cycle.second.taken
-    a, b = cycle.tables
+    """A cycle as the CLI's JSON finding, plus ``trace`` (every transaction) and ``source``."""
+    taken = cycle.last.taken
     return {
         "path": taken.path,
         "line": taken.line,
@@ -467,8 +481,11 @@ def finding(cycle: Cycle) -> dict[str, Any]:
         "end_line": taken.line,
         "end_column": 1,
         "code": CODE,
-        "message": f"lock-order cycle between {a} and {b}: transactions take their locks in opposite orders",
-        "table": a,
+        "message": (
+            f"lock-order cycle between {_names(cycle.tables)}: transactions take their locks in "
+            f"{'opposite orders' if len(cycle.edges) == 2 else 'orders that close a cycle'}"
+        ),
+        "table": cycle.tables[0],
         "function": taken.where.rsplit(" ", 1)[-1],
         "statement": taken.sql,
         "source": "runtime",
@@ -480,6 +497,6 @@ def finding(cycle: Cycle) -> dict[str, Any]:
                     for step in (edge.held, edge.taken)
                 ],
             }
-            for edge in (cycle.first, cycle.second)
+            for edge in cycle.edges
         ],
     }
