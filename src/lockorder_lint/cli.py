@@ -46,8 +46,9 @@ if TYPE_CHECKING:  # the fixer imports libcst, which only --fix and --diff need
     from lockorder_lint.fixer import FixReport
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-COMMANDS = ("check", "report", "tables", "explain", "rules")
+COMMANDS = ("check", "report", "graph", "tables", "explain", "rules")
 REPORT_FORMATS = ("html", "markdown")
+GRAPH_FORMATS = ("dot", "mermaid", "json")
 
 
 def _codes(value: str) -> tuple[str, ...]:
@@ -62,20 +63,30 @@ def _codes(value: str) -> tuple[str, ...]:
     return codes
 
 
+_DESCRIPTIONS = {
+    "report": "Write an audit report (HTML or Markdown) of the findings under PATHS.",
+    "graph": "Print the table-level lock-order graph of the code under PATHS (DOT, Mermaid or JSON).",
+}
+
+
 def _parser(command: str = "check") -> argparse.ArgumentParser:
     report = command == "report"
     parser = argparse.ArgumentParser(
-        prog="lockorder-lint report" if report else "lockorder-lint",
-        description="Write an audit report (HTML or Markdown) of the findings under PATHS."
-        if report
-        else "Find SQLAlchemy code that takes row locks in an order that deadlocks.",
-        epilog="Commands: check (default) PATHS | report PATHS -o FILE | tables PATHS | explain CODE | rules",
+        prog=f"lockorder-lint {command}" if command in _DESCRIPTIONS else "lockorder-lint",
+        description=_DESCRIPTIONS.get(
+            command, "Find SQLAlchemy code that takes row locks in an order that deadlocks."
+        ),
+        epilog="Commands: check (default) PATHS | report PATHS -o FILE | graph PATHS | tables PATHS | "
+        "explain CODE | rules",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="files or directories (default: .)")
     if report:
         parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="report file")
         parser.add_argument("--format", choices=REPORT_FORMATS, default="html", help="report format")
         parser.add_argument("--title", help="the report's title (default: the project root's name)")
+    elif command == "graph":
+        parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE, not stdout")
+        parser.add_argument("--format", choices=GRAPH_FORMATS, default="dot", help="graph format")
     else:
         parser.add_argument(
             "--format", choices=("text", "json", "sarif", "github"), default="text", help="output format"
@@ -378,6 +389,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_ERROR if errors else EXIT_CLEAN
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Check PATHS as ``check`` does, then print the lock-order graph of what it followed: tables,
+    edges A -> B where a function takes rows of B while holding rows of A (with how B is taken,
+    how many functions do so, one of them), hot tables, and the cycles, LCK005's and candidates.
+    Exit 0 when it is written, 2 when a file could not be checked."""
+    from lockorder_lint.report.graph_text import dot, graph_json
+    from lockorder_lint.report.lockgraph import graph_from_steps
+    from lockorder_lint.report.markdown import mermaid
+
+    output: Path | None = args.output
+    if output is not None and not os.path.isdir(output.parent or "."):
+        raise PathError(f"-o {output}: directory {output.parent} does not exist")
+    root, config, paths = _setup(args)
+    cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
+    jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
+    catalog_errors: list[FileError] = []
+    project = make_project(root, config, cache, errors=catalog_errors, jobs=jobs)
+    result = run(paths, project, jobs=jobs, cache=cache)
+    _mode, hot = _hot_evidence(project)
+    graph = graph_from_steps(result.steps, result.findings, hot)
+    text = {"dot": dot, "mermaid": mermaid, "json": graph_json}[args.format](graph)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        temporary = output.with_name(output.name + ".tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(output)
+        except OSError as exc:
+            raise PathError(f"cannot write graph {output}: {exc.strerror or exc}") from exc
+    checked = {e.path for e in result.errors}
+    errors = [e for e in catalog_errors if e.path not in checked] + result.errors
+    for error in errors:
+        print(error.render(), file=sys.stderr)
+    cycles = len(graph.cycles)
+    print(
+        f"lockorder-lint: {len(graph.nodes)} tables, {len(graph.drawn_edges())} edges, "
+        f"{cycles} cycle{'s' if cycles != 1 else ''} ({sum(c.confirmed for c in graph.cycles)} reported "
+        f"by LCK005), from the functions the rules followed in {result.analysed} files",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR if errors else EXIT_CLEAN
+
+
 def _hot_evidence(project: Project) -> tuple[str, dict[str, list[str]]]:
     """How the run decided which tables are hot, and each hot table's evidence (or setting)."""
     config = project.config
@@ -592,8 +647,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(command)
     try:
         args = parser.parse_args(argv)
-        if command == "report" and (args.fix or args.diff or args.write_baseline):
-            parser.error("report writes a report only: run --fix, --diff or --write-baseline as a check")
+        if command in ("report", "graph") and (args.fix or args.diff or args.write_baseline):
+            parser.error(
+                f"{command} writes a {command} only: run --fix, --diff or --write-baseline as a check"
+            )
         if args.diff and args.format != "text":
             parser.error("--diff writes the diff on stdout, so it takes only --format text")
         if args.unsafe_fixes and not (args.fix or args.diff):
@@ -603,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "check": cmd_check,
         "report": cmd_report,
+        "graph": cmd_graph,
         "tables": cmd_tables,
         "explain": cmd_explain,
         "rules": cmd_rules,

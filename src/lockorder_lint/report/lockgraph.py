@@ -53,6 +53,8 @@ class LockEdge:
     traces: list[str] = field(default_factory=list)
     more: int = 0  # traces beyond MAX_TRACES_PER_EDGE
     in_cycle: bool = False
+    # How ``then`` is taken after ``first`` (``lock``, ``write``, ``insert``), in first-seen order.
+    modes: list[str] = field(default_factory=list)
     # Some trace takes ``then`` right after ``first``; an edge only implied by a longer chain
     # (A, B, C gives A -> C) is not drawn unless it is on a cycle.
     adjacent: bool = False
@@ -109,15 +111,21 @@ class LockGraph:
         edge.adjacent = edge.adjacent or adjacent
         return edge
 
-    def add_trace(self, where: str, tables: Sequence[str]) -> None:
-        """One transaction (or function) that locks ``tables`` in this order (repeats are
-        ignored: a lock already held is not waited for again)."""
-        ordered = list(dict.fromkeys(tables))
+    def add_trace(self, where: str, tables: Sequence[str], modes: Sequence[str] = ()) -> None:
+        """One transaction (or function) that locks ``tables`` in this order, each taken as
+        ``modes`` says when given (repeats are ignored: a lock already held is not waited for
+        again)."""
+        taken: dict[str, str] = {}
+        for index, table in enumerate(tables):
+            taken.setdefault(table, modes[index] if index < len(modes) else "")
+        ordered = list(taken)
         for table in ordered:
             self.add_table(table)
         for i, first in enumerate(ordered):
             for offset, then in enumerate(ordered[i + 1 :]):
-                self.add_edge(first, then, where, adjacent=offset == 0)
+                edge = self.add_edge(first, then, where, adjacent=offset == 0)
+                if taken[then] and taken[then] not in edge.modes:
+                    edge.modes.append(taken[then])
 
     def add_cycle(
         self,
@@ -195,7 +203,9 @@ def graph_from_steps(
         by_function.setdefault((step.path, step.function), []).append(step)
     for (path, function), taken in sorted(by_function.items()):
         taken.sort(key=lambda s: s.line)
-        graph.add_trace(f"{path}:{taken[0].line} {function}", [s.table for s in taken])
+        graph.add_trace(
+            f"{path}:{taken[0].line} {function}", [s.table for s in taken], [s.kind for s in taken]
+        )
     for finding in findings:
         if finding.code != CONFIRMED:
             continue
