@@ -11,6 +11,7 @@ from lockorder_lint import project, runner
 from lockorder_lint.cache import Cache
 from lockorder_lint.config import Config
 from lockorder_lint.runner import make_project, run
+from tests.test_project import project as project_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -163,24 +164,12 @@ def finish(session):
     session.execute(update(Job).where(in_states(["running"])).values(state="done"))
 """
 
-MODELS = """\
-from sqlalchemy import String, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Job(Base):
-    __tablename__ = "job"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    state: Mapped[str] = mapped_column(String(20))
+CLAIMS = """\
+from app.models import Job
 
 
 def claim(session, job_id):
-    return session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+    return session.get(Job, job_id, with_for_update=True)
 """
 
 
@@ -189,13 +178,7 @@ def test_a_cached_result_depends_on_the_helper_it_inlined_not_on_the_rest_of_its
 ) -> None:
     """The caller's finding comes from a helper in another file. Editing another function of
     that file keeps the caller's cached result; editing the helper, or moving it, does not."""
-    root = tmp_path / "p"
-    (root / "app").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n")
-    (root / "app" / "__init__.py").write_text("")
-    (root / "app" / "models.py").write_text(MODELS)
-    (root / "app" / "helpers.py").write_text(HELPERS)
-    (root / "app" / "caller.py").write_text(CALLER)
+    root = project_tree(tmp_path / "p", helpers=HELPERS, caller=CALLER, claims=CLAIMS)
     cache_dir = root / ".lockorder_cache"
 
     def caller_findings(result: runner.RunResult) -> list[tuple[int, str]]:

@@ -368,13 +368,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         notes=notes,
         baseline=state,
     )
-    text = render(report, args.format)
-    temporary = output.with_name(output.name + ".tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(output)
-    except OSError as exc:
-        raise PathError(f"cannot write report {output}: {exc.strerror or exc}") from exc
+    _write_atomically(output, render(report, args.format), "report")
     problems: list[FileError | Note] = [*errors, *notes]
     for problem in problems:
         print(problem.render(), file=sys.stderr)
@@ -387,6 +381,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_ERROR if errors else EXIT_CLEAN
+
+
+def _write_atomically(output: Path, text: str, what: str) -> None:
+    """Write beside ``output``, then rename over it: a reader never sees half a file."""
+    temporary = output.with_name(output.name + ".tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output)
+    except OSError as exc:
+        raise PathError(f"cannot write {what} {output}: {exc.strerror or exc}") from exc
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -413,12 +417,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if output is None:
         sys.stdout.write(text)
     else:
-        temporary = output.with_name(output.name + ".tmp")
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(output)
-        except OSError as exc:
-            raise PathError(f"cannot write graph {output}: {exc.strerror or exc}") from exc
+        _write_atomically(output, text, "graph")
     checked = {e.path for e in result.errors}
     errors = [e for e in catalog_errors if e.path not in checked] + result.errors
     for error in errors:

@@ -318,20 +318,17 @@ class StatementFinding:
         return f"{self.code} {self.path}:{self.line} {self.function}: {self.verdict.message}"
 
     def finding(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "line": self.line,
-            "column": 1,
-            "end_line": self.line,
-            "end_column": 1,
-            "code": self.code,
-            "message": self.verdict.message,
-            "table": self.verdict.table,
-            "function": self.function,
-            "statement": self.sql,
-            "source": "runtime",
-            "trace": [{"executed": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}}],
-        }
+        trace = [{"executed": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}}]
+        return runtime_finding(
+            self.path,
+            self.line,
+            self.code,
+            self.verdict.message,
+            self.verdict.table,
+            self.function,
+            self.sql,
+            trace,
+        )
 
 
 @dataclass(frozen=True)
@@ -355,23 +352,14 @@ class Reuse:
 
     def finding(self) -> dict[str, Any]:
         path, line, function, kind = self.error
-        return {
-            "path": self.path,
-            "line": self.line,
-            "column": 1,
-            "end_line": self.line,
-            "end_column": 1,
-            "code": REUSE_CODE,
-            "message": f"statement run after {kind} aborted the transaction, before rollback()",
-            "table": None,
-            "function": self.function,
-            "statement": self.sql,
-            "source": "runtime",
-            "trace": [
-                {"error": {"at": f"{path}:{line} {function}", "type": kind}},
-                {"reuse": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}},
-            ],
-        }
+        message = f"statement run after {kind} aborted the transaction, before rollback()"
+        trace = [
+            {"error": {"at": f"{path}:{line} {function}", "type": kind}},
+            {"reuse": {"at": f"{self.path}:{self.line} {self.function}", "sql": self.sql}},
+        ]
+        return runtime_finding(
+            self.path, self.line, REUSE_CODE, message, None, self.function, self.sql, trace
+        )
 
 
 # MySQL/MariaDB errors that roll the whole transaction back (a deadlock); other errors there, such
@@ -474,29 +462,47 @@ def _step(acquisition: Acquisition) -> str:
 def finding(cycle: Cycle) -> dict[str, Any]:
     """A cycle as the CLI's JSON finding, plus ``trace`` (every transaction) and ``source``."""
     taken = cycle.last.taken
+    message = (
+        f"lock-order cycle between {_names(cycle.tables)}: transactions take their locks in "
+        f"{'opposite orders' if len(cycle.edges) == 2 else 'orders that close a cycle'}"
+    )
+    trace = [
+        {
+            "transaction": edge.transaction,
+            "steps": [
+                {"table": step.table, "mode": step.mode, "at": step.where, "sql": step.sql}
+                for step in (edge.held, edge.taken)
+            ],
+        }
+        for edge in cycle.edges
+    ]
+    function = taken.where.rsplit(" ", 1)[-1]
+    return runtime_finding(taken.path, taken.line, CODE, message, cycle.tables[0], function, taken.sql, trace)
+
+
+def runtime_finding(
+    path: str,
+    line: int,
+    code: str,
+    message: str,
+    table: str | None,
+    function: str,
+    sql: str,
+    trace: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A run-time finding as the CLI's JSON finding (a line, no column), with ``source`` and
+    ``trace``."""
     return {
-        "path": taken.path,
-        "line": taken.line,
+        "path": path,
+        "line": line,
         "column": 1,
-        "end_line": taken.line,
+        "end_line": line,
         "end_column": 1,
-        "code": CODE,
-        "message": (
-            f"lock-order cycle between {_names(cycle.tables)}: transactions take their locks in "
-            f"{'opposite orders' if len(cycle.edges) == 2 else 'orders that close a cycle'}"
-        ),
-        "table": cycle.tables[0],
-        "function": taken.where.rsplit(" ", 1)[-1],
-        "statement": taken.sql,
+        "code": code,
+        "message": message,
+        "table": table,
+        "function": function,
+        "statement": sql,
         "source": "runtime",
-        "trace": [
-            {
-                "transaction": edge.transaction,
-                "steps": [
-                    {"table": step.table, "mode": step.mode, "at": step.where, "sql": step.sql}
-                    for step in (edge.held, edge.taken)
-                ],
-            }
-            for edge in cycle.edges
-        ],
+        "trace": trace,
     }

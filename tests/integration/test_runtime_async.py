@@ -10,7 +10,8 @@ import json
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.integration.databases import DIALECTS, configured_url, skip_reason
+from tests.integration.databases import DIALECTS
+from tests.integration.inner_runs import run_inner
 
 pytest_plugins = ["pytester"]
 
@@ -77,14 +78,10 @@ def _async_url(url: str) -> str:
 def test_async_transactions_are_recorded_at_the_awaiting_line(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dialect: str
 ) -> None:
-    url = configured_url(dialect)
-    if url is None:
-        pytest.skip(skip_reason(dialect))
-    monkeypatch.setenv("LOCKORDER_INNER_URL", _async_url(url))
-    pytester.makepyfile(test_async_orders=INNER)
     report = pytester.path / "lockorder.json"
-    result = pytester.runpytest_subprocess(
-        "--lockorder", f"--lockorder-report={report}", "-p", "no:cacheprovider"
+    options = (f"--lockorder-report={report}",)
+    result = run_inner(
+        pytester, monkeypatch, dialect, "test_async_orders", INNER, *options, url_for=_async_url
     )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(

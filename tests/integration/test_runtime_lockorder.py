@@ -6,15 +6,12 @@ reuse of the session a lock timeout aborted (LCK003) is seen at run time."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.integration.databases import DIALECTS, configured_url, skip_reason
+from tests.integration.databases import DIALECTS
+from tests.integration.inner_runs import run_inner
 
 pytest_plugins = ["pytester"]
-
-REPO = Path(__file__).resolve().parents[2]
 
 INNER = """
 import os
@@ -25,16 +22,9 @@ from sqlalchemy import select
 from tests.fixtures.airflow import scheduler_3_2_1, scheduler_fixed, ti_update_state_3_2_1
 from tests.fixtures.airflow.models import DagRun, State
 from tests.integration.airflow_rows import seed_run
-from tests.integration.databases import isolated_database
+from tests.integration.inner_runs import database
 
 SCHEDULER = scheduler_3_2_1 if os.environ["LOCKORDER_INNER_FORM"] == "3.2.1" else scheduler_fixed
-
-
-@pytest.fixture(scope="module")
-def database():
-    dialect, url = os.environ["LOCKORDER_INNER_DIALECT"], os.environ["LOCKORDER_INNER_URL"]
-    with isolated_database(dialect, url, "runtime_lockorder_inner") as isolated:
-        yield isolated
 
 
 def test_scheduler_pass(database):
@@ -72,15 +62,10 @@ def test_api_request(database):
 def _run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dialect: str, form: str
 ) -> pytest.RunResult:
-    url = configured_url(dialect)
-    if url is None:
-        pytest.skip(skip_reason(dialect))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("LOCKORDER_INNER_DIALECT", dialect)
-    monkeypatch.setenv("LOCKORDER_INNER_URL", url)
     monkeypatch.setenv("LOCKORDER_INNER_FORM", form)
-    pytester.makepyfile(test_airflow_transactions=INNER)
-    result = pytester.runpytest_subprocess("--lockorder", "--lockorder-strict", "-p", "no:cacheprovider")
+    result = run_inner(
+        pytester, monkeypatch, dialect, "test_airflow_transactions", INNER, "--lockorder-strict"
+    )
     result.assert_outcomes(passed=3)
     return result
 

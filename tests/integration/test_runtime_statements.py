@@ -8,34 +8,22 @@ row-locked it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.integration.databases import DIALECTS, configured_url, skip_reason
+from tests.integration.databases import DIALECTS
+from tests.integration.inner_runs import run_inner
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[2]
-
 INNER = """
-import os
-
-import pytest
 from sqlalchemy import select, update
 
 from tests.fixtures.airflow.models import State, TaskInstance
 from tests.integration.airflow_rows import seed_run
-from tests.integration.databases import isolated_database
+from tests.integration.inner_runs import database
 
 NO_SYNC = {"synchronize_session": False}
-
-
-@pytest.fixture(scope="module")
-def database():
-    dialect, url = os.environ["LOCKORDER_INNER_DIALECT"], os.environ["LOCKORDER_INNER_URL"]
-    with isolated_database(dialect, url, "runtime_statements_inner") as isolated:
-        yield isolated
 
 
 def test_lock_the_running_instances(database):
@@ -66,34 +54,27 @@ def test_lock_in_key_order_then_update(database):
 def test_statements_are_judged_with_the_metadata_keys(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dialect: str
 ) -> None:
-    url = configured_url(dialect)
-    if url is None:
-        pytest.skip(skip_reason(dialect))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("LOCKORDER_INNER_DIALECT", dialect)
-    monkeypatch.setenv("LOCKORDER_INNER_URL", url)
-    pytester.makepyfile(test_statements=INNER)
     report = pytester.path / "lockorder.json"
-    result = pytester.runpytest_subprocess(
-        "--lockorder", f"--lockorder-report={report}", "-p", "no:cacheprovider"
+    result = run_inner(
+        pytester, monkeypatch, dialect, "test_statements", INNER, f"--lockorder-report={report}"
     )
     result.assert_outcomes(passed=3)
     found = [(f["code"], f["line"], f["table"]) for f in json.loads(report.read_text(encoding="utf-8"))]
     assert found == [
-        ("LCK002", 24, "task_instance"),
-        ("LCK004", 24, "task_instance"),
-        ("LCK001", 31, "task_instance"),
+        ("LCK002", 14, "task_instance"),
+        ("LCK004", 14, "task_instance"),
+        ("LCK001", 21, "task_instance"),
     ]
     # InnoDB locks as it scans: ORDER BY would not help there, and MariaDB has no OF
     fix = "add skip_locked=True / nowait=True" if dialect == "mysql" else "add ORDER BY id"
     joined = "*: MariaDB has no OF*" if dialect == "mysql" else "use .with_for_update(of=*"
     result.stdout.fnmatch_lines(
         [
-            f"LCK002 test_statements.py:24 test_lock_the_running_instances: FOR UPDATE on task_instance "
+            f"LCK002 test_statements.py:14 test_lock_the_running_instances: FOR UPDATE on task_instance "
             f"locks rows through state (index ti_state) in no fixed order; {fix}*",
-            "LCK004 test_statements.py:24 test_lock_the_running_instances: FOR UPDATE on task_instance "
+            "LCK004 test_statements.py:14 test_lock_the_running_instances: FOR UPDATE on task_instance "
             f"also locks the joined rows of dag_run (explicit join); {joined}",
-            "LCK001 test_statements.py:31 test_bulk_update: bulk UPDATE of task_instance locks rows "
+            "LCK001 test_statements.py:21 test_bulk_update: bulk UPDATE of task_instance locks rows "
             "through state*, not in id order*",
         ]
     )
