@@ -159,6 +159,11 @@ def _own_calls(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Cal
     return found
 
 
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
 def _off(default: ast.expr | None) -> bool:
     return isinstance(default, ast.Constant) and default.value in (False, None)
 
@@ -202,12 +207,22 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     if with_statements:
         last = start
         switched = switched_blocks(node)
+        calls_by_name: dict[str, list[int]] = {}
+        for call in _own_calls(node):
+            called = _call_name(call)
+            if called:
+                calls_by_name.setdefault(called, []).append(call.lineno)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
                 line = acquisition.line
-                where = line if start <= line <= end else last
+                if start <= line <= end:
+                    where = line
+                else:
+                    # built by a helper elsewhere: it runs where this function calls that helper
+                    helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
+                    where = next((n for n in calls_by_name.get(helper, ()) if n >= last), last)
                 last = where
-                when = next((p for first, final, p in switched if first <= line <= final), "")
+                when = next((p for first, final, p in switched if first <= where <= final), "")
                 positioned.append((where, order, Step("lock", where, acquisition, when=when)))
                 order += 1
     ev = unit.evaluator
@@ -223,9 +238,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
         if not any(_session_like(arg, patterns) for arg in handed):
             continue
-        called = (
-            func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        )
+        called = _call_name(call)
         if called:
             handed_names.append(called)
         if program is None:
