@@ -100,6 +100,7 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
         return []
     chain = statement.calls
     found: list[Acquisition] = []
+    runs_on = _databases(statement.live)
     lock = statement.lock
     if lock is not None and statement.kind in ("select", "query", "get"):
         line, column = lock.span.line, lock.span.column
@@ -136,7 +137,20 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
                 found.append(
                     Acquisition(parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column)
                 )
+    if runs_on != ALL_DIALECTS:
+        # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
+        found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
     return found
+
+
+def _databases(live: frozenset[str] | None) -> frozenset[str]:
+    """The databases of a statement's ``live`` dialects (MariaDB is folded into mysql there)."""
+    if live is None:
+        return ALL_DIALECTS
+    found = {"postgresql"} & live
+    if "mysql" in live or "mariadb" in live:
+        found |= _MYSQL_FAMILY
+    return frozenset(found)
 
 
 def _session_like(node: ast.AST, patterns: tuple[str, ...]) -> bool:
