@@ -221,21 +221,28 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     if with_statements:
         last = start
         switched = switched_blocks(node)
-        calls_by_name: dict[str, list[int]] = {}
+        calls_by_name: dict[str, list[ast.Call]] = {}
         for call in _own_calls(node):
             called = _call_name(call)
             if called:
-                calls_by_name.setdefault(called, []).append(call.lineno)
+                calls_by_name.setdefault(called, []).append(call)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
                 line = acquisition.line
+                helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
+                candidates = calls_by_name.get(helper, ())
                 if start <= line <= end:
                     where = line
+                    through = next(
+                        (c for c in candidates if c.lineno <= line <= (c.end_lineno or c.lineno)), None
+                    )
                 else:
                     # built by a helper elsewhere: it runs where this function calls that helper
-                    helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
-                    where = next((n for n in calls_by_name.get(helper, ()) if n >= last), last)
+                    through = next((c for c in candidates if c.lineno >= last), None)
+                    where = through.lineno if through is not None else last
                 last = where
+                if through is not None and _switched_off(unit, through, acquisition):
+                    continue
                 when = next((p for first, final, p in switched if first <= where <= final), "")
                 positioned.append((where, order, Step("lock", where, acquisition, when=when)))
                 order += 1
@@ -275,6 +282,46 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         line=node.lineno,
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
+    )
+
+
+def _switched_off(unit: Unit, call: ast.Call, acquisition: Acquisition) -> bool:
+    """The helper ``call`` reaches applies the lock only under ``if <parameter>:`` where the
+    parameter defaults to off (``_trace_query(session, for_update=False)``), and ``call`` does
+    not switch it on: the query it hands back takes no lock here."""
+    program = unit.scope.program
+    if program is None:
+        return False
+    try:
+        resolved = program.resolve_call(unit.evaluator, call, need="")
+    except RecursionError:
+        return False
+    if resolved is None:
+        return False
+    info, bound_first = resolved
+    located = program.node_of(info)
+    if located is None:
+        return False
+    helper = located[1]
+    blocks = switched_blocks(helper)
+    if not blocks:
+        return False
+    first, last = helper.lineno, helper.end_lineno or helper.lineno
+    if info.path == unit.scope.path and first <= acquisition.line <= last:
+        lines = [acquisition.line]
+    elif len(acquisition.chain) > 1:
+        inner = acquisition.chain[1].rsplit(".", 1)[-1]
+        lines = [c.lineno for c in _own_calls(helper) if _call_name(c) == inner]
+    else:
+        return False
+    params = list(info.params[1:] if bound_first else info.params)
+    passed = {k.arg for k in call.keywords if k.arg is not None and not _off(k.value)}
+    passed |= {name for name, arg in zip(params, call.args, strict=False) if not _off(arg)}
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return False  # *args / **kwargs: what is passed is not known
+    return bool(lines) and all(
+        any(b_first <= n <= b_last and param not in passed for b_first, b_last, param in blocks)
+        for n in lines
     )
 
 
