@@ -75,6 +75,9 @@ class Step:
     # (``refresh_from_db(lock_for_update=False)``): taken when a caller passes it.
     when: str = ""
     passes: tuple[str, ...] = ()  # for a call: the keywords it passes, other than False/None
+    # Where it is in the function's branches: one ``"<node>:<branch>"`` per enclosing if/else,
+    # try/except, loop or match arm, outermost first (see :func:`exclusive` and :func:`on_path`).
+    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,8 +276,14 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
             positioned.append((call.lineno, order, step))
             order += 1
+    branches = _Branches(node)
+    for line in branches.closing:
+        positioned.append((line, 1 << 30, Step("end", line)))  # every branch of it ends the transaction
     positioned.sort(key=lambda item: (item[0], item[1]))
-    steps = tuple(step for _line, _order, step in positioned[:MAX_STEPS])
+    steps = tuple(
+        replace(step, context=branches.context(line, closing=order == 1 << 30))
+        for line, order, step in positioned[:MAX_STEPS]
+    )
     return FunctionLocks(
         qualname=f"{unit.scope.resolver.module}.{unit.qualname}",
         name=unit.qualname,
@@ -283,6 +292,119 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
     )
+
+
+def _exclusive_arms(first: str, second: str) -> bool:
+    if {first, second} == {"t", "f"}:
+        return True  # if / else
+    kinds = {first[:1], second[:1]}
+    return kinds == {"c"} or kinds == {"h"} or kinds == {"h", "e"}  # match arms; handlers; handler / else
+
+
+def exclusive(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Two places no single run of the function passes both: the two arms of one if/else, two
+    ``except`` handlers of one try, a handler and the try's ``else``, two ``case`` arms."""
+    for a, b in zip(first, second, strict=False):
+        if a == b:
+            continue
+        node_a, _, arm_a = a.rpartition(":")
+        node_b, _, arm_b = b.rpartition(":")
+        return node_a == node_b and _exclusive_arms(arm_a, arm_b)
+    return False
+
+
+def on_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
+    """Whether a step at ``outer`` is on every path through the block of ``inner`` (its context
+    is a prefix of the other's)."""
+    return inner[: len(outer)] == outer
+
+
+def _leaves(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, (ast.Return, ast.Raise, ast.Continue, ast.Break))
+
+
+def _ends(stmt: ast.stmt) -> bool:
+    """A bare ``x.commit()`` / ``x.rollback()`` statement."""
+    if not isinstance(stmt, ast.Expr):
+        return False
+    value = stmt.value.value if isinstance(stmt.value, ast.Await) else stmt.value
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _ENDS
+        and not value.args
+        and not value.keywords
+    )
+
+
+class _Branches:
+    """The branch structure of one function: each statement's context, and the compound
+    statements every arm of which commits, rolls back or leaves (those end the transaction for
+    what follows them, though no single arm does on every path)."""
+
+    def __init__(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.places: list[tuple[int, int, tuple[str, ...]]] = []
+        self.closing: dict[int, tuple[str, ...]] = {}
+        self._block(function.body, ())
+
+    def context(self, line: int, closing: bool = False) -> tuple[str, ...]:
+        if closing:
+            return self.closing[line]
+        best: tuple[str, ...] = ()
+        for first, last, context in self.places:
+            if first <= line <= last and len(context) >= len(best):
+                best = context
+        return best
+
+    def _block(self, body: list[ast.stmt], context: tuple[str, ...]) -> bool:
+        """Record the block's statements; whether every path through it ends or leaves."""
+        finished = False
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            last = stmt.end_lineno or stmt.lineno
+            key = f"{stmt.lineno}.{stmt.col_offset}"
+            if isinstance(stmt, ast.If):
+                self._header(stmt, stmt.body, context)
+                then = self._block(stmt.body, (*context, f"{key}:t"))
+                otherwise = self._block(stmt.orelse, (*context, f"{key}:f")) if stmt.orelse else False
+                done = then and otherwise
+            elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                body_done = self._block(stmt.body, (*context, f"{key}:b"))  # type: ignore[attr-defined]
+                handled = [
+                    self._block(h.body, (*context, f"{key}:h{i}"))
+                    for i, h in enumerate(stmt.handlers)  # type: ignore[attr-defined]
+                ]
+                if stmt.orelse:  # type: ignore[attr-defined]
+                    body_done = self._block(stmt.orelse, (*context, f"{key}:e")) or body_done  # type: ignore[attr-defined]
+                final = self._block(stmt.finalbody, context)  # type: ignore[attr-defined]
+                done = final or (body_done and all(handled))
+            elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+                self._header(stmt, stmt.body, context)
+                self._block(stmt.body, (*context, f"{key}:l"))
+                self._block(stmt.orelse, (*context, f"{key}:le"))
+                done = False
+            elif isinstance(stmt, ast.Match):
+                self._header(stmt, [c.body[0] for c in stmt.cases if c.body], context)
+                for i, case in enumerate(stmt.cases):
+                    self._block(case.body, (*context, f"{key}:c{i}"))
+                done = False
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+                self._header(stmt, stmt.body, context)
+                done = self._block(stmt.body, context)
+            else:
+                self.places.append((stmt.lineno, last, context))
+                done = _ends(stmt) or _leaves(stmt)
+            compound = done and not isinstance(stmt, ast.Expr) and not _leaves(stmt)
+            if compound and (last not in self.closing or len(context) < len(self.closing[last])):
+                self.closing[last] = context
+            finished = finished or done
+        return finished
+
+    def _header(self, stmt: ast.stmt, body: list[ast.stmt], context: tuple[str, ...]) -> None:
+        """The lines of a compound statement before its body (its test, iterable, items)."""
+        first_body = body[0].lineno if body else (stmt.end_lineno or stmt.lineno) + 1
+        self.places.append((stmt.lineno, max(stmt.lineno, first_body - 1), context))
 
 
 def _switched_off(unit: Unit, call: ast.Call, acquisition: Acquisition) -> bool:
