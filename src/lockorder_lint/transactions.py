@@ -38,7 +38,7 @@ _MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
 
 # Text that may take a row lock: a function without it has no lock steps of its own.
 LOCK_TRIGGER = (
-    rb"with_for_update|\bupdate\(|\bdelete\(|\binsert\(|\.merge\(|\.add\(|\.add_all\(|upsert|on_conflict"
+    rb"for_update|\bupdate\(|\bdelete\(|\binsert\(|\.merge\(|\.add\(|\.add_all\(|upsert|on_conflict"
 )
 _ENDS = frozenset({"commit", "rollback"})
 MAX_STEPS = 60  # per function: a function taking more locks than this is cut there
@@ -244,9 +244,10 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
                     through = next((c for c in candidates if c.lineno >= last), None)
                     where = through.lineno if through is not None else last
                 last = where
-                if through is not None and _switched_off(unit, through, acquisition):
+                switch = _lock_switch(unit, through, acquisition) if through is not None else ""
+                if switch is None:
                     continue
-                when = next((p for first, final, p in switched if first <= where <= final), "")
+                when = switch or next((p for first, final, p in switched if first <= where <= final), "")
                 positioned.append((where, order, Step("lock", where, acquisition, when=when)))
                 order += 1
     ev = unit.evaluator
@@ -407,44 +408,81 @@ class _Branches:
         self.places.append((stmt.lineno, max(stmt.lineno, first_body - 1), context))
 
 
-def _switched_off(unit: Unit, call: ast.Call, acquisition: Acquisition) -> bool:
-    """The helper ``call`` reaches applies the lock only under ``if <parameter>:`` where the
-    parameter defaults to off (``_trace_query(session, for_update=False)``), and ``call`` does
-    not switch it on: the query it hands back takes no lock here."""
+def _lock_switch(unit: Unit, call: ast.Call, acquisition: Acquisition) -> str | None:
+    """Whether the lock a helper's query takes is taken where ``call`` runs it: ``""`` yes, None
+    no, or the name of one of this function's parameters (default off) when it is taken only if
+    the caller passes that one. The helpers ``call`` goes through may apply it only under ``if
+    <parameter>:`` with the parameter defaulting to off (MLflow's ``_trace_query(session,
+    for_update_or_delete=False)``), each call switching it on or handing on its own switch
+    (``_get_sql_trace_info(..., for_update=False)`` passes ``for_update_or_delete=for_update``)."""
     program = unit.scope.program
     if program is None:
-        return False
-    try:
-        resolved = program.resolve_call(unit.evaluator, call, need="")
-    except RecursionError:
-        return False
-    if resolved is None:
-        return False
-    info, bound_first = resolved
-    located = program.node_of(info)
-    if located is None:
-        return False
-    helper = located[1]
-    blocks = switched_blocks(helper)
-    if not blocks:
-        return False
-    first, last = helper.lineno, helper.end_lineno or helper.lineno
-    if info.path == unit.scope.path and first <= acquisition.line <= last:
-        lines = [acquisition.line]
-    elif len(acquisition.chain) > 1:
-        inner = acquisition.chain[1].rsplit(".", 1)[-1]
-        lines = [c.lineno for c in _own_calls(helper) if _call_name(c) == inner]
-    else:
-        return False
-    params = list(info.params[1:] if bound_first else info.params)
-    passed = {k.arg for k in call.keywords if k.arg is not None and not _off(k.value)}
-    passed |= {name for name, arg in zip(params, call.args, strict=False) if not _off(arg)}
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        return False  # *args / **kwargs: what is passed is not known
-    return bool(lines) and all(
-        any(b_first <= n <= b_last and param not in passed for b_first, b_last, param in blocks)
-        for n in lines
-    )
+        return ""
+    evaluator, here = unit.evaluator, unit.scope.path
+    # the switches of the function the call is in, and when each is on ("" always, or a parameter)
+    current = switched_parameters(unit.node)
+    switches = {p: p for p in current}
+    required = ""
+    for depth in range(min(len(acquisition.chain), 4)):
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return required  # *args / **kwargs: what is passed is not known
+        try:
+            resolved = program.resolve_call(evaluator, call, need="")
+        except RecursionError:
+            return required
+        located = program.node_of(resolved[0]) if resolved is not None else None
+        if resolved is None or located is None:
+            return required
+        info, bound_first = resolved
+        helper = located[1]
+        params = list(info.params[1:] if bound_first else info.params)
+        given = [(k.arg, k.value) for k in call.keywords if k.arg is not None]
+        given += list(zip(params, call.args, strict=False))
+        passed: dict[str, str] = {}
+        for param, value in given:
+            if _off(value):
+                continue
+            if isinstance(value, ast.Name) and value.id in switches:
+                passed[param] = switches[value.id]  # handed on: on when that switch is
+            elif not (isinstance(value, ast.Name) and value.id in current):
+                passed[param] = ""  # (a switch of this function that is off hands nothing on)
+        inner = acquisition.chain[depth + 1].rsplit(".", 1)[-1] if depth + 1 < len(acquisition.chain) else ""
+        first, last = helper.lineno, helper.end_lineno or helper.lineno
+        nested: list[ast.Call] = []
+        if info.path == here and first <= acquisition.line <= last and not inner:
+            lines = [acquisition.line]
+        elif inner:
+            nested = [c for c in _own_calls(helper) if _call_name(c) == inner]
+            lines = [c.lineno for c in nested]
+        else:
+            return required
+        if not lines:
+            return required
+        guards = [[p for b0, b1, p in switched_blocks(helper) if b0 <= n <= b1] for n in lines]
+        if all(any(p not in passed for p in guard) for guard in guards):
+            return None  # every way to the lock is under a switch this call leaves off
+        if len(lines) == 1:
+            for p in guards[0]:
+                required = required or passed[p]
+        if len(nested) != 1:
+            return required
+        made = program.evaluator_for(info, evaluator.scope.depth + 1)
+        if made is None:
+            return required
+        evaluator, here, call = made[0], info.path, nested[0]
+        current = switched_parameters(helper)
+        switches = {p: passed[p] for p in current if p in passed}
+    return required
+
+
+def switched_parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """The parameters of ``function`` that default to False or None."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    defaulted = positional[len(positional) - len(args.defaults) :]
+    found = {arg.arg for arg, default in zip(defaulted, args.defaults, strict=True) if _off(default)}
+    found |= {arg.arg for arg, kw in zip(args.kwonlyargs, args.kw_defaults, strict=True) if _off(kw)}
+    return frozenset(found)
 
 
 def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[FunctionLocks]:
