@@ -218,7 +218,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     program = unit.scope.program
     config = program.config if program is not None else None
     patterns = config.session_names if config is not None else ("session",)
-    positioned: list[tuple[int, int, Step]] = []
+    positioned: list[tuple[int, float, Step]] = []
     order = 0
     handed_names: list[str] = []
     if with_statements:
@@ -282,8 +282,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         positioned.append((line, 1 << 30, Step("end", line)))  # every branch of it ends the transaction
     positioned.sort(key=lambda item: (item[0], item[1]))
     steps = tuple(
-        replace(step, context=branches.context(line, closing=order == 1 << 30))
-        for line, order, step in positioned[:MAX_STEPS]
+        replace(step, context=branches.context(step.line, closing=order == 1 << 30))
+        for _line, order, step in positioned[:MAX_STEPS]
     )
     return FunctionLocks(
         qualname=f"{unit.scope.resolver.module}.{unit.qualname}",
@@ -296,8 +296,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
 
 
 def _exclusive_arms(first: str, second: str) -> bool:
-    if {first, second} == {"t", "f"}:
-        return True  # if / else
+    if {first, second} in ({"t", "f"}, {"t", "g"}):
+        return True  # if / else; ``if c: ... return`` / the rest of its block
     kinds = {first[:1], second[:1]}
     return kinds == {"c"} or kinds == {"h"} or kinds == {"h", "e"}  # match arms; handlers; handler / else
 
@@ -316,7 +316,10 @@ def exclusive(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
 
 def on_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     """Whether a step at ``outer`` is on every path through the block of ``inner`` (its context
-    is a prefix of the other's)."""
+    is a prefix of the other's). What follows a guard clause (``if not ids: return``) counts as
+    on every path: the guard is taken to let the work through, as the code's author expects."""
+    outer = tuple(part for part in outer if not part.endswith(":g"))
+    inner = tuple(part for part in inner if not part.endswith(":g"))
     return inner[: len(outer)] == outer
 
 
@@ -360,7 +363,7 @@ class _Branches:
     def _block(self, body: list[ast.stmt], context: tuple[str, ...]) -> bool:
         """Record the block's statements; whether every path through it ends or leaves."""
         finished = False
-        for stmt in body:
+        for index, stmt in enumerate(body):
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             last = stmt.end_lineno or stmt.lineno
@@ -368,6 +371,10 @@ class _Branches:
             if isinstance(stmt, ast.If):
                 self._header(stmt, stmt.body, context)
                 then = self._block(stmt.body, (*context, f"{key}:t"))
+                if not stmt.orelse and any(_leaves(s) for s in stmt.body):
+                    # ``if c: ...; return``: the rest of the block is the other arm ("g", guarded)
+                    rest = self._block(body[index + 1 :], (*context, f"{key}:g"))
+                    return finished or rest
                 otherwise = self._block(stmt.orelse, (*context, f"{key}:f")) if stmt.orelse else False
                 done = then and otherwise
             elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
