@@ -23,7 +23,7 @@ from lockorder_lint.names import dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
 
 if TYPE_CHECKING:
-    from lockorder_lint.catalog import Catalog
+    from lockorder_lint.catalog import Catalog, Table
     from lockorder_lint.engine import Project
     from lockorder_lint.statements import Statement
     from lockorder_lint.units import Unit
@@ -281,6 +281,13 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     for line in branches.closing:
         positioned.append((line, 1 << 30, Step("end", line)))  # every branch of it ends the transaction
     positioned.sort(key=lambda item: (item[0], item[1]))
+    if with_statements or any(step.kind == "end" for _line, _order, step in positioned):
+        for written, acquisition in orm_updates(unit, display):
+            # flushed before the next statement runs, or at the commit (a step's order breaks ties)
+            after = next(((line, rank) for line, rank, _step in positioned if line > written), None)
+            at, rank = after if after is not None else (node.end_lineno or written, float(1 << 31))
+            positioned.append((at, rank - 0.5, Step("lock", written, acquisition)))
+        positioned.sort(key=lambda item: (item[0], item[1]))
     steps = tuple(
         replace(step, context=branches.context(step.line, closing=order == 1 << 30))
         for _line, order, step in positioned[:MAX_STEPS]
@@ -413,6 +420,106 @@ class _Branches:
         """The lines of a compound statement before its body (its test, iterable, items)."""
         first_body = body[0].lineno if body else (stmt.end_lineno or stmt.lineno) + 1
         self.places.append((stmt.lineno, max(stmt.lineno, first_body - 1), context))
+
+
+_LOADED = frozenset({"one", "first", "one_or_none", "scalar_one", "scalar_one_or_none", "get", "scalar"})
+
+
+def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
+    """ORM attribute writes on an instance the function loaded (``run = session.get(Run, id)``,
+    ``run = session.query(Run)...one()``, or a helper annotated to return a model), then
+    ``run.state = ...``: an UPDATE of that table at the next flush. One per instance and line."""
+    node = unit.node
+    evaluator, catalog, program = unit.evaluator, unit.scope.catalog, unit.scope.program
+    statements: list[ast.Assign | ast.AugAssign | ast.AnnAssign] = []
+    pending: list[ast.AST] = list(node.body)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(item, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            statements.append(item)
+        pending.extend(c for c in ast.iter_child_nodes(item) if isinstance(c, ast.stmt))
+    statements.sort(key=lambda n: (n.lineno, n.col_offset))
+    loaded: dict[str, Table] = {}
+    found: list[tuple[int, Acquisition]] = []
+    for stmt in statements:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                table = loaded.get(target.value.id)
+                if table is not None and target.attr in table.columns:
+                    what = f"UPDATE (ORM write of {target.value.id}.{target.attr}, at the next flush)"
+                    acquisition = Acquisition(
+                        table.name,
+                        FOR_NO_KEY_UPDATE,
+                        True,
+                        display,
+                        stmt.lineno,
+                        what,
+                        column=target.col_offset + 1,
+                    )
+                    found.append((stmt.lineno, acquisition))
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            table = _loaded_table(stmt.value, evaluator, catalog, program)
+            if table is not None:
+                loaded[name] = table
+            else:
+                loaded.pop(name, None)
+    unique: dict[tuple[int, str], tuple[int, Acquisition]] = {}
+    for line, acquisition in found:
+        unique.setdefault((line, acquisition.table), (line, acquisition))
+    return list(unique.values())
+
+
+def _loaded_table(value: ast.expr, evaluator: object, catalog: Catalog, program: object) -> Table | None:
+    """The mapped table whose instance an expression loads, when it is one."""
+    if isinstance(value, ast.Await):
+        value = value.value
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
+        return _returned_table(value, evaluator, catalog, program)
+    method = value.func.attr
+    models = getattr(evaluator, "models", None)
+    if models is None:
+        return None
+    if method == "get" and value.args:
+        found = [m.table for m in models(value.args[0])]
+        return found[0] if len(found) == 1 else None
+    if method in _LOADED:
+        for inner in ast.walk(value.func.value):
+            if isinstance(inner, ast.Call) and inner.args and _call_name(inner) in ("query", "select"):
+                if len(inner.args) != 1:
+                    return None
+                found = [m.table for m in models(inner.args[0]) if getattr(m, "mapped", True)]
+                return (
+                    found[0]
+                    if len(found) == 1
+                    and isinstance(inner.args[0], (ast.Name, ast.Attribute))
+                    and not _is_column(inner.args[0], found[0])
+                    else None
+                )
+        return None
+    return _returned_table(value, evaluator, catalog, program)
+
+
+def _is_column(node: ast.expr, table: Table) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr in table.columns
+
+
+def _returned_table(value: ast.expr, evaluator: object, catalog: Catalog, program: object) -> Table | None:
+    """A call to a project function annotated to return one model (``-> SqlTraceInfo``)."""
+    resolve = getattr(program, "resolve_call", None)
+    if not isinstance(value, ast.Call) or resolve is None:
+        return None
+    try:
+        resolved = resolve(evaluator, value, need="")
+    except RecursionError:
+        return None
+    if resolved is None or not resolved[0].returns:
+        return None
+    tables = [t for name in resolved[0].returns.split() if (t := catalog.lookup(name)) is not None]
+    return tables[0] if len(tables) == 1 else None
 
 
 def _lock_switch(unit: Unit, call: ast.Call, acquisition: Acquisition) -> str | None:
