@@ -25,11 +25,11 @@ def normalise(name: str) -> str:
 
 def _is_dialect_name(node: ast.AST) -> bool:
     """``dialect``, ``dialect_name``, ``conn.dialect.name``, ``op.get_bind().dialect.name``,
-    ``get_dialect_name(session)``, ``session.bind.dialect.name``."""
+    ``get_dialect_name(session)``, ``session.bind.dialect.name``, ``self.db_type`` (MLflow's store)."""
     if isinstance(node, ast.Name):
         return node.id in ("dialect", "dialect_name", "db_dialect", "backend", "db_type")
     if isinstance(node, ast.Attribute):
-        if node.attr in ("dialect_name", "dialect"):
+        if node.attr in ("dialect_name", "dialect", "db_type"):
             return True
         return node.attr == "name" and isinstance(node.value, ast.Attribute) and node.value.attr == "dialect"
     if isinstance(node, ast.Call):

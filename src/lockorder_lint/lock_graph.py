@@ -25,6 +25,8 @@ from lockorder_lint.transactions import (
     FOR_UPDATE,
     Acquisition,
     FunctionLocks,
+    exclusive,
+    on_path,
     relocate,
 )
 
@@ -46,6 +48,8 @@ _STRENGTH = {FOR_KEY_SHARE: 1, FOR_SHARE: 2, FOR_NO_KEY_UPDATE: 3, FOR_UPDATE: 4
 MAX_DEPTH = 4  # calls spliced into a transaction: the function, its helpers, theirs...
 MAX_SEGMENT = 40  # acquisitions of one transaction compared pairwise
 MAX_WITNESSES = 30  # edges between two tables tried when closing a three-party cycle
+# An acquisition (None: a commit or rollback) and its place in its function's branches.
+Placed = tuple[Acquisition | None, tuple[str, ...]]
 
 
 def innodb_mode(mode: str) -> str:
@@ -110,7 +114,7 @@ class Transactions:
 
     def __init__(self, summaries: Iterable[FunctionLocks]) -> None:
         self.functions = {summary.qualname: summary for summary in summaries}
-        self._expanded: dict[tuple[str, int, tuple[str, ...]], list[Acquisition | None]] = {}
+        self._expanded: dict[tuple[str, int, tuple[str, ...]], list[Placed]] = {}
         # Functions other functions hand their session to: never a transaction of their own.
         self.helpers = {
             step.callee
@@ -123,67 +127,107 @@ class Transactions:
 
     def expanded(
         self, qualname: str, depth: int = 0, stack: tuple[str, ...] = (), switched: tuple[str, ...] = ()
-    ) -> list[Acquisition | None]:
-        """The function's acquisitions in order; None marks a commit or rollback. ``switched`` are
-        the keywords its caller passes: locks under ``if <parameter>:`` count only when passed."""
+    ) -> list[Placed]:
+        """The function's acquisitions in order, each with its place in the function's branches
+        (a callee's places nested under its call's); None marks a commit or rollback.
+        ``switched`` are the keywords its caller passes: locks under ``if <parameter>:`` count
+        only when passed."""
         key = (qualname, depth, switched)
         if key in self._expanded:
             return self._expanded[key]
         summary = self.functions.get(qualname)
-        found: list[Acquisition | None] = []
+        found: list[Placed] = []
         if summary is not None:
             for step in summary.steps:
                 if step.kind == "lock" and step.acquisition is not None:
                     if not step.when or step.when in switched:
-                        found.append(step.acquisition)
+                        found.append((step.acquisition, step.context))
                 elif step.kind == "end":
-                    found.append(None)
+                    found.append((None, step.context))
                 elif step.kind == "call" and depth < MAX_DEPTH and step.callee not in stack:
                     callee = self.functions.get(step.callee)
                     if callee is None:
                         continue
                     inner = self.expanded(step.callee, depth + 1, (*stack, qualname), step.passes)
-                    found.extend(relocate(a, callee.name) if a is not None else None for a in inner)
+                    prefix = f"{step.line}>"
+                    found.extend(
+                        (
+                            relocate(a, callee.name) if a is not None else None,
+                            (*step.context, *(prefix + part for part in context)),
+                        )
+                        for a, context in inner
+                    )
         self._expanded[key] = found
         return found
 
     def edges(self, dialect: str, hot: Config | None = None) -> list[Edge]:
         """Every (held, wanted) pair of different tables in one transaction, once per function and
-        pair of lock classes; the wanted lock waits (it is not NOWAIT/SKIP LOCKED)."""
+        pair of lock classes; the wanted lock waits (it is not NOWAIT/SKIP LOCKED). A lock is held
+        at a later one unless they are on exclusive branches, or a commit/rollback lies on every
+        path between them; a lock already held as strongly on every path to it adds nothing."""
         found: list[Edge] = []
         for qualname, summary in self.functions.items():
             if qualname in self.helpers:
                 continue  # it runs inside its callers' transactions, which include its steps
             seen: set[tuple[str, str, str, str]] = set()
             for segment in _segments(self.expanded(qualname)):
-                live = [a for a in segment if dialect in a.dialects][:MAX_SEGMENT]
-                if hot is not None:
-                    live = [a for a in live if hot.is_hot(a.table)]
-                held: dict[str, Acquisition] = {}  # table -> its strongest lock so far
-                for wanted in live:
-                    before = held.get(wanted.table)
-                    if before is not None and _STRENGTH[before.mode] >= _STRENGTH[wanted.mode]:
-                        continue  # already held as strongly: the same rows, most likely
-                    if wanted.waits:
-                        for holding in held.values():
-                            if holding.table == wanted.table or _alternatives(holding, wanted):
-                                continue
-                            key = (holding.table, holding.mode, wanted.table, wanted.mode)
-                            if key not in seen:
-                                seen.add(key)
-                                found.append(Edge(qualname, summary.name, summary.path, holding, wanted))
-                    held[wanted.table] = wanted
+                live: list[Placed] = []
+                count = 0
+                for acquisition, context in segment:
+                    if acquisition is not None:
+                        if dialect not in acquisition.dialects:
+                            continue
+                        if hot is not None and not hot.is_hot(acquisition.table):
+                            continue
+                        count += 1
+                        if count > MAX_SEGMENT:
+                            break
+                    live.append((acquisition, context))
+                held: list[tuple[int, Acquisition, tuple[str, ...]]] = []
+                ends: list[tuple[int, tuple[str, ...]]] = []
+                for index, (wanted, where) in enumerate(live):
+                    if wanted is None:
+                        ends.append((index, where))
+                        continue
+                    holding: dict[str, tuple[Acquisition, tuple[str, ...]]] = {}
+                    for at, lock, place in held:
+                        if exclusive(place, where) or any(
+                            at < end and (on_path(ended, place) or on_path(ended, where))
+                            for end, ended in ends
+                        ):
+                            continue  # never held together, or released on every path between
+                        strongest = holding.get(lock.table)
+                        if strongest is None or _STRENGTH[lock.mode] > _STRENGTH[strongest[0].mode]:
+                            holding[lock.table] = (lock, place)
+                        if (
+                            lock.table == wanted.table
+                            and _STRENGTH[lock.mode] >= _STRENGTH[wanted.mode]
+                            and on_path(place, where)
+                        ):
+                            break  # already held as strongly on every path here: the same rows, most likely
+                    else:
+                        if wanted.waits:
+                            for lock, _place in holding.values():
+                                if lock.table == wanted.table or _alternatives(lock, wanted):
+                                    continue
+                                key = (lock.table, lock.mode, wanted.table, wanted.mode)
+                                if key not in seen:
+                                    seen.add(key)
+                                    found.append(Edge(qualname, summary.name, summary.path, lock, wanted))
+                        held.append((index, wanted, where))
         return found
 
 
-def _segments(sequence: Sequence[Acquisition | None]) -> list[list[Acquisition]]:
-    segments: list[list[Acquisition]] = [[]]
+def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:
+    """The transactions of a function: cut at each commit/rollback on every path (not inside a
+    branch); a conditional one stays in, as a marker. Only those with two locks or more."""
+    segments: list[list[Placed]] = [[]]
     for item in sequence:
-        if item is None:
+        if item[0] is None and not item[1]:
             segments.append([])
         else:
             segments[-1].append(item)
-    return [s for s in segments if len(s) > 1]
+    return [s for s in segments if sum(a is not None for a, _ in s) > 1]
 
 
 def _alternatives(first: Acquisition, second: Acquisition) -> bool:

@@ -12,7 +12,7 @@ import ast
 import bisect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lockorder_lint.names import Resolver, dotted_name
 
@@ -128,6 +128,9 @@ def read_symbols(
     ``session_lines`` are the sorted lines where :data:`SQL_HINT` and :data:`SESSION_HINT` matched."""
     symbols = FileSymbols(imports=dict(resolver.aliases))
     session_list = list(session_lines)
+    # Functions without SQL text of their own, by position in ``symbols.functions``: one that
+    # returns what a builder of this file returns (``return self._locked(query)``) is one too.
+    quiet: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
 
     def decorators_of(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[str]:
         found = []
@@ -154,12 +157,10 @@ def read_symbols(
         annotations: tuple[tuple[str, str], ...] = ()
         shapes: set[str] = set()
         if relevant or sessions:  # only functions worth following pay for the rest
-            annotations = tuple(
-                (a.arg, text)
-                for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
-                if (text := _annotation_names(a.annotation, resolver)) is not None
-            )
+            annotations = _annotations(node, resolver)
             shapes = {_return_shape(r.value) for r in _own_returns(node) if r.value is not None}
+        if not relevant:
+            quiet[len(symbols.functions)] = node
         symbols.functions.append(
             FunctionInfo(
                 qualname, module, path, node.lineno, owner, tuple(params), annotations, returns,
@@ -220,7 +221,57 @@ def read_symbols(
                 visit(node.orelse, prefix)
 
     visit(tree.body, module)
+    _relay_builders(symbols, quiet, resolver)
     return symbols
+
+
+def _annotations(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, resolver: Resolver
+) -> tuple[tuple[str, str], ...]:
+    args = node.args
+    return tuple(
+        (a.arg, text)
+        for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
+        if (text := _annotation_names(a.annotation, resolver)) is not None
+    )
+
+
+def _relay_builders(
+    symbols: FileSymbols, quiet: dict[int, ast.FunctionDef | ast.AsyncFunctionDef], resolver: Resolver
+) -> None:
+    """Mark relevant the functions that hand back what a statement builder of the same file
+    returns, with no SQL text of their own: ``return self._apply_lock(query)`` under ``if
+    for_update:`` (MLflow's ``_trace_query``). Without this the lock the caller asked for is lost."""
+    for _ in range(3):  # a wrapper of a wrapper of a builder
+        builders = {
+            info.qualname.rsplit(".", 1)[-1]
+            for info in symbols.functions
+            if info.relevant and info.returns_statement
+        }
+        changed = False
+        for index, node in list(quiet.items()):
+            returns = [r.value for r in _own_returns(node) if r.value is not None]
+            relays = any(
+                isinstance(value, ast.Call)
+                and isinstance(value.func, (ast.Name, ast.Attribute))
+                and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) in builders
+                for value in returns
+            )
+            if not relays:
+                continue
+            shapes = {_return_shape(value) for value in returns}
+            info = symbols.functions[index]
+            symbols.functions[index] = replace(
+                info,
+                relevant=True,
+                annotations=info.annotations or _annotations(node, resolver),
+                returns_statement="statement" in shapes,
+                returns_condition="condition" in shapes,
+            )
+            del quiet[index]
+            changed = True
+        if not changed:
+            break
 
 
 # Methods whose result is rows, a count or a plain value, never a statement to build on.

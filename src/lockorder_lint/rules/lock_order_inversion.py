@@ -67,29 +67,21 @@ class LockOrderInversion(Rule):
         def lock(acquisition: Acquisition) -> str:
             return f"{acquisition.table} ({shown_mode(dialect, acquisition.mode)})"
 
-        parts = [
-            f"{edge.name} ({edge.path.rsplit('/', 1)[-1]}) holds {lock(edge.held)} "
-            f"then waits for {lock(edge.wanted)}"
-            for edge in cycle.edges
-        ]
-        tables = cycle.tables()
-        order = " before ".join(tables)
+        parts = [f"{edge.name} locks {lock(edge.held)} then {lock(edge.wanted)}" for edge in cycle.edges]
         implicit = [e.wanted for e in cycle.edges if e.wanted.what.startswith("foreign key")]
         eager = [
             e for e in cycle.edges if e.held.what.startswith("joined") or e.wanted.what.startswith("joined")
         ]
-        hints = [
-            "take the locks in one order everywhere (" + order + ")",
-            "or take the later lock with NOWAIT/SKIP LOCKED",
-        ]
         if implicit:
-            hints.append(f"or lock the parent {implicit[0].table} row first where the INSERT happens")
-        if eager:
-            hints.append("or lock with of=<the model> / without the joined eager load")
+            fix = f"lock the parent {implicit[0].table} row first where the INSERT happens"
+        elif eager:
+            fix = "lock with of=<the model> or without the joined eager load"
+        else:
+            fix = "take the locks in one order everywhere (" + " before ".join(cycle.tables()) + ")"
         kind = "three-party lock-order cycle" if len(cycle.edges) == 3 else "lock-order inversion"
         return (
-            f"{kind} on {_DATABASE.get(dialect, dialect)}: {'; '.join(parts)}; run together on the same rows "
-            f"they deadlock; {', '.join(hints)}"
+            f"{kind} on {_DATABASE.get(dialect, dialect)}: {'; '.join(parts)}; "
+            f"{fix}, or take the later lock with NOWAIT/SKIP LOCKED"
         )
 
 

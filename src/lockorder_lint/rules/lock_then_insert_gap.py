@@ -131,14 +131,30 @@ def _parent_locked_first(table: Table, earlier: Sequence[Statement]) -> bool:
 
 def _after(insert: Statement, probe: Statement, unit: Unit) -> bool:
     """The insert runs after the probe. Both are placed by their lines in this function; a probe a
-    helper elsewhere in the file made (its span is the helper's) is placed nowhere, and any plain
-    insert of the function counts (an upsert is more likely the fix, run before the lock, as in
-    MLflow's ``ensure_locked_rebuild_entry``)."""
+    helper elsewhere in the file made (its span is the helper's) runs where this function first
+    calls that helper; when no such call is found it is placed nowhere, and any plain insert of
+    the function counts (an upsert is more likely the fix, run before the lock, as in MLflow's
+    ``ensure_locked_rebuild_entry``)."""
     start, end = unit.node.lineno, unit.node.end_lineno or unit.node.lineno
     line = _probe_span(probe).line
     if not start <= line <= end:
-        return not insert.upsert
+        called = _first_call(unit, probe.calls[0].rsplit(".", 1)[-1]) if probe.calls else None
+        if called is None:
+            return not insert.upsert
+        line = called
     return (insert.write or insert.span).line > line
+
+
+def _first_call(unit: Unit, name: str) -> int | None:
+    """The line of the function's first call of a function named ``name`` (its own body only)."""
+    lines = []
+    for node in own_nodes(unit.node):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called == name:
+                lines.append(node.lineno)
+    return min(lines, default=None)
 
 
 def _keys_read_first(unit: Unit, probe: Statement, earlier: list[Statement], reader: OrderReader) -> bool:
