@@ -315,3 +315,44 @@ def publish(zone_id: int, record_id: int, session: Session) -> None:
 """
     # ``step`` runs inside ``loop``'s transaction, which already holds the zone: no cycle with ``publish``
     assert lck005(tmp_path, source) == []
+
+
+ONE_PATH = """
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+
+
+def publish(zone_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    records = select(Record).where(Record.zone_id == zone_id).order_by(Record.id)
+    session.execute(records.with_for_update()).all()
+"""
+
+
+def test_a_declared_lock_order_reports_the_path_against_it_before_any_other_path_exists(
+    tmp_path: Path,
+) -> None:
+    """Only ``edit`` exists at first: no cycle, but it locks record before zone, against the
+    declared order. Once ``publish`` takes them the declared way too, the pair is a cycle,
+    reported once as such."""
+    alone = ONE_PATH.split("\n\n\ndef publish")[0] + "\n"
+    assert lck005(tmp_path / "none", alone) == []
+    (finding,) = lck005(tmp_path / "declared", alone, {"lock-order": ["zone", "record"]})
+    assert finding.line == MODELS.count("\n") + alone.count("\n")  # the UPDATE of zone
+    assert finding.message == (
+        "edit locks record (FOR UPDATE) then zone (FOR NO KEY UPDATE), against the declared lock-order "
+        "(zone before record); take zone first, or take it with NOWAIT/SKIP LOCKED"
+    )
+    assert [[step[2] for step in steps] for steps in finding.trace] == [["edit", "edit"]]
+    assert lck005(tmp_path / "followed", alone, {"lock-order": ["record", "zone"]}) == []
+    (cycle,) = lck005(tmp_path / "both", ONE_PATH, {"lock-order": ["zone", "record"]})
+    assert cycle.message.startswith("lock-order inversion")
+
+
+def test_a_table_named_twice_in_lock_order_is_a_config_error() -> None:
+    from lockorder_lint.config import ConfigError
+
+    with pytest.raises(ConfigError, match="names `zone` twice"):
+        apply_settings(Config(), {"lock-order": ["zone", "record", "zone"]}, "test")

@@ -66,6 +66,9 @@ class Config:
     hot_tables: tuple[str, ...] | None = None
     hot_tables_from_preset: bool = False
     lock_helpers: tuple[str, ...] = ()
+    # The project's intended global order of row locks, first table first (LCK005 reports any
+    # transaction that takes them against it).
+    lock_order: tuple[str, ...] = ()
     select: tuple[str, ...] = ("LCK",)
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] | None = None  # None: DEFAULT_EXCLUDE
@@ -221,6 +224,12 @@ def apply_settings(config: Config, settings: Mapping[str, Any], where: str) -> C
             changes["hot_tables_from_preset"] = False
         elif key == "lock-helpers":
             changes["lock_helpers"] = _str_list(value, key, where)
+        elif key == "lock-order":
+            order = _str_list(value, key, where)
+            repeated = sorted({t for t in order if order.count(t) > 1})
+            if repeated:
+                raise ConfigError(f"{where}: `lock-order` names `{repeated[0]}` twice")
+            changes["lock_order"] = order
         elif key in ("select", "ignore"):
             changes[key] = _codes(value, key, where)
         elif key == "exclude":

@@ -89,6 +89,9 @@ class Cycle:
 
     dialect: str
     edges: tuple[Edge, ...]
+    # Set for one transaction that takes its locks against the configured ``lock-order``: the
+    # cycle is closed by the order every other path is meant to follow.
+    against: tuple[str, ...] = ()
 
     @property
     def anchor(self) -> Acquisition:
@@ -327,6 +330,27 @@ def find_cycles(
     return cycles
 
 
+def against_declared_order(
+    transactions: Transactions, dialects: Sequence[str], order: Sequence[str], hot: Config | None = None
+) -> list[Cycle]:
+    """Each function whose transaction waits for a lock on a table while holding one on a table
+    that ``order`` puts after it: reported even when no path takes them the other way yet. One per
+    function and pair of tables, on the first database that has it."""
+    rank = {table: index for index, table in enumerate(order)}
+    found: list[Cycle] = []
+    seen: set[tuple[str, str, str]] = set()
+    for dialect in dialects:
+        for edge in sorted(transactions.edges(dialect, hot), key=_preference):
+            held, wanted = edge.held.table, edge.wanted.table
+            if held not in rank or wanted not in rank or rank[wanted] > rank[held]:
+                continue
+            key = (edge.root, held, wanted)
+            if key not in seen:
+                seen.add(key)
+                found.append(Cycle(dialect, (edge,), against=(wanted, held)))
+    return found
+
+
 def _classes(edge: Edge) -> tuple[str, str, str, str]:
     """The edge between lock classes, (table, mode) to (table, mode): what a cycle is made of."""
     return (edge.held.table, edge.held.mode, edge.wanted.table, edge.wanted.mode)
@@ -361,7 +385,8 @@ def _canonical(edges: tuple[Edge, ...]) -> tuple[Edge, ...]:
 def digest(cycles: Sequence[Cycle]) -> str:
     """What results depend on, for the result cache."""
     text = "\n".join(
-        f"{c.dialect}|" + "|".join(f"{e.root}:{e.held.line}:{e.wanted.path}:{e.wanted.line}" for e in c.edges)
+        f"{c.dialect}|{','.join(c.against)}|"
+        + "|".join(f"{e.root}:{e.held.line}:{e.wanted.path}:{e.wanted.line}" for e in c.edges)
         for c in cycles
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -418,6 +443,13 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     program._current, program.touched, program.touched_names = current, touched, names
     program.touched_symbols = declared
     linked = related(project.catalog)
-    cycles = find_cycles(Transactions(summaries), dialect_families(project.config), project.config, linked)
+    transactions = Transactions(summaries)
+    dialects = dialect_families(project.config)
+    cycles = find_cycles(transactions, dialects, project.config, linked)
+    if project.config.lock_order:
+        hot = project.config if project.config.hot_tables is not None else None
+        in_cycles = {(e.root, _classes(e)) for c in cycles for e in c.edges}
+        violations = against_declared_order(transactions, dialects, project.config.lock_order, hot)
+        cycles += [v for v in violations if (v.edges[0].root, _classes(v.edges[0])) not in in_cycles]
     program.lock_cycles = cycles
     return cycles

@@ -67,6 +67,14 @@ class LockOrderInversion(Rule):
         def lock(acquisition: Acquisition) -> str:
             return f"{acquisition.table} ({shown_mode(dialect, acquisition.mode)})"
 
+        if cycle.against:
+            (edge,) = cycle.edges
+            first, then = cycle.against
+            return (
+                f"{edge.name} locks {lock(edge.held)} then {lock(edge.wanted)}, against the declared "
+                f"lock-order ({first} before {then}); take {first} first, or take it with NOWAIT/SKIP LOCKED"
+            )
+
         parts = [f"{edge.name} locks {lock(edge.held)} then {lock(edge.wanted)}" for edge in cycle.edges]
         implicit = [e.wanted for e in cycle.edges if e.wanted.what.startswith("foreign key")]
         eager = [
