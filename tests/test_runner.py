@@ -235,3 +235,20 @@ def test_an_upgraded_sql_parser_invalidates_cached_results(
     assert "sqlglot=" in versions and "absent" not in versions
     monkeypatch.setattr(cache_module, "_parser_versions", lambda: versions.replace("sqlglot=", "sqlglot=new"))
     assert _run(tree, cache=Cache(cache_dir)).cached == 0
+
+
+def test_lck005_in_a_parallel_run_reports_what_a_serial_run_does(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock summaries LCK005 joins are worked out in the project phase's pool, and its cycles
+    are handed to the workers that check the files."""
+    monkeypatch.setattr(project, "_PARALLEL_FROM", 2)
+    config = Config(select=("LCK", "LCK005"))
+
+    def lck005(jobs: int) -> list[object]:
+        built = make_project(tree, config, jobs=jobs)
+        return [f for f in run([tree], built, jobs=jobs).findings if f.code == "LCK005"]
+
+    serial = lck005(1)
+    assert serial, "the fixtures hold lock-order cycles"
+    assert lck005(2) == serial

@@ -410,8 +410,6 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     its content when a cache is given."""
     from pathlib import Path
 
-    from lockorder_lint.transactions import file_locks
-
     program = project.program
     if program is None:
         return []
@@ -423,6 +421,8 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     from lockorder_lint.files import relative_to_root
     from lockorder_lint.project import is_test_path
 
+    parts: list[list[FunctionLocks] | None] = []  # per file, in path order (witnesses depend on it)
+    pending: list[tuple[int, str, str, str]] = []
     for path in sorted(set(program.modules.values())):
         relative = relative_to_root(Path(path), project.root) or path
         if path in project.migrations or is_test_path(relative):
@@ -432,14 +432,20 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
         key = f"locks:{project.fingerprint}:{display}:{digest_of}"
         cached = cache.get_result(key) if cache is not None and digest_of else None
         if cached is None:
-            try:
-                data = Path(path).read_bytes()
-            except OSError:
-                continue
-            cached = file_locks(data, Path(path), display, project)
-            if cache is not None and digest_of:
-                cache.put_result(key, cached)
-        summaries.extend(cached)
+            pending.append((len(parts), path, display, key if digest_of else ""))
+        parts.append(cached)
+    workers = project.workers  # the project phase's pool, when it started one
+    items = [(path, display) for _index, path, display, _key in pending]
+    if workers is not None and len(items) > 1:
+        workers.refresh()
+        computed = list(workers.map(_file_locks_item, items, chunksize=4))
+    else:
+        computed = [_file_locks_item(project, item) for item in items]
+    for (index, _path, _display, key), found in zip(pending, computed, strict=True):
+        parts[index] = found
+        if found is not None and cache is not None and key:
+            cache.put_result(key, found)
+    summaries.extend(summary for part in parts if part for summary in part)
     program._current, program.touched, program.touched_names = current, touched, names
     program.touched_symbols = declared
     linked = related(project.catalog)
@@ -453,3 +459,17 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
         cycles += [v for v in violations if (v.edges[0].root, _classes(v.edges[0])) not in in_cycles]
     program.lock_cycles = cycles
     return cycles
+
+
+def _file_locks_item(project: Project, item: tuple[str, str]) -> list[FunctionLocks] | None:
+    """One file's lock summaries (in a worker, or here), None when it cannot be read."""
+    from pathlib import Path
+
+    from lockorder_lint.transactions import file_locks
+
+    path, display = item
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return file_locks(data, Path(path), display, project)

@@ -1,10 +1,11 @@
-"""The run's process pool, shared by the project's evidence phase and the file checks.
+"""The run's process pool, shared by the project's phases (contention evidence, LCK005's lock
+summaries) and the file checks.
 
 Workers are forked once the program index is built. What a worker parses while it gathers the
 contention evidence (the files of the helpers it follows) stays parsed while it then checks
 files, instead of every phase's pool parsing them again. Between the phases the project gains
 what the evidence decided (hot tables, the result-cache fingerprint); each task carries that
-small update, and a worker applies it once.
+small update (LCK005's cycles among it), and a worker applies it once.
 
 A worker holds the project it was forked with; the parent's project is never sent whole.
 """
@@ -36,6 +37,7 @@ class Update:
     fingerprint: str
     hot: dict[str, list[str]] | None
     contention: Contention
+    lock_cycles: list[Any] | None  # LCK005's program-wide cycles, when it runs
 
 
 _PROJECT: Project | None = None
@@ -67,6 +69,8 @@ def _call(task: tuple[Callable[[Project, Any], Any], Update | None, Any]) -> Any
         _PROJECT.fingerprint = update.fingerprint
         _PROJECT.hot = update.hot
         _PROJECT.contention = update.contention
+        if _PROJECT.program is not None:
+            _PROJECT.program.lock_cycles = update.lock_cycles
         _APPLIED = update.token
     return function(_PROJECT, item)
 
@@ -84,18 +88,14 @@ class Workers:
     def refresh(self) -> None:
         """Send the project's evidence-phase results along with every later task."""
         project = self.project
-        self._update = Update(next(_tokens), project.fingerprint, project.hot, project.contention)
+        cycles = project.program.lock_cycles if project.program is not None else None
+        self._update = Update(next(_tokens), project.fingerprint, project.hot, project.contention, cycles)
 
     def serves(self, project: Project) -> bool:
         """The workers can check files for ``project``: the one they were forked with, with no
-        whole-program answers of earlier runs to hand them (those are not sent) and no
-        program-wide pass (LCK005) computed after the fork."""
+        whole-program answers of earlier runs to hand them (those are not sent)."""
         program = project.program
-        return (
-            project is self.project
-            and (program is None or not program.kept)
-            and not any(rule.whole_program for rule in project.rules)
-        )
+        return project is self.project and (program is None or not program.kept)
 
     def map(
         self, function: Callable[[Project, T], R], items: Sequence[T], chunksize: int | None = None
