@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -61,7 +61,9 @@ def seed(engine: Engine) -> Rows:
     return rows
 
 
-def three_parties(database: Database, work: list[Callable[[Session], None]]) -> list[BaseException | None]:
+def three_parties(
+    database: Database, work: Sequence[Callable[[Session], None]]
+) -> list[BaseException | None]:
     """Each party takes its first lock; once every party holds one (or waits for one), each
     takes its second."""
     parties = [Party(database, role) for role in ("scheduler", "api", "observer")]
