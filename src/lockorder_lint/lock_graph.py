@@ -23,6 +23,7 @@ from lockorder_lint.transactions import (
     FOR_NO_KEY_UPDATE,
     FOR_SHARE,
     FOR_UPDATE,
+    PRIMARY,
     Acquisition,
     FunctionLocks,
     exclusive,
@@ -63,6 +64,18 @@ def conflicts(dialect: str, wanted: str, held: str) -> bool:
     if dialect == "postgresql":
         return held in _POSTGRESQL_CONFLICTS[wanted]
     return "X" in (innodb_mode(wanted), innodb_mode(held))
+
+
+def acquisitions_conflict(dialect: str, wanted: Acquisition, held: Acquisition) -> bool:
+    """``conflicts`` for two locks on one table, and on InnoDB through the index each takes: a
+    foreign-key check on a secondary unique key locks that key's index record, which a lock taken
+    through the primary key alone does not hold (LCK005's MariaDB oracle: no wait, no deadlock)."""
+    if not conflicts(dialect, wanted.mode, held.mode):
+        return False
+    if dialect == "postgresql":
+        return True
+    indexes = {wanted.index, held.index}
+    return not ("" not in indexes and PRIMARY in indexes and len(indexes) == 2)
 
 
 def shown_mode(dialect: str, mode: str) -> str:
@@ -295,7 +308,7 @@ def find_cycles(
 
         def closes(first: Edge, second: Edge, dialect: str = dialect) -> bool:
             """``first`` waits for a lock ``second``'s transaction holds."""
-            return first.root != second.root and conflicts(dialect, first.wanted.mode, second.held.mode)
+            return first.root != second.root and acquisitions_conflict(dialect, first.wanted, second.held)
 
         for (a, b), forward in by_tables.items():
             for first in forward:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,14 @@ class Acquisition:
     chain: tuple[str, ...] = ()  # helpers it came through, outermost first
     dialects: frozenset[str] = ALL_DIALECTS
     column: int = 1
+    # The index InnoDB locks the row through: ``PRIMARY`` for rows named by their primary key,
+    # a foreign-key check's referenced columns (``(dag_id,run_id)``) when they are not the key,
+    # "" when unknown. InnoDB locks index records: a check on a secondary unique key never waits
+    # for a lock taken through the primary key only (PostgreSQL locks rows, whatever the index).
+    index: str = ""
+
+
+PRIMARY = "PRIMARY"
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,11 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
         line, column = lock.span.line, lock.span.column
         what = "session.get(..., with_for_update)" if statement.kind == "get" else f"SELECT ... {lock.mode}"
         waits = not lock.non_blocking
-        found.append(Acquisition(target, lock.mode, waits, display, line, what, chain, column=column))
+        found.append(
+            Acquisition(
+                target, lock.mode, waits, display, line, what, chain, column=column, index=_through(statement)
+            )
+        )
         for joined in joined_tables(statement, catalog):
             if joined.how == "where":
                 continue  # a table the WHERE clause compares with: its rows are read, maybe not all
@@ -129,7 +142,10 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
                   "MERGE": (FOR_NO_KEY_UPDATE, "merge (upsert)")}  # fmt: skip
         if kind in writes:
             mode, what = writes[kind]
-            found.append(Acquisition(target, mode, True, display, line, what, chain, column=column))
+            index = _through(statement) if kind != "MERGE" else ""
+            found.append(
+                Acquisition(target, mode, True, display, line, what, chain, column=column, index=index)
+            )
         if kind in ("INSERT", "MERGE"):
             table = catalog.tables.get(target)
             references = table.foreign_keys.values() if table is not None else ()
@@ -137,13 +153,32 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
                 if parent == target or parent not in catalog.tables:
                     continue
                 what = f"foreign key check of INSERT INTO {target}"
+                index = _referenced_index(catalog.tables[parent], references)
                 found.append(
-                    Acquisition(parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column)
+                    Acquisition(
+                        parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column, index=index
+                    )
                 )
     if runs_on != ALL_DIALECTS:
         # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
         found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
     return found
+
+
+def _through(statement: Statement) -> str:
+    """``PRIMARY`` when the statement names its rows by their primary key, else unknown."""
+    return PRIMARY if statement.pins_primary_key() else ""
+
+
+def _referenced_index(parent: Table, references: Iterable[str]) -> str:
+    """The parent columns a child's foreign keys reference: ``PRIMARY`` when they are its key."""
+    columns = tuple(
+        dict.fromkeys(ref.split(".", 1)[1] for ref in references if ref.split(".", 1)[0] == parent.name)
+    )
+    keys = {parent.columns.get(key, key) for key in parent.primary_key}
+    if not columns or set(columns) == keys or set(columns) == set(parent.primary_key):
+        return PRIMARY
+    return f"({','.join(columns)})"
 
 
 def _databases(live: frozenset[str] | None) -> frozenset[str]:
