@@ -399,3 +399,54 @@ def test_a_three_party_cycle_is_reported_with_every_transaction(pytester: pytest
     assert finding["message"] == (
         "lock-order cycle between a, b and c: transactions take their locks in orders that close a cycle"
     )
+
+
+FOREIGN_KEY_IN_TEXT = """
+import sqlalchemy as sa
+from sqlalchemy import Column, Integer, Table
+
+metadata = sa.MetaData()
+parent = Table("parent", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))
+tally = Table("tally", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))
+key = sa.Column("parent_id", sa.ForeignKey("parent.id"))
+child = sa.Table("child", metadata, sa.Column("id", sa.Integer, primary_key=True), key)
+
+
+def engine():
+    made = sa.create_engine("sqlite://")
+    metadata.create_all(made)
+    with made.begin() as connection:
+        connection.execute(parent.insert(), [{"id": 1, "v": 0}])
+        connection.execute(tally.insert(), [{"id": 1, "v": 0}])
+    return made
+
+
+def test_tally_then_child():
+    with engine().begin() as connection:
+        connection.execute(tally.update().where(tally.c.id == 1).values(v=1))
+        connection.execute(sa.text("INSERT INTO child (id, parent_id) VALUES (2, 1)"))
+
+
+def test_parent_then_tally():
+    with engine().begin() as connection:
+        connection.execute(parent.update().where(parent.c.id == 1).values(v=2))
+        connection.execute(tally.update().where(tally.c.id == 1).values(v=2))
+"""
+
+
+def test_an_insert_in_sql_text_locks_the_parent_its_metadata_names(pytester: pytest.Pytester) -> None:
+    """The INSERT is hand-written SQL, so SQLAlchemy compiled no Table for it: its foreign key to
+    ``parent`` comes from the MetaData the other statements were compiled from, and its check's
+    lock on the parent row closes the cycle."""
+    pytester.makepyfile(test_fk=FOREIGN_KEY_IN_TEXT)
+    result = pytester.runpytest_subprocess("--lockorder")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "LCK005 lock-order cycle between parent and tally:",
+            "*FOR NO KEY UPDATE on parent at test_fk.py:28 test_parent_then_tally",
+            "*then FOR NO KEY UPDATE on tally at test_fk.py:29 test_parent_then_tally",
+            "*FOR NO KEY UPDATE on tally at test_fk.py:22 test_tally_then_child",
+            "*then FOR KEY SHARE on parent at test_fk.py:23 test_tally_then_child",
+        ]
+    )
