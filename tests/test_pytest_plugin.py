@@ -450,3 +450,59 @@ def test_an_insert_in_sql_text_locks_the_parent_its_metadata_names(pytester: pyt
             "*then FOR KEY SHARE on parent at test_fk.py:23 test_tally_then_child",
         ]
     )
+
+
+CHILD_UPDATE = """
+import sqlalchemy as sa
+from sqlalchemy import Column, ForeignKey, Integer, Table
+
+metadata = sa.MetaData()
+parent = Table("parent", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))
+tally = Table("tally", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))
+child = Table(
+    "child", metadata, Column("id", Integer, primary_key=True), Column("parent_id", ForeignKey("parent.id")),
+    Column("v", Integer),
+)
+
+
+def engine():
+    made = sa.create_engine("sqlite://")
+    metadata.create_all(made)
+    with made.begin() as connection:
+        for table in (parent, tally):
+            connection.execute(table.insert(), [{"id": 1, "v": 0}])
+        connection.execute(child.insert(), [{"id": 1, "parent_id": 1, "v": 0}])
+    return made
+
+
+def test_tally_then_child():
+    with engine().begin() as connection:
+        connection.execute(tally.update().where(tally.c.id == 1).values(v=1))
+        CHANGE
+
+
+def test_parent_then_tally():
+    with engine().begin() as connection:
+        connection.execute(parent.update().where(parent.c.id == 1).values(v=2))
+        connection.execute(tally.update().where(tally.c.id == 1).values(v=2))
+"""
+CHANGES = {
+    "v": "connection.execute(child.update().where(child.c.id == 1).values(v=1))",
+    "v in text": 'connection.execute(sa.text("UPDATE child SET v = 1 WHERE id = 1"))',
+    "key": "connection.execute(child.update().where(child.c.id == 1).values(parent_id=1))",
+    "key in text": 'connection.execute(sa.text("UPDATE child SET parent_id = 1 WHERE id = 1"))',
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "cycle"), [("v", False), ("v in text", False), ("key", True), ("key in text", True)]
+)
+def test_an_update_checks_the_parent_only_when_it_changes_the_key(
+    pytester: pytest.Pytester, change: str, cycle: bool
+) -> None:
+    """PostgreSQL and InnoDB check a foreign key on UPDATE only when its columns change: an
+    UPDATE of other columns locks no parent row, so it closes no cycle with the parent's writer."""
+    pytester.makepyfile(test_fk=CHILD_UPDATE.replace("CHANGE", CHANGES[change]))
+    result = pytester.runpytest_subprocess("--lockorder")
+    result.assert_outcomes(passed=2)
+    assert ("LCK005 lock-order cycle between parent and tally:" in result.stdout.str()) is cycle

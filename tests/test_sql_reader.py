@@ -378,3 +378,11 @@ def test_run_time_values_are_read() -> None:
 
 def test_conditions_are_value_objects() -> None:
     assert SqlCondition("job", "id", EQ) == SqlCondition("job", "id", EQ)
+
+
+def test_an_update_says_which_columns_it_sets() -> None:
+    """What a foreign key's check depends on: an UPDATE checks only the keys whose columns it sets."""
+    [statement] = read_sql("UPDATE child SET v = :v, Parent_Id = :p WHERE child.id = :id")
+    assert statement.assigned == ("v", "parent_id")
+    [qualified] = read_sql("UPDATE child AS c SET c.v = 1 WHERE c.id = 2", ["mysql"])
+    assert qualified.assigned == ("v",)

@@ -199,7 +199,12 @@ class Recorder:
                 self.transactions[connection] = transaction
         where: tuple[str, int, str] | None = None
         for sql in read:
-            parents = _parents(context, sql) or (self.tables.parents(sql.target) if sql.target else [])
+            if _compiled_table(context) is not None:
+                parents = _parents(context, sql)
+            elif sql.target and sql.kind in ("insert", "upsert", "update"):  # SQL text: the MetaData says
+                parents = self.tables.parents(sql.target, sql.assigned if sql.kind == "update" else None)
+            else:
+                parents = []
             for table, mode, waits in locks_of(sql, parents, dialect):
                 if where is None:
                     where = _user_frame()
@@ -385,16 +390,21 @@ def _is_mariadb(connection: Any) -> bool:
     return dialect.name == "mariadb" or bool(getattr(dialect, "is_mariadb", False))
 
 
+def _compiled_table(context: Any) -> Any:
+    """The ``Table`` of a DML statement SQLAlchemy compiled (None for SQL text and SELECTs)."""
+    return getattr(getattr(getattr(context, "compiled", None), "statement", None), "table", None)
+
+
 def _parents(context: Any, sql: Any) -> list[str]:
     """The tables an INSERT/UPDATE's foreign keys point at, from the statement's own Table (what
     the application registered), when SQLAlchemy compiled it."""
     if sql.kind not in ("insert", "upsert", "update"):
         return []
-    compiled = getattr(context, "compiled", None)
-    table = getattr(getattr(compiled, "statement", None), "table", None)
-    keys = getattr(table, "foreign_keys", None) or ()
+    keys = getattr(_compiled_table(context), "foreign_keys", None) or ()
     parents: list[str] = []
     for key in keys:
+        if sql.kind == "update" and str(key.parent.name).lower() not in sql.assigned:
+            continue  # an UPDATE checks a foreign key only when it changes the key's columns
         try:
             name = key.column.table.name
         except Exception:  # an unresolved foreign key names no table yet

@@ -88,12 +88,19 @@ class RuntimeCatalog:
             for known in metadata.tables.values():
                 self.catalog.tables.setdefault(known.name, catalog_table(known))
 
-    def parents(self, table: str) -> list[str]:
-        """The tables ``table``'s foreign keys point at: an INSERT's key checks lock their rows."""
+    def parents(self, table: str, changed: Collection[str] | None = None) -> list[str]:
+        """The tables ``table``'s foreign keys point at: an INSERT's key checks lock their rows,
+        an UPDATE's only for the keys whose ``changed`` columns (lower-case names) it sets."""
         known = self.catalog.tables.get(table)
         if known is None:
             return []
-        return list(dict.fromkeys(target.split(".", 1)[0] for target in known.foreign_keys.values()))
+        return list(
+            dict.fromkeys(
+                target.split(".", 1)[0]
+                for key, target in known.foreign_keys.items()
+                if changed is None or known.columns.get(key, key).lower() in changed
+            )
+        )
 
 
 def _tables_of(statement: Any) -> Iterable[Any]:

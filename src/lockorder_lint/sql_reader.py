@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lockorder_lint.statements import EQ, IN, JOIN, OTHER, SUB
@@ -92,6 +92,8 @@ class SqlStatement:
     # Selecting from a CTE or derived table: the statement that source is.
     source: SqlStatement | None = None
     text: str = field(default="", compare=False)
+    # An UPDATE's SET columns, lower-cased (a foreign key is checked only when its columns change).
+    assigned: tuple[str, ...] = ()
 
     @property
     def writes(self) -> bool:
@@ -314,6 +316,8 @@ class _Reader:
         )
 
     def _update(self, tree: exp.Update, ctes: dict[str, SqlStatement]) -> SqlStatement:
+        from sqlglot import exp
+
         scope = _Scope(ctes)
         outer: set[int] = set()
         self._add_with_joins(tree.this, scope, outer)
@@ -323,7 +327,12 @@ class _Reader:
                 scope.add(item, self)
             for join in from_.args.get("joins") or []:
                 scope.add(join.this, self)
-        return self._write("update", tree, scope, outer)
+        assigned = tuple(
+            str(e.this.name).lower()
+            for e in tree.expressions
+            if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
+        )
+        return replace(self._write("update", tree, scope, outer), assigned=assigned)
 
     def _delete(self, tree: exp.Delete, ctes: dict[str, SqlStatement]) -> SqlStatement:
         scope = _Scope(ctes)
