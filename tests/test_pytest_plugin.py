@@ -506,3 +506,22 @@ def test_an_update_checks_the_parent_only_when_it_changes_the_key(
     result = pytester.runpytest_subprocess("--lockorder")
     result.assert_outcomes(passed=2)
     assert ("LCK005 lock-order cycle between parent and tally:" in result.stdout.str()) is cycle
+
+
+def test_a_statement_the_recorder_fails_on_is_said_at_the_end(pytester: pytest.Pytester) -> None:
+    """Recording never breaks a test, and never fails unseen: a bug of the recorder on a statement
+    is counted and named in the summary."""
+    pytester.makeconftest(
+        "import lockorder_lint.lockdep as lockdep\n\n"
+        "def boom(*args, **kwargs):\n    raise RuntimeError('reader broke')\n\n"
+        "lockdep.read_sql = boom\n"
+    )
+    pytester.makepyfile(test_orders=OPPOSITE_ORDERS)
+    result = pytester.runpytest_subprocess("--lockorder")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "lockorder-lint: internal error: * statement(s) not recorded, the first because of "
+            "RuntimeError: reader broke;*"
+        ]
+    )

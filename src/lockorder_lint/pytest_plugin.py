@@ -102,6 +102,9 @@ class Recorder:
         self._verdicts: dict[tuple[Any, ...], list[Verdict]] = {}
         # Per connection: tables whose rows its transaction locked in key order (the fix's step).
         self.in_order: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        # Statements the recorder failed on (a bug of its own): said at the end, never hidden.
+        self.unrecorded = 0
+        self.first_unrecorded: str | None = None
         self.transactions: weakref.WeakKeyDictionary[Any, Transaction] = weakref.WeakKeyDictionary()
         # Connections whose transaction a database error aborted, with where the error was raised.
         self.failed: weakref.WeakKeyDictionary[Any, tuple[str, int, str, str]] = weakref.WeakKeyDictionary()
@@ -159,8 +162,8 @@ class Recorder:
                 function,
                 type(context.original_exception).__name__,
             )
-        except Exception:  # recording must never break the test it watches
-            return
+        except Exception as exc:  # recording must never break the test it watches, nor fail unseen
+            self._failed_to_record(exc)
 
     def _execute(
         self, connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
@@ -179,8 +182,8 @@ class Recorder:
                 ):
                     self.reuses.append(reuse)
             self._record(connection, statement, context)
-        except Exception:  # recording must never break the test it watches
-            return
+        except Exception as exc:  # recording must never break the test it watches, nor fail unseen
+            self._failed_to_record(exc)
 
     def _record(self, connection: Any, statement: str, context: Any) -> None:
         from lockorder_lint.lockdep import Acquisition, locks_of
@@ -219,6 +222,11 @@ class Recorder:
                         table, mode, f"{shown_path}:{line} {function}", shown_path, line, shown[:200], waits
                     ),
                 )
+
+    def _failed_to_record(self, exc: Exception) -> None:
+        self.unrecorded += 1
+        if self.first_unrecorded is None:
+            self.first_unrecorded = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
     def _judge(self, connection: Any, statement: str, read: list[Any], dialect: str, compiled: bool) -> None:
         """What LCK001/LCK002/LCK004 say about the statement, kept until the session ends (only
@@ -292,6 +300,11 @@ class Recorder:
             terminalreporter.write_line(reuse.describe())
         for found in self.statement_findings():
             terminalreporter.write_line(found.describe())
+        if self.unrecorded:
+            terminalreporter.write_line(
+                f"lockorder-lint: internal error: {self.unrecorded} statement(s) not recorded, the first "
+                f"because of {self.first_unrecorded}; the report above may miss locks"
+            )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.stop()
