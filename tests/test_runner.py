@@ -252,3 +252,14 @@ def test_lck005_in_a_parallel_run_reports_what_a_serial_run_does(
     serial = lck005(1)
     assert serial, "the fixtures hold lock-order cycles"
     assert lck005(2) == serial
+
+
+def test_a_file_read_twice_in_one_check_is_parsed_once() -> None:
+    """The contention evidence and the check of one changed file share its syntax tree; other
+    content, or the same text shown under another name, is parsed anew."""
+    from lockorder_lint.parsing import parse_source
+
+    first = parse_source(b"x = 1\n", "a.py")
+    assert parse_source(b"x = 1\n", "a.py") is first
+    assert parse_source(b"x = 2\n", "a.py") is not first
+    assert parse_source(b"x = 1\n", "b.py") is not first

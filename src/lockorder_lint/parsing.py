@@ -110,8 +110,26 @@ def decode_check(data: bytes) -> str:
         raise SourceError(f"cannot decode: {exc}") from exc
 
 
+_RECENT: dict[tuple[str, bytes], Source] = {}
+_MAX_RECENT = 4  # files: what one check reads twice (its contention evidence, then its rules)
+
+
 def parse_source(data: bytes, display: str) -> Source:
-    """Decode and parse one file. Raises :class:`SourceError` naming what is wrong."""
+    """Decode and parse one file. Raises :class:`SourceError` naming what is wrong. The last few
+    files parsed are kept: a pre-commit run reads its changed file for the contention evidence
+    and again for the check, and nothing changes a syntax tree once made."""
+    key = (display, data)
+    known = _RECENT.get(key)
+    if known is not None:
+        return known
+    parsed = _parse_source(data, display)
+    if len(_RECENT) >= _MAX_RECENT:
+        del _RECENT[next(iter(_RECENT))]
+    _RECENT[key] = parsed
+    return parsed
+
+
+def _parse_source(data: bytes, display: str) -> Source:
     text = decode_check(data)
     try:
         return Source(display, text, parse_ast(text, display))
