@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lockorder_lint import locks, predicates, raw_sql
 from lockorder_lint.dialects import dialects_where_true
-from lockorder_lint.names import Resolver, dotted_name, is_sqlalchemy
+from lockorder_lint.names import Resolver, called_name, dotted_name, is_sqlalchemy
 from lockorder_lint.statements import (
     COLUMN_OPTIONS,
     EQ,
@@ -1354,8 +1354,7 @@ def looks_like_condition(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
         return True
     if isinstance(node, ast.Call):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        name = called_name(node)
         return name in ("and_", "or_", "not_", "in_", "not_in", "notin_", "is_", "is_not", "isnot",
                         "like", "ilike", "between", "contains", "startswith", "endswith")  # fmt: skip
     return False

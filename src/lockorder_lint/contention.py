@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockorder_lint.names import dotted_name, file_resolver, module_name
+from lockorder_lint.names import called_name, dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
 from lockorder_lint.walk import walk
 
@@ -320,7 +320,7 @@ def _callers_in(
         calls = [
             c for c in walk(node) if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute))
         ]
-        named = [c for c in calls if _called_name(c) == name]
+        named = [c for c in calls if called_name(c) == name]
         if not named:
             continue
         info = program.index.function(function_name, "")
@@ -374,8 +374,3 @@ def _through_local(evaluator: Evaluator, call: ast.Call) -> bool:
         and owner not in evaluator.types
         and evaluator.qualify(func.value) is None
     )
-
-
-def _called_name(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""

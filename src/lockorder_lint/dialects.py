@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 
+from lockorder_lint.names import called_name
+
 # Names the checker knows; "mariadb" is folded into "mysql".
 KNOWN = frozenset({"postgresql", "mysql", "sqlite", "oracle", "mssql"})
 _ALIASES = {"mariadb": "mysql", "postgres": "postgresql", "psycopg2": "postgresql", "pymysql": "mysql"}
@@ -33,8 +35,7 @@ def _is_dialect_name(node: ast.AST) -> bool:
             return True
         return node.attr == "name" and isinstance(node.value, ast.Attribute) and node.value.attr == "dialect"
     if isinstance(node, ast.Call):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        name = called_name(node)
         return name in ("get_dialect_name", "dialect_name", "get_dialect")
     return False
 

@@ -79,6 +79,18 @@ def import_aliases(tree: ast.AST, current: str, is_package: bool) -> dict[str, s
     return aliases
 
 
+def function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+    """The first and last line of a function, its decorators included."""
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)]), node.end_lineno or node.lineno
+
+
+def called_name(call: ast.Call) -> str:
+    """The name a call is made by: ``f`` of ``f(...)``, ``m`` of ``x.y.m(...)``; "" for any other
+    callee (a call's result, a subscript)."""
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
 def dotted_name(node: ast.AST) -> str | None:
     """``a.b.c`` for a chain of attribute accesses on a name, else None."""
     if isinstance(node, ast.Name):

@@ -21,7 +21,7 @@ from lockorder_lint.collector import collector_paused
 from lockorder_lint.config import Config
 from lockorder_lint.declarations import REVISION, FileModels, may_declare_models, migration_kind, models_of
 from lockorder_lint.findings import FileError
-from lockorder_lint.names import file_resolver, module_name
+from lockorder_lint.names import called_name, file_resolver, module_name
 from lockorder_lint.parsing import SourceError, decode_check, parse_source
 from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines
 from lockorder_lint.walk import forget as forget_walks
@@ -204,8 +204,7 @@ def _hands_on(function: ast.FunctionDef | ast.AsyncFunctionDef, param: str, help
     for node in ast.walk(function):
         if not isinstance(node, ast.Call) or not node.args:
             continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        name = called_name(node)
         first = node.args[0]
         if name in helpers and isinstance(first, ast.Name) and first.id == param:
             return True

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lockorder_lint.names import called_name
 from lockorder_lint.statements import IN, JOIN, SUB, LockClause, Predicate, Span, Statement
 
 if TYPE_CHECKING:
@@ -235,9 +236,7 @@ def _text_argument(value: ast.AST) -> ast.AST | None:
         value = value.func.value
     if not (isinstance(value, ast.Call) and value.args and not isinstance(value.args[0], ast.Starred)):
         return None
-    func = value.func
-    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    return value.args[0] if name == "text" else None
+    return value.args[0] if called_name(value) == "text" else None
 
 
 def looks_like_sql(node: ast.AST) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lockorder_lint.config import Config
-from lockorder_lint.names import Resolver, file_resolver
+from lockorder_lint.names import Resolver, file_resolver, function_lines
 from lockorder_lint.parsing import LINE_BREAK_BYTES, Source, SourceError, parse_source
 from lockorder_lint.statements import EQ, IN, OTHER, Predicate, Span, Statement
 from lockorder_lint.symbols import (
@@ -253,7 +253,7 @@ class Program:
             if loaded is None or node is None:
                 text = ""
             else:
-                first, last = _span(node)
+                first, last = function_lines(node)
                 body = "\n".join(loaded.source.lines[first - 1 : last])
                 text = f"{first}:{last}:{body}|{self._outline_digest(loaded)}"
             digests[key] = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -265,7 +265,7 @@ class Program:
         if loaded.path not in outlines:
             inside = [False] * (len(loaded.source.lines) + 2)
             for node in loaded.functions.values():
-                first, last = _span(node)
+                first, last = function_lines(node)
                 inside[first : last + 1] = [True] * (last + 1 - first)
             kept = (
                 line
@@ -905,8 +905,3 @@ def _one_item(call: ast.Call) -> bool:
         return False
     items = data[0].elts
     return len(items) == 1 and not isinstance(items[0], ast.Starred)
-
-
-def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
-    """The lines of a function, its decorators included."""
-    return min([node.lineno, *(d.lineno for d in node.decorator_list)]), node.end_lineno or node.lineno

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from lockorder_lint.names import Resolver, dotted_name
+from lockorder_lint.names import Resolver, called_name, dotted_name, function_lines
 
 # Text that makes a function worth following into: it builds or returns a statement or a
 # condition. Functions (and files) without any of it are never inlined.
@@ -148,10 +148,10 @@ def read_symbols(
         kind = _function_kind(decorators) or ("method" if owner else "function")
         args = node.args
         params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-        start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        start, end = function_lines(node)
         qualname = f"{prefix}.{node.name}"
-        relevant = _hit(relevant_lines, start, node.end_lineno or node.lineno)
-        sessions = _hit(session_list, start, node.end_lineno or node.lineno)
+        relevant = _hit(relevant_lines, start, end)
+        sessions = _hit(session_list, start, end)
         returns = _annotation_names(node.returns, resolver)
         no_return = returns is not None and returns.rsplit(".", 1)[-1] in _NO_RETURN
         annotations: tuple[tuple[str, str], ...] = ()
@@ -251,12 +251,7 @@ def _relay_builders(
         changed = False
         for index, node in list(quiet.items()):
             returns = [r.value for r in _own_returns(node) if r.value is not None]
-            relays = any(
-                isinstance(value, ast.Call)
-                and isinstance(value.func, (ast.Name, ast.Attribute))
-                and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) in builders
-                for value in returns
-            )
+            relays = any(isinstance(value, ast.Call) and called_name(value) in builders for value in returns)
             if not relays:
                 continue
             shapes = {_return_shape(value) for value in returns}
@@ -317,8 +312,7 @@ def _return_shape(value: ast.AST) -> str:
     ):
         return "condition"
     if isinstance(value, ast.Call):
-        func = value.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        name = called_name(value)
         if name in _CONDITION_CALLS:
             return "condition"
         return "value" if name in _RESULT_METHODS else "statement"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockorder_lint.names import dotted_name, file_resolver, module_name
+from lockorder_lint.names import called_name, dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
 
 if TYPE_CHECKING:
@@ -211,11 +211,6 @@ def _own_calls(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Cal
     return found
 
 
-def _call_name(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-
-
 def _off(default: ast.expr | None) -> bool:
     return isinstance(default, ast.Constant) and default.value in (False, None)
 
@@ -261,7 +256,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         switched = switched_blocks(node)
         calls_by_name: dict[str, list[ast.Call]] = {}
         for call in _own_calls(node):
-            called = _call_name(call)
+            called = called_name(call)
             if called:
                 calls_by_name.setdefault(called, []).append(call)
         for statement in unit.statements:
@@ -298,7 +293,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
         if not any(_session_like(arg, patterns) for arg in handed):
             continue
-        called = _call_name(call)
+        called = called_name(call)
         if called:
             handed_names.append(called)
         if program is None:
@@ -523,7 +518,7 @@ def _loaded_table(value: ast.expr, evaluator: object, catalog: Catalog, program:
         return found[0] if len(found) == 1 else None
     if method in _LOADED:
         for inner in ast.walk(value.func.value):
-            if isinstance(inner, ast.Call) and inner.args and _call_name(inner) in ("query", "select"):
+            if isinstance(inner, ast.Call) and inner.args and called_name(inner) in ("query", "select"):
                 if len(inner.args) != 1:
                     return None
                 found = [m.table for m in models(inner.args[0]) if getattr(m, "mapped", True)]
@@ -601,7 +596,7 @@ def _lock_switch(unit: Unit, call: ast.Call, acquisition: Acquisition) -> str | 
         if info.path == here and first <= acquisition.line <= last and not inner:
             lines = [acquisition.line]
         elif inner:
-            nested = [c for c in _own_calls(helper) if _call_name(c) == inner]
+            nested = [c for c in _own_calls(helper) if called_name(c) == inner]
             lines = [c.lineno for c in nested]
         else:
             return required

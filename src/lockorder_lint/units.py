@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from lockorder_lint.builders import Evaluator, Scope
+from lockorder_lint.names import function_lines
 from lockorder_lint.statements import Span, Statement
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -46,8 +47,7 @@ def candidate_functions(tree: ast.Module, module: str, hits: dict[str, list[int]
     def visit(body: list[ast.stmt], prefix: str, class_qualname: str | None) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                end = node.end_lineno or node.lineno
+                start, end = function_lines(node)
                 if _hit_in(all_hits, start, end):
                     rules = frozenset(code for code, lines in hits.items() if _hit_in(lines, start, end))
                     found.append(Candidate(f"{prefix}{node.name}", class_qualname, start, end, node, rules))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lockorder_lint.iteration import SORTED, Loop, OrderReader, loops_in, references, tainted_names
+from lockorder_lint.names import called_name
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text
 from lockorder_lint.rules.unordered_key_iteration import keyed_write
 from lockorder_lint.walk import walk
@@ -33,8 +34,7 @@ class Batching:
 def _call_name(node: ast.AST) -> str:
     if not isinstance(node, ast.Call):
         return ""
-    func = node.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return called_name(node)
 
 
 def _slice_of(node: ast.AST, index: str) -> ast.expr | None:
