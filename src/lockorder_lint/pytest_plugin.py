@@ -15,6 +15,7 @@ row locks with the first frame of the user's code that asked for them, and
 
 from __future__ import annotations
 
+import functools
 import json
 import linecache
 import os
@@ -193,14 +194,14 @@ class Recorder:
         if not read:
             return
         self.tables.learn(context)
-        self._judge(connection, statement, read, dialect, getattr(context, "compiled", None) is not None)
+        where = _Where(statement)  # the user's frame and the SQL as shown, looked up once if needed
+        self._judge(connection, read, dialect, getattr(context, "compiled", None) is not None, where)
         in_transaction = connection.in_transaction()
         transaction = self.transactions.get(connection)
         if transaction is None:
             transaction = self.graph.begin(dialect)
             if in_transaction:
                 self.transactions[connection] = transaction
-        where: tuple[str, int, str] | None = None
         for sql in read:
             if _compiled_table(context) is not None:
                 parents = _parents(context, sql)
@@ -209,17 +210,14 @@ class Recorder:
             else:
                 parents = []
             for table, mode, waits in locks_of(sql, parents, dialect):
-                if where is None:
-                    where = _user_frame()
-                path, line, function = where
+                path, line, function = where.frame
                 if path and suppressed(linecache.getline(path, line), CODE):
                     continue
-                shown = " ".join(statement.split())
                 shown_path = _relative(path)
                 self.graph.take(
                     transaction,
                     Acquisition(
-                        table, mode, f"{shown_path}:{line} {function}", shown_path, line, shown[:200], waits
+                        table, mode, f"{shown_path}:{line} {function}", shown_path, line, where.sql, waits
                     ),
                 )
 
@@ -228,7 +226,7 @@ class Recorder:
         if self.first_unrecorded is None:
             self.first_unrecorded = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
-    def _judge(self, connection: Any, statement: str, read: list[Any], dialect: str, compiled: bool) -> None:
+    def _judge(self, connection: Any, read: list[Any], dialect: str, compiled: bool, where: _Where) -> None:
         """What LCK001/LCK002/LCK004 say about the statement, kept until the session ends (only
         then is it known which tables some test row-locked)."""
         from lockorder_lint.lockdep import locks_of
@@ -236,11 +234,10 @@ class Recorder:
 
         catalog = self.tables.catalog
         held = self.in_order.get(connection, set())
-        where: tuple[str, int, str] | None = None
+        mariadb = _is_mariadb(connection)
         for sql in read:
             if sql.kind == "select" and sql.lock is not None:
                 self.row_locked.update(table for table, _mode, _waits in locks_of(sql, (), dialect))
-            mariadb = _is_mariadb(connection)
             asked = (sql, dialect, compiled, mariadb, frozenset(held), len(catalog.tables))
             verdicts = self._verdicts.get(asked)
             if verdicts is None:  # test suites run the same statements over and over
@@ -248,15 +245,13 @@ class Recorder:
                     self._verdicts.clear()
                 verdicts = self._verdicts[asked] = judge(sql, catalog, dialect, held, compiled, mariadb)
             for verdict in verdicts:
-                where = where or _user_frame()
-                path, line, function = where
+                path, line, function = where.frame
                 key = (verdict.code, _relative(path), line)
                 if key in self.statements or (
                     path and suppressed(linecache.getline(path, line), verdict.code)
                 ):
                     continue
-                shown = " ".join(statement.split())[:200]
-                self.statements[key] = StatementFinding(verdict, _relative(path), line, function, shown)
+                self.statements[key] = StatementFinding(verdict, _relative(path), line, function, where.sql)
             ordered = locks_in_key_order(sql, catalog, dialect)
             if ordered is not None and connection.in_transaction():
                 self.in_order.setdefault(connection, set()).add(ordered)
@@ -316,6 +311,22 @@ class Recorder:
             Path(report).write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
         if cycles and session.config.getoption("lockorder_strict") and session.exitstatus == 0:
             session.exitstatus = 1
+
+
+class _Where:
+    """Where the user's code ran a statement, and the statement as findings show it: both worked
+    out on first use only (most statements lock nothing and judge clean)."""
+
+    def __init__(self, statement: str) -> None:
+        self._statement = statement
+
+    @functools.cached_property
+    def frame(self) -> tuple[str, int, str]:
+        return _user_frame()
+
+    @functools.cached_property
+    def sql(self) -> str:
+        return " ".join(self._statement.split())[:200]
 
 
 @dataclass(frozen=True)
