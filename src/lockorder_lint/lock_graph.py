@@ -294,7 +294,7 @@ def find_cycles(
 ) -> list[Cycle]:
     """Two- and three-party cycles, each reported once per set of lock-class edges (on the first
     database that has it); a three-party cycle only over tables no two-party cycle already joins."""
-    hot = config if config is not None and config.hot_tables is not None else None
+    hot = _listed_hot(config)
     cycles: list[Cycle] = []
     reported: set[frozenset[tuple[str, str, str, str]]] = set()
     pairs: set[frozenset[str]] = set()
@@ -343,13 +343,20 @@ def find_cycles(
     return cycles
 
 
+def _listed_hot(config: Config | None) -> Config | None:
+    """The configuration when it lists hot tables (only their locks count), else None (every
+    table's do)."""
+    return config if config is not None and config.hot_tables is not None else None
+
+
 def against_declared_order(
-    transactions: Transactions, dialects: Sequence[str], order: Sequence[str], hot: Config | None = None
+    transactions: Transactions, dialects: Sequence[str], config: Config
 ) -> list[Cycle]:
     """Each function whose transaction waits for a lock on a table while holding one on a table
-    that ``order`` puts after it: reported even when no path takes them the other way yet. One per
-    function and pair of tables, on the first database that has it."""
-    rank = {table: index for index, table in enumerate(order)}
+    that ``lock-order`` puts after it: reported even when no path takes them the other way yet.
+    One per function and pair of tables, on the first database that has it."""
+    hot = _listed_hot(config)
+    rank = {table: index for index, table in enumerate(config.lock_order)}
     found: list[Cycle] = []
     seen: set[tuple[str, str, str]] = set()
     for dialect in dialects:
@@ -466,9 +473,8 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     dialects = dialect_families(project.config)
     cycles = find_cycles(transactions, dialects, project.config, linked)
     if project.config.lock_order:
-        hot = project.config if project.config.hot_tables is not None else None
         in_cycles = {(e.root, _classes(e)) for c in cycles for e in c.edges}
-        violations = against_declared_order(transactions, dialects, project.config.lock_order, hot)
+        violations = against_declared_order(transactions, dialects, project.config)
         cycles += [v for v in violations if (v.edges[0].root, _classes(v.edges[0])) not in in_cycles]
     program.lock_cycles = cycles
     return cycles
@@ -479,10 +485,14 @@ def _file_locks_item(project: Project, item: tuple[str, str]) -> list[FunctionLo
     from pathlib import Path
 
     from lockorder_lint.transactions import file_locks
+    from lockorder_lint.walk import forget
 
     path, display = item
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    return file_locks(data, Path(path), display, project)
+    try:
+        return file_locks(data, Path(path), display, project)
+    finally:
+        forget()  # as after a file's check: its trees may go

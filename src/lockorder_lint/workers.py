@@ -77,7 +77,7 @@ def _call(task: tuple[Callable[[Project, Any], Any], Update | None, Any]) -> Any
 
 class Workers:
     """A process pool over one project. ``map`` runs ``function(project, item)`` in the workers;
-    ``up_to_date`` tells whether they can serve the project as it is now."""
+    ``serves`` tells whether they can check files for the project as it is now."""
 
     def __init__(self, project: Project, jobs: int) -> None:
         self.project = project
