@@ -86,3 +86,13 @@ def test_graph_refuses_fix_options(tmp_path: Path, capsys: pytest.CaptureFixture
     code, _out, err = run_cli(capsys, "graph", "--fix", "app", cwd=root)
     assert code == 2
     assert "graph writes a graph only" in err
+
+
+def test_graph_names_a_file_it_could_not_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like check and report: a file it could not read is named, and the exit status says so."""
+    root = project(tmp_path / "p", orders=ORDERS)
+    (root / "app" / "broken.py").write_text("def broken(:\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "graph", "--no-cache", "--format", "json", "app", cwd=root)
+    assert code == 2
+    assert json.loads(out)["cycles"]
+    assert "app/broken.py:1" in err and "cannot parse" in err

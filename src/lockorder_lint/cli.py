@@ -40,7 +40,15 @@ from lockorder_lint.reporters import (
 )
 from lockorder_lint.resources import page_path
 from lockorder_lint.rules import ALL_RULES, RULES_BY_CODE
-from lockorder_lint.runner import checked_files, default_jobs, display_path, make_project, read_file, run
+from lockorder_lint.runner import (
+    RunResult,
+    checked_files,
+    default_jobs,
+    display_path,
+    make_project,
+    read_file,
+    run,
+)
 
 if TYPE_CHECKING:  # the fixer imports libcst, which only --fix and --diff need
     from lockorder_lint.fixer import FixReport
@@ -304,15 +312,11 @@ def inferred_dialects(effective: Config, configured: Config) -> str:
     return ", ".join(d for d in effective.dialects if d not in configured.dialects)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Check PATHS as ``check`` does, then write the audit report (see :mod:`lockorder_lint.report`)
-    to ``-o FILE``. Exit 0 when it is written, 2 when a file could not be checked (the report
-    still lists it)."""
-    from lockorder_lint.report import BaselineState, build_report, render
-
-    output: Path = args.output
-    if not os.path.isdir(output.parent or "."):
-        raise PathError(f"-o {output}: directory {output.parent} does not exist")
+def _check_for_output(
+    args: argparse.Namespace,
+) -> tuple[Path, list[Path], Project, RunResult, list[FileError], list[Note]]:
+    """The check ``report`` and ``graph`` draw from, run as ``check`` runs it (hot-table
+    warnings, progress), with the files it could not read or use, each named once."""
     root, config, paths = _setup(args)
     cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
     jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
@@ -331,6 +335,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     errors = [e for e in catalog_errors if e.path not in checked_errors] + result.errors
     reported = {e.path for e in errors} | {n.path for n in result.notes}
     notes = sorted([n for n in catalog_notes if n.path not in reported] + result.notes, key=lambda n: n.path)
+    return root, paths, project, result, errors, notes
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Check PATHS as ``check`` does, then write the audit report (see :mod:`lockorder_lint.report`)
+    to ``-o FILE``. Exit 0 when it is written, 2 when a file could not be checked (the report
+    still lists it)."""
+    from lockorder_lint.report import BaselineState, build_report, render
+
+    output: Path = args.output
+    if not os.path.isdir(output.parent or "."):
+        raise PathError(f"-o {output}: directory {output.parent} does not exist")
+    root, paths, project, result, errors, notes = _check_for_output(args)
     baselined: list[bool] | None = None
     state: BaselineState | None = None
     if args.baseline is not None:
@@ -405,12 +422,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     output: Path | None = args.output
     if output is not None and not os.path.isdir(output.parent or "."):
         raise PathError(f"-o {output}: directory {output.parent} does not exist")
-    root, config, paths = _setup(args)
-    cache = None if args.no_cache else Cache(args.cache_dir or root / CACHE_DIR_NAME)
-    jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
-    catalog_errors: list[FileError] = []
-    project = make_project(root, config, cache, errors=catalog_errors, jobs=jobs)
-    result = run(paths, project, jobs=jobs, cache=cache)
+    _root, _paths, project, result, errors, notes = _check_for_output(args)
     _mode, hot = _hot_evidence(project)
     graph = graph_from_steps(result.steps, result.findings, hot)
     text = {"dot": dot, "mermaid": mermaid, "json": graph_json}[args.format](graph)
@@ -418,10 +430,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         _write_atomically(output, text, "graph")
-    checked = {e.path for e in result.errors}
-    errors = [e for e in catalog_errors if e.path not in checked] + result.errors
-    for error in errors:
-        print(error.render(), file=sys.stderr)
+    problems: list[FileError | Note] = [*errors, *notes]
+    for problem in problems:
+        print(problem.render(), file=sys.stderr)
     cycles = len(graph.cycles)
     print(
         f"lockorder-lint: {len(graph.nodes)} tables, {len(graph.drawn_edges())} edges, "
