@@ -12,7 +12,7 @@ from lockorder_lint import transactions
 from lockorder_lint.config import Config, apply_settings
 from lockorder_lint.engine import Project
 from lockorder_lint.raw_sql import to_statement
-from lockorder_lint.runner import make_project
+from lockorder_lint.runner import check_path, make_project
 from lockorder_lint.sql_reader import read_sql
 from lockorder_lint.statements import Span
 from lockorder_lint.transactions import FOR_KEY_SHARE, FOR_NO_KEY_UPDATE, FOR_UPDATE
@@ -132,3 +132,30 @@ def test_sql_text_updates_lock_by_the_columns_they_set(
     assert statement is not None
     acquisitions = transactions.statement_acquisitions(statement, catalog, "example.py")
     assert [(a.table, a.mode) for a in acquisitions] == expected
+
+
+def _fixture_findings(tmp_path: Path, name: str, dialects: list[str]) -> list[str]:
+    """The LCK005 messages for one fixture module checked on its own, on ``dialects``."""
+    source = (Path(__file__).parent / "fixtures" / "rules" / name).read_text(encoding="utf-8")
+    tmp_path.mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    module = tmp_path / "example.py"
+    module.write_text(source, encoding="utf-8")
+    config = apply_settings(Config(), {"select": ["LCK005"], "dialects": dialects}, "test")
+    result = check_path(module, "example.py", make_project(tmp_path, config))
+    assert result.errors == []
+    return sorted(f.message for f in result.findings)
+
+
+def test_the_fixtures_agree_with_the_oracle_on_each_database(tmp_path: Path) -> None:
+    """What ``tests/integration/test_update_key_lock_order.py`` measures: both bad pairs deadlock
+    on PostgreSQL and MariaDB; on MariaDB the non-key UPDATE deadlocks against the foreign-key
+    check as well (InnoDB's exclusive lock), the non-foreign-key UPDATE nowhere."""
+    postgres = _fixture_findings(tmp_path / "bad-pg", "LCK005_update_keys.py", ["postgresql"])
+    assert len(postgres) == 2 and all("on PostgreSQL" in m for m in postgres)
+    mysql = _fixture_findings(tmp_path / "bad-my", "LCK005_update_keys.py", ["mysql"])
+    assert len(mysql) == 2 and all("on MySQL" in m for m in mysql)
+    assert _fixture_findings(tmp_path / "ok-pg", "LCK005_update_keys_ok.py", ["postgresql"]) == []
+    (innodb,) = _fixture_findings(tmp_path / "ok-my", "LCK005_update_keys_ok.py", ["mysql"])
+    assert "record_login locks login (exclusive) then account (shared)" in innodb
+    assert "member" not in innodb
