@@ -19,7 +19,7 @@ from lockorder_lint.transactions import FOR_KEY_SHARE, FOR_NO_KEY_UPDATE, FOR_UP
 
 MODELS = """
 from sqlalchemy import Column, ForeignKey, Integer, String, Table, MetaData, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Session, relationship
 
 
 class Base(DeclarativeBase):
@@ -38,6 +38,7 @@ class Member(Base):
     id = Column(Integer, primary_key=True)
     team_id = Column("team", Integer, ForeignKey("team.id"))
     role = Column(String(20))
+    team = relationship(Team)
 
 """
 
@@ -104,6 +105,10 @@ def test_the_columns_an_update_sets_decide_its_locks(
         ("member.team_id = 2", [("member", FOR_NO_KEY_UPDATE), ("team", FOR_KEY_SHARE)]),
         ("member.team_id = None", [("member", FOR_NO_KEY_UPDATE)]),
         ("member.id = 9", [("member", FOR_UPDATE)]),
+        # a many-to-one relationship sets the foreign-key columns that point at its target
+        ("member.team = Team(id=2)", [("member", FOR_NO_KEY_UPDATE), ("team", FOR_KEY_SHARE)]),
+        ("member.team = None", [("member", FOR_NO_KEY_UPDATE)]),
+        ("member.nickname = 'x'", []),
     ],
 )
 def test_an_orm_attribute_write_is_an_update_of_that_column(

@@ -530,15 +530,16 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
         for target in targets:
             if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
                 table = loaded.get(target.value.id)
-                if table is not None and target.attr in table.columns:
-                    mode, kind = update_mode(table, (target.attr,))
+                columns = _written_columns(table, target.attr) if table is not None else ()
+                if table is not None and columns:
+                    mode, kind = update_mode(table, columns)
                     what = f"{kind} (ORM write of {target.value.id}.{target.attr}, at the next flush)"
                     where = (display, stmt.lineno, target.col_offset + 1)
                     acquisition = Acquisition(table.name, mode, True, *where[:2], what, column=where[2])
                     found.append((stmt.lineno, acquisition))
                     value = stmt.value
-                    nulled = (target.attr,) if isinstance(value, ast.Constant) and value.value is None else ()
-                    for check in foreign_key_checks(table, (target.attr,), nulled, catalog, where):
+                    nulled = columns if isinstance(value, ast.Constant) and value.value is None else ()
+                    for check in foreign_key_checks(table, columns, nulled, catalog, where):
                         found.append((stmt.lineno, replace(check, what=f"{check.what}, at the next flush")))
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             name = stmt.targets[0].id
@@ -551,6 +552,19 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
     for line, acquisition in found:
         unique.setdefault((line, acquisition.table), (line, acquisition))
     return list(unique.values())
+
+
+def _written_columns(table: Table, attribute: str) -> tuple[str, ...]:
+    """The columns an attribute write on an instance of ``table`` sets at flush: the column
+    itself, or for a many-to-one relationship (``ti.dag_run = run``) the foreign-key columns that
+    point at its target (``()`` for anything else: a collection, a plain Python attribute)."""
+    if attribute in table.columns:
+        return (attribute,)
+    relationship = table.relationship(attribute)
+    if relationship is None or relationship.target is None or relationship.target == table.name:
+        return ()
+    parent = relationship.target
+    return tuple(key for key, ref in table.foreign_keys.items() if ref.split(".", 1)[0] == parent)
 
 
 def _loaded_table(value: ast.expr, evaluator: object, catalog: Catalog, program: object) -> Table | None:
