@@ -19,6 +19,7 @@ from lockorder_lint.lockdep import (
     conflicts,
     locks_of,
 )
+from lockorder_lint.runtime_checks import key_column_names
 from lockorder_lint.sql_reader import read_sql
 
 pytest_plugins = ["pytester"]
@@ -261,7 +262,32 @@ def test_locks_of_each_statement_kind() -> None:
         ("run", KEY_SHARE, True),
     ]
     assert _locks("DELETE FROM job WHERE id = 1") == [("job", UPDATE, True)]
+    # an UPDATE that sets a key column (primary key, unique constraint) takes FOR UPDATE
+    [key_update] = read_sql("UPDATE job SET code = 'x' WHERE id = 1")
+    assert locks_of(key_update, (), "postgresql", {"id", "code"}) == [("job", UPDATE, True)]
+    assert locks_of(key_update, (), "postgresql", {"id"}) == [("job", NO_KEY_UPDATE, True)]
     assert _locks("INSERT INTO job (id, run_id) VALUES (1, 2)", ("run",)) == [("run", KEY_SHARE, True)]
+
+
+def test_key_columns_are_those_of_the_primary_key_and_whole_unique_indexes() -> None:
+    """A foreign key can reference the primary key or a unique constraint or index on plain
+    columns; PostgreSQL counts no partial or expression index among the key columns."""
+
+    import sqlalchemy as sa
+
+    name = sa.Column("name", sa.String)
+    table = sa.Table(
+        "team",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("Slug", sa.String, unique=True),
+        name,
+        sa.Column("code", sa.String),
+        sa.Column("label", sa.String),
+        sa.Index("team_code", "code", unique=True, postgresql_where=name.is_not(None)),
+        sa.Index("team_label", sa.func.lower(sa.text("label")), unique=True),
+    )
+    assert key_column_names(table) == {"id", "slug"}
 
 
 def test_postgresql_conflict_table() -> None:
@@ -491,11 +517,21 @@ CHANGES = {
     "v in text": 'connection.execute(sa.text("UPDATE child SET v = 1 WHERE id = 1"))',
     "key": "connection.execute(child.update().where(child.c.id == 1).values(parent_id=1))",
     "key in text": 'connection.execute(sa.text("UPDATE child SET parent_id = 1 WHERE id = 1"))',
+    "key to NULL": "connection.execute(child.update().where(child.c.id == 1).values(parent_id=None))",
+    "key to NULL in text": 'connection.execute(sa.text("UPDATE child SET parent_id = NULL WHERE id = 1"))',
 }
 
 
 @pytest.mark.parametrize(
-    ("change", "cycle"), [("v", False), ("v in text", False), ("key", True), ("key in text", True)]
+    ("change", "cycle"),
+    [
+        ("v", False),
+        ("v in text", False),
+        ("key", True),
+        ("key in text", True),
+        ("key to NULL", False),
+        ("key to NULL in text", False),
+    ],
 )
 def test_an_update_checks_the_parent_only_when_it_changes_the_key(
     pytester: pytest.Pytester, change: str, cycle: bool

@@ -774,8 +774,34 @@ class Evaluator:
         ran = self.eval(positional(node)[0])
         for arg in [*positional(node)[1:], *(kw.value for kw in node.keywords)]:
             self.consume(self.eval(arg))
+        parameters = positional(node)[1:2] or [k.value for k in node.keywords if k.arg == "params"]
+        if parameters:
+            ran = tuple(self.parameterised(v, parameters[0]) for v in ran)
         self.consume(ran)
         return _held_rows([v for v in ran if isinstance(v, Statement)])
+
+    def parameterised(self, value: Value, parameters: ast.expr) -> Value:
+        """An UPDATE without ``.values()`` run with parameters: SQLAlchemy sets the columns they
+        name. A list of them on a mapped class is the ORM's bulk UPDATE by primary key (the key
+        columns go to the WHERE clause)."""
+        if not isinstance(value, Statement) or value.kind != "update" or value.assigned != ():
+            return value
+        if isinstance(parameters, ast.Dict):
+            return self.new(value.with_assigned(*self.assignments(value, [parameters], [])))
+        if isinstance(parameters, (ast.List, ast.Tuple)) and parameters.elts:
+            columns: list[str] = []
+            nulled: set[str] = set()
+            for row in parameters.elts:
+                if not isinstance(row, ast.Dict):
+                    return self.new(value.with_assigned(None))
+                named, row_nulled = self.assignments(value, [row], [])
+                if named is None:
+                    return self.new(value.with_assigned(None))
+                key = value.target.primary_key if value.target is not None else ()
+                columns.extend(c for c in named if c not in key and c not in columns)
+                nulled = nulled & set(row_nulled) if row is not parameters.elts[0] else set(row_nulled)
+            return self.new(value.with_assigned(tuple(columns), tuple(c for c in columns if c in nulled)))
+        return self.new(value.with_assigned(None))
 
     def collect(self, collection: ast.AST, node: ast.Call) -> tuple[Value, ...] | None:
         """``tis.append(ti)`` (or ``groups[ti.dag_id].append(ti)``) on a collection that started
@@ -1036,8 +1062,21 @@ class Evaluator:
         if method in ("update", "delete") and all(s.kind == "query" for s in receiver):
             span = self.method_span(node)
             self._consume_args(node)
-            self.consume(self.new(s.derive(write=span, write_kind=method.upper())) for s in receiver)
+            written = []
+            for s in receiver:
+                state = s.derive(write=span, write_kind=method.upper())
+                if method == "update":
+                    given = positional(node)[:1] or [k.value for k in node.keywords if k.arg == "values"]
+                    state = state.with_assigned(*self.assignments(state, given, []))
+                written.append(self.new(state))
+            self.consume(written)
             return ()
+        if method in ("values", "ordered_values") and all(s.kind == "update" for s in receiver):
+            self._consume_args(node)
+            return tuple(
+                self.new(s.with_assigned(*self.assignments(s, positional(node), node.keywords)))
+                for s in receiver
+            )
         if method in _FETCHES and all(s.kind == "query" for s in receiver):
             self._consume_args(node)
             ran = [self.new(s.derive(limit_one=True)) if method == "first" else s for s in receiver]
@@ -1055,6 +1094,52 @@ class Evaluator:
         self._consume_args(node)
         self.consume(receiver)
         return ()
+
+    def assignments(
+        self, state: Statement, args: Sequence[ast.expr], keywords: Sequence[ast.keyword]
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """The columns an UPDATE's ``.values(...)``/``.ordered_values(...)``/``Query.update({...})``
+        sets, as attribute keys of its target, and which of them it sets to NULL. None for the
+        columns when any is not spelled out (``**kw``, a dict variable)."""
+        pairs: list[tuple[ast.expr | str | None, ast.expr | None]] = [(k.arg, k.value) for k in keywords]
+        for arg in args:
+            if isinstance(arg, ast.Dict):
+                pairs.extend(zip(arg.keys, arg.values, strict=True))
+            elif isinstance(arg, ast.Tuple) and len(arg.elts) == 2:  # ``ordered_values((M.a, 1), ...)``
+                pairs.append((arg.elts[0], arg.elts[1]))
+            else:
+                return None, ()
+        columns: list[str] = []
+        nulled: list[str] = []
+        for key, value in pairs:
+            column = self.assigned_column(state, key)
+            if column is None:
+                return None, ()
+            columns.append(column)
+            if isinstance(value, ast.Constant) and value.value is None:
+                nulled.append(column)
+        return tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(nulled))
+
+    def assigned_column(self, state: Statement, key: ast.expr | str | None) -> str | None:
+        """The attribute key of the column a SET names: ``"name"``, ``name=``, ``M.name``,
+        ``table.c.name``; None when it cannot be read."""
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            key = key.value
+        if isinstance(key, ast.AST):
+            table, attr = self.entity(key)
+            if (
+                table is None
+                or attr is None
+                or (state.target is not None and table.name != state.target.name)
+            ):
+                return None
+            key = attr
+        if key is None:
+            return None  # ``**values``
+        target = state.target
+        if target is None or key in target.columns:
+            return key
+        return next((k for k, name in target.columns.items() if name == key), key)
 
     def join_operands(self, node: ast.AST) -> list[tuple[str, bool]]:
         """Tables named by a join argument, with whether each is on an outer join's nullable side;

@@ -14,7 +14,7 @@ This module holds no SQLAlchemy code: :mod:`lockorder_lint.pytest_plugin` feeds 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lockorder_lint.sql_reader import SqlNotRead, SqlStatement, read_sql
@@ -96,13 +96,17 @@ class Transaction:
 
 
 def locks_of(
-    statement: SqlStatement, foreign_keys: Sequence[str] = (), dialect: str = "postgresql"
+    statement: SqlStatement,
+    foreign_keys: Sequence[str] = (),
+    dialect: str = "postgresql",
+    keys: Collection[str] = (),
 ) -> list[tuple[str, str, bool]]:
     """The (table, mode, waits) row locks one statement takes: a locking read locks the rows of the
     tables its lock clause names (all of its FROM tables without OF; on PostgreSQL never an outer
     join's nullable side, while InnoDB locks every row it reads); UPDATE and DELETE lock the rows
-    they change; an INSERT or UPDATE checks each foreign key with FOR KEY SHARE on the parent row
-    (``foreign_keys`` names the parent tables)."""
+    they change (an UPDATE FOR NO KEY UPDATE, or FOR UPDATE when it sets one of ``keys``, the
+    target's key columns, lower-case); an INSERT or UPDATE checks each foreign key with FOR KEY
+    SHARE on the parent row (``foreign_keys`` names the parent tables)."""
     found: list[tuple[str, str, bool]] = []
     if statement.kind == "select" and statement.lock is not None:
         mode = _MODES[statement.lock.strength]
@@ -114,7 +118,8 @@ def locks_of(
             tables = [t for t in statement.tables if t not in outer]
         found.extend((table, mode, waits) for table in dict.fromkeys(tables))
     elif statement.kind in ("update", "delete", "upsert") and statement.target:
-        found.append((statement.target, UPDATE if statement.kind != "update" else NO_KEY_UPDATE, True))
+        key_update = statement.kind != "update" or any(column in keys for column in statement.assigned)
+        found.append((statement.target, UPDATE if key_update else NO_KEY_UPDATE, True))
     if statement.kind in ("insert", "upsert", "update"):
         found.extend((parent, KEY_SHARE, True) for parent in foreign_keys if parent != statement.target)
     return found

@@ -21,6 +21,7 @@ import linecache
 import os
 import sys
 import weakref
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,6 +189,7 @@ class Recorder:
 
     def _record(self, connection: Any, statement: str, context: Any) -> None:
         from lockorder_lint.lockdep import Acquisition, locks_of
+        from lockorder_lint.runtime_checks import key_column_names
 
         dialect = _DIALECTS.get(connection.dialect.name, connection.dialect.name)
         read = self.graph.read(statement, dialect)
@@ -203,13 +205,18 @@ class Recorder:
             if in_transaction:
                 self.transactions[connection] = transaction
         for sql in read:
-            if _compiled_table(context) is not None:
+            compiled = _compiled_table(context)
+            keys: Collection[str] = ()
+            if compiled is not None:
                 parents = _parents(context, sql)
+                keys = key_column_names(compiled) if sql.kind == "update" else ()
             elif sql.target and sql.kind in ("insert", "upsert", "update"):  # SQL text: the MetaData says
-                parents = self.tables.parents(sql.target, sql.assigned if sql.kind == "update" else None)
+                changed = [c for c in sql.assigned if c not in sql.nulled] if sql.kind == "update" else None
+                parents = self.tables.parents(sql.target, changed)
+                keys = self.tables.keys(sql.target)
             else:
                 parents = []
-            for table, mode, waits in locks_of(sql, parents, dialect):
+            for table, mode, waits in locks_of(sql, parents, dialect, keys):
                 path, line, function = where.frame
                 if path and suppressed(linecache.getline(path, line), CODE):
                     continue
@@ -427,8 +434,10 @@ def _parents(context: Any, sql: Any) -> list[str]:
     keys = getattr(_compiled_table(context), "foreign_keys", None) or ()
     parents: list[str] = []
     for key in keys:
-        if sql.kind == "update" and str(key.parent.name).lower() not in sql.assigned:
-            continue  # an UPDATE checks a foreign key only when it changes the key's columns
+        if sql.kind == "update" and (
+            str(key.parent.name).lower() not in sql.assigned or _set_to_null(context, sql, key.parent)
+        ):
+            continue  # an UPDATE checks a foreign key only when it sets the key's columns, not to NULL
         try:
             name = key.column.table.name
         except Exception:  # an unresolved foreign key names no table yet
@@ -436,6 +445,18 @@ def _parents(context: Any, sql: Any) -> list[str]:
         if name not in parents:
             parents.append(name)
     return parents
+
+
+def _set_to_null(context: Any, sql: Any, column: Any) -> bool:
+    """Whether an UPDATE sets ``column`` to NULL: in its SQL, or by the bound value of every
+    parameter set it runs with (SQLAlchemy binds a SET column under its key)."""
+    if str(column.name).lower() in sql.nulled:
+        return True
+    parameters = getattr(context, "compiled_parameters", None) or []
+    missing = object()
+    return bool(parameters) and all(
+        isinstance(p, dict) and p.get(column.key, missing) is None for p in parameters
+    )
 
 
 def _relative(path: str) -> str:

@@ -338,6 +338,8 @@ def to_statement(
         write=span if write_kind else None,
         write_kind=write_kind,
         source=source,
+        assigned=tuple(_attribute(table, column) for column in sql.assigned),
+        nulled=tuple(_attribute(table, column) for column in sql.nulled),
     )
 
 

@@ -67,12 +67,41 @@ def catalog_table(table: Any) -> Table:
     )
 
 
+def key_column_names(table: Any) -> frozenset[str]:
+    """PostgreSQL's key columns of a SQLAlchemy ``Table`` (lower-case names): those of its primary
+    key and of each unique constraint or unique index on plain columns without a WHERE (one a
+    foreign key could reference). An UPDATE that sets one takes FOR UPDATE, not FOR NO KEY UPDATE."""
+    found: set[str] = set()
+    for constraint in getattr(table, "constraints", ()):
+        if type(constraint).__name__ in ("UniqueConstraint", "PrimaryKeyConstraint"):
+            found.update(str(c.name).lower() for c in getattr(constraint, "columns", ()))
+    for index in getattr(table, "indexes", ()):
+        options = getattr(index, "dialect_options", {})
+        partial = any(_option(options, dialect, "where") is not None for dialect in ("postgresql", "sqlite"))
+        # a plain column belongs to a table; a function or expression has a name too, but no table
+        columns = [
+            getattr(e, "name", None) if getattr(e, "table", None) is not None else None
+            for e in index.expressions
+        ]
+        if index.unique and not partial and all(isinstance(c, str) for c in columns):
+            found.update(str(c).lower() for c in columns)
+    return frozenset(found)
+
+
+def _option(options: Any, dialect: str, name: str) -> Any:
+    try:
+        return options[dialect][name]
+    except (KeyError, TypeError):
+        return None
+
+
 class RuntimeCatalog:
     """The tables of every MetaData the executed statements came from."""
 
     def __init__(self) -> None:
         self.catalog = Catalog()
         self._metadata: set[int] = set()
+        self._keys: dict[str, frozenset[str]] = {}
 
     def learn(self, context: Any) -> None:
         """Take in the MetaData of the tables a compiled statement names (once per MetaData)."""
@@ -87,6 +116,11 @@ class RuntimeCatalog:
             self._metadata.add(id(metadata))
             for known in metadata.tables.values():
                 self.catalog.tables.setdefault(known.name, catalog_table(known))
+                self._keys.setdefault(known.name, key_column_names(known))
+
+    def keys(self, table: str) -> frozenset[str]:
+        """The key columns (lower-case names) of a table the MetaData declares, else none."""
+        return self._keys.get(table, frozenset())
 
     def parents(self, table: str, changed: Collection[str] | None = None) -> list[str]:
         """The tables ``table``'s foreign keys point at: an INSERT's key checks lock their rows,

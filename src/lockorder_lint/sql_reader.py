@@ -92,8 +92,10 @@ class SqlStatement:
     # Selecting from a CTE or derived table: the statement that source is.
     source: SqlStatement | None = None
     text: str = field(default="", compare=False)
-    # An UPDATE's SET columns, lower-cased (a foreign key is checked only when its columns change).
+    # An UPDATE's SET columns, lower-cased (a foreign key is checked only when its columns change,
+    # to something other than NULL: ``nulled`` are those it sets to a literal NULL).
     assigned: tuple[str, ...] = ()
+    nulled: tuple[str, ...] = ()
 
     @property
     def writes(self) -> bool:
@@ -327,12 +329,10 @@ class _Reader:
                 scope.add(item, self)
             for join in from_.args.get("joins") or []:
                 scope.add(join.this, self)
-        assigned = tuple(
-            str(e.this.name).lower()
-            for e in tree.expressions
-            if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
-        )
-        return replace(self._write("update", tree, scope, outer), assigned=assigned)
+        sets = [e for e in tree.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)]
+        assigned = tuple(str(e.this.name).lower() for e in sets)
+        nulled = tuple(str(e.this.name).lower() for e in sets if isinstance(e.expression, exp.Null))
+        return replace(self._write("update", tree, scope, outer), assigned=assigned, nulled=nulled)
 
     def _delete(self, tree: exp.Delete, ctes: dict[str, SqlStatement]) -> SqlStatement:
         scope = _Scope(ctes)

@@ -150,6 +150,13 @@ class Statement:
     write_kind: str | None = None
     # An INSERT's conflict clause (``ON CONFLICT DO UPDATE``...): it writes rows that may exist.
     upsert: str = ""
+    # An UPDATE's SET columns (attribute keys of the target), in the order the code names them:
+    # ``()`` while none is named yet, None once some are unknown (``.values(**kw)``, a dict
+    # variable). Either way an UPDATE without known columns is taken to set no key and no
+    # foreign key (see :meth:`sets`).
+    assigned: tuple[str, ...] | None = ()
+    # Of those, the ones set to NULL (``= None``): a foreign key set to NULL checks no parent.
+    nulled: tuple[str, ...] = ()
     derived: str | None = None
     # A statement selecting from a subquery or CTE: the statement that CTE is.
     source: Statement | None = field(default=None, compare=False, hash=False)
@@ -181,6 +188,18 @@ class Statement:
     def runs_on_innodb(self) -> bool:
         """It may run on MySQL/MariaDB: no dialect test before it rules them out."""
         return self.live is None or bool(self.live & {"mysql", "mariadb"})
+
+    def sets(self) -> tuple[str, ...] | None:
+        """The columns an UPDATE is known to set, None when not known."""
+        return self.assigned or None
+
+    def with_assigned(self, columns: tuple[str, ...] | None, nulled: tuple[str, ...] = ()) -> Statement:
+        """This UPDATE after one more ``.values(...)``: its columns added (None: some unknown)."""
+        if self.assigned is None or columns is None:
+            return self.derive(assigned=None, nulled=())
+        added = tuple(c for c in columns if c not in self.assigned)
+        kept = tuple(c for c in self.nulled if c not in columns)  # set again: the last value wins
+        return self.derive(assigned=self.assigned + added, nulled=kept + nulled)
 
     @property
     def table_name(self) -> str | None:

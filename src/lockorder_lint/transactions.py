@@ -140,28 +140,80 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
         kind = (statement.write_kind or statement.kind).upper()
         writes = {"UPDATE": (FOR_NO_KEY_UPDATE, "UPDATE"), "DELETE": (FOR_UPDATE, "DELETE"),
                   "MERGE": (FOR_NO_KEY_UPDATE, "merge (upsert)")}  # fmt: skip
+        table = catalog.tables.get(target)
         if kind in writes:
             mode, what = writes[kind]
+            if kind == "UPDATE" and table is not None:
+                mode, what = update_mode(table, statement.sets())
             index = _through(statement) if kind != "MERGE" else ""
             found.append(
                 Acquisition(target, mode, True, display, line, what, chain, column=column, index=index)
             )
+        where = (display, line, column)
         if kind in ("INSERT", "MERGE"):
-            table = catalog.tables.get(target)
-            references = table.foreign_keys.values() if table is not None else ()
-            for parent in dict.fromkeys(ref.split(".", 1)[0] for ref in references):
-                if parent == target or parent not in catalog.tables:
-                    continue
-                what = f"foreign key check of INSERT INTO {target}"
-                index = _referenced_index(catalog.tables[parent], references)
-                found.append(
-                    Acquisition(
-                        parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column, index=index
-                    )
-                )
+            found.extend(foreign_key_checks(table, None, (), catalog, where, chain))
+        elif kind == "UPDATE":
+            # columns not known (``.values(**kw)``): no check assumed, as for a non-key UPDATE
+            assigned = statement.sets() or ()
+            found.extend(foreign_key_checks(table, assigned, statement.nulled, catalog, where, chain))
     if runs_on != ALL_DIALECTS:
         # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
         found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
+    return found
+
+
+def key_columns(table: Table) -> frozenset[str]:
+    """PostgreSQL's key columns of a table: those of its primary key and of its unique indexes
+    on plain columns (a foreign key could reference them). An UPDATE that changes one takes
+    ``FOR UPDATE`` on the row, which conflicts with a foreign-key check's ``FOR KEY SHARE``. (The
+    catalog does not tell partial unique indexes apart: their columns count too.)"""
+    keys = set(table.primary_key)
+    for index in table.indexes:
+        if index.unique and not any(c.startswith("(") for c in index.columns):
+            keys.update(index.columns)
+    return frozenset(keys)
+
+
+def update_mode(table: Table, assigned: Iterable[str] | None) -> tuple[str, str]:
+    """The row lock an UPDATE setting ``assigned`` takes, and why: ``FOR UPDATE`` when it sets a
+    key column, else ``FOR NO KEY UPDATE`` (also when the columns are not known)."""
+    keys = sorted(set(assigned or ()) & key_columns(table))
+    if keys:
+        return FOR_UPDATE, f"UPDATE of key column{'s' if len(keys) > 1 else ''} {', '.join(keys)}"
+    return FOR_NO_KEY_UPDATE, "UPDATE"
+
+
+def foreign_key_checks(
+    table: Table | None,
+    assigned: Iterable[str] | None,
+    nulled: Iterable[str],
+    catalog: Catalog,
+    where: tuple[str, int, int],
+    chain: tuple[str, ...] = (),
+) -> list[Acquisition]:
+    """The parent rows a write's foreign-key checks lock (``FOR KEY SHARE``; InnoDB: shared,
+    through the referenced index). An INSERT (``assigned`` None) checks every foreign key; an
+    UPDATE only those whose columns it sets to something other than NULL."""
+    if table is None:
+        return []
+    skipped = set(nulled)
+    wanted = None if assigned is None else set(assigned) - skipped
+    checked = {key: ref for key, ref in table.foreign_keys.items() if wanted is None or key in wanted}
+    references = list(checked.values())
+    display, line, column = where
+    found: list[Acquisition] = []
+    for parent in dict.fromkeys(ref.split(".", 1)[0] for ref in references):
+        if parent == table.name or parent not in catalog.tables:
+            continue
+        if wanted is None:
+            what = f"foreign key check of INSERT INTO {table.name}"
+        else:
+            keys = [key for key, ref in checked.items() if ref.split(".", 1)[0] == parent]
+            what = f"foreign key check of UPDATE {table.name} SET {', '.join(keys)}"
+        index = _referenced_index(catalog.tables[parent], references)
+        found.append(
+            Acquisition(parent, FOR_KEY_SHARE, True, display, line, what, chain, column=column, index=index)
+        )
     return found
 
 
@@ -478,18 +530,17 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
         for target in targets:
             if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
                 table = loaded.get(target.value.id)
-                if table is not None and target.attr in table.columns:
-                    what = f"UPDATE (ORM write of {target.value.id}.{target.attr}, at the next flush)"
-                    acquisition = Acquisition(
-                        table.name,
-                        FOR_NO_KEY_UPDATE,
-                        True,
-                        display,
-                        stmt.lineno,
-                        what,
-                        column=target.col_offset + 1,
-                    )
+                columns = _written_columns(table, target.attr) if table is not None else ()
+                if table is not None and columns:
+                    mode, kind = update_mode(table, columns)
+                    what = f"{kind} (ORM write of {target.value.id}.{target.attr}, at the next flush)"
+                    where = (display, stmt.lineno, target.col_offset + 1)
+                    acquisition = Acquisition(table.name, mode, True, *where[:2], what, column=where[2])
                     found.append((stmt.lineno, acquisition))
+                    value = stmt.value
+                    nulled = columns if isinstance(value, ast.Constant) and value.value is None else ()
+                    for check in foreign_key_checks(table, columns, nulled, catalog, where):
+                        found.append((stmt.lineno, replace(check, what=f"{check.what}, at the next flush")))
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             name = stmt.targets[0].id
             table = _loaded_table(stmt.value, evaluator, catalog, program)
@@ -501,6 +552,19 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
     for line, acquisition in found:
         unique.setdefault((line, acquisition.table), (line, acquisition))
     return list(unique.values())
+
+
+def _written_columns(table: Table, attribute: str) -> tuple[str, ...]:
+    """The columns an attribute write on an instance of ``table`` sets at flush: the column
+    itself, or for a many-to-one relationship (``ti.dag_run = run``) the foreign-key columns that
+    point at its target (``()`` for anything else: a collection, a plain Python attribute)."""
+    if attribute in table.columns:
+        return (attribute,)
+    relationship = table.relationship(attribute)
+    if relationship is None or relationship.target is None or relationship.target == table.name:
+        return ()
+    parent = relationship.target
+    return tuple(key for key, ref in table.foreign_keys.items() if ref.split(".", 1)[0] == parent)
 
 
 def _loaded_table(value: ast.expr, evaluator: object, catalog: Catalog, program: object) -> Table | None:
