@@ -136,15 +136,22 @@ def find_protocols(transactions: Transactions, catalog: Catalog) -> Protocols:
     }
     if not links:
         return Protocols()
+    children: dict[str, list[tuple[str, tuple[str, ...], set[str]]]] = {}
+    for (parent, child), columns in links.items():
+        referenced = _referenced(catalog.tables[child], catalog.tables[parent])
+        children.setdefault(child, []).append((parent, columns, referenced))
     touches: dict[tuple[str, str], list[Touch]] = {}
     for qualname, summary in transactions.functions.items():
         if qualname in transactions.helpers:
             continue  # it runs inside its callers' transactions, which include its steps
         for segment in _transactions_of(transactions.expanded(qualname)):
-            for (parent, child), columns in links.items():
-                referenced = _referenced(catalog.tables[child], catalog.tables[parent])
-                for touch in _touches(segment, parent, child, columns, referenced, qualname, summary.name):
-                    touches.setdefault((parent, child), []).append(touch)
+            tables = {a.inserted or a.table for a, _place in segment if a is not None}
+            for child in tables & children.keys():
+                for parent, columns, referenced in children[child]:
+                    for touch in _touches(
+                        segment, parent, child, columns, referenced, qualname, summary.name
+                    ):
+                        touches.setdefault((parent, child), []).append(touch)
     held: list[Protocol] = []
     covered: set[Site] = set()
     breaches: list[Breach] = []
