@@ -77,11 +77,16 @@ def test_tables_names_the_parent_lock_that_serializes_a_child(
     root = _project(tmp_path / "p")
     code, out, _err = run_cli(capsys, "tables", "--no-cache", "app", cwd=root)
     assert code == 0
-    assert "    serialized by the invoice row lock (FOR UPDATE): reprice, void_lines lock it first" in out
+    lock = "serialized by the invoice row lock (FOR UPDATE or FOR NO KEY UPDATE)"
+    assert f"    {lock}: reprice, void_lines lock it first" in out
     code, out, _err = run_cli(capsys, "tables", "--no-cache", "--format", "json", "app", cwd=root)
     tables = {t["table"]: t for t in json.loads(out)}
     assert tables["invoice_line"]["serialized_by"] == [
-        {"parent": "invoice", "mode": "FOR UPDATE", "followers": ["reprice", "void_lines"]}
+        {
+            "parent": "invoice",
+            "modes": ["FOR UPDATE", "FOR NO KEY UPDATE"],
+            "followers": ["reprice", "void_lines"],
+        }
     ]
     assert tables["invoice"]["serialized_by"] == []
 

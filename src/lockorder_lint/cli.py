@@ -572,7 +572,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
                     for r in t.relationships
                 ],
                 "serialized_by": [
-                    {"parent": p.parent, "mode": p.example.mode, "followers": list(p.followers)}
+                    {"parent": p.parent, "modes": list(p.modes), "followers": list(p.followers)}
                     for p in serialized.get(t.name, [])
                 ],
             }
@@ -600,7 +600,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
             print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
         for protocol in serialized.get(t.name, []):
             print(
-                f"    serialized by the {protocol.parent} row lock ({protocol.example.mode}): "
+                f"    serialized by the {protocol.parent} row lock ({' or '.join(protocol.modes)}): "
                 f"{', '.join(protocol.followers)} lock it first"
             )
     inferred = "" if effective.dialects_set else " (from the code; set `dialects` to decide)"

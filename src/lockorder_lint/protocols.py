@@ -64,12 +64,12 @@ class Touch:
 @dataclass(frozen=True)
 class Protocol:
     """Every transaction touching ``child`` rows locks the ``parent`` row first (``followers``,
-    two or more functions); ``example`` is one such parent lock."""
+    two or more functions), under ``modes`` (strongest first)."""
 
     parent: str
     child: str
     followers: tuple[str, ...]
-    example: Acquisition
+    modes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,9 @@ def find_protocols(transactions: Transactions, catalog: Catalog) -> Protocols:
         if len(kept - broken) < 2:
             continue
         if not broken:
-            lock = next(t.parent_lock for t in found if t.parent_lock is not None)
-            assert lock is not None
-            held.append(Protocol(parent, child, followers, lock))
+            modes = {t.parent_lock.mode for t in found if t.parent_lock is not None}
+            strongest = tuple(m for m in (FOR_UPDATE, FOR_NO_KEY_UPDATE) if m in modes)
+            held.append(Protocol(parent, child, followers, strongest))
             for t in found:
                 a = t.acquisition
                 covered.add((a.path, a.line, a.column, a.table))
