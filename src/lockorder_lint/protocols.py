@@ -96,9 +96,6 @@ class Protocols:
     def covers(self, path: str, line: int, column: int, table: str) -> bool:
         return (path, line, column, table) in self.covered
 
-    def serialized(self, child: str) -> list[Protocol]:
-        return [p for p in self.held if p.child == child]
-
     def digest(self) -> str:
         """What file results depend on, for the result cache."""
         text = "\n".join(sorted(f"{p}|{line}|{column}|{table}" for p, line, column, table in self.covered))
