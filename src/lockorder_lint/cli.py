@@ -541,6 +541,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
         print(problem.render(), file=sys.stderr)
     tables = sorted(catalog.tables.values(), key=lambda t: t.name)
     effective = project.config
+    from lockorder_lint.protocols import serialized_by
+
+    serialized = serialized_by(project)
     if args.format == "json":
         data = [
             {
@@ -568,6 +571,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
                     }
                     for r in t.relationships
                 ],
+                "serialized_by": [
+                    {"parent": p.parent, "modes": list(p.modes), "followers": list(p.followers)}
+                    for p in serialized.get(t.name, [])
+                ],
             }
             for t in tables
         ]
@@ -591,6 +598,11 @@ def cmd_tables(args: argparse.Namespace) -> int:
             join = ", innerjoin" if rel.joined and rel.innerjoin else ""
             origin = f", {rel.via}" if rel.via != "relationship" else ""
             print(f"    relationship {rel.owner}.{rel.name} -> {reaches}  lazy={rel.lazy}{join}{origin}")
+        for protocol in serialized.get(t.name, []):
+            print(
+                f"    serialized by the {protocol.parent} row lock ({' or '.join(protocol.modes)}): "
+                f"{', '.join(protocol.followers)} lock it first"
+            )
     inferred = "" if effective.dialects_set else " (from the code; set `dialects` to decide)"
     counted = f"{len(tables)} table" + ("" if len(tables) == 1 else "s")
     print(f"{counted}; dialects: {', '.join(effective.dialects)}{inferred}", file=sys.stderr)

@@ -470,6 +470,9 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
     program.touched_symbols = declared
     linked = related(project.catalog)
     transactions = Transactions(summaries)
+    from lockorder_lint.protocols import find_protocols
+
+    program.lock_protocols = find_protocols(transactions, project.catalog)
     dialects = dialect_families(project.config)
     cycles = find_cycles(transactions, dialects, project.config, linked)
     if project.config.lock_order:

@@ -307,7 +307,9 @@ def build_project(
 
         cycles = project_cycles(project, cache)  # once per run; each file's part cached
         if cache is not None:  # a file's LCK005 findings depend on every transaction's locks
-            combined = f"{project.fingerprint}|{digest(cycles)}"
+            protocols = program.lock_protocols  # LCK001/LCK002 are quiet where one holds
+            held = protocols.digest() if protocols is not None else ""
+            combined = f"{project.fingerprint}|{digest(cycles)}|{held}"
             project.fingerprint = hashlib.sha256(combined.encode()).hexdigest()[:16]
     return project, facts
 

@@ -142,6 +142,8 @@ class Program:
         self.found: dict[str, tuple[dict[str, str], Any]] = {}
         # LCK005's lock-order cycles, once computed for the run (see lock_graph.project_cycles).
         self.lock_cycles: list[Any] | None = None
+        # The lock protocols found beside them (see protocols.find_protocols), read by LCK001/LCK002.
+        self.lock_protocols: Any | None = None
 
     def with_config(self, config: Config) -> Program:
         """The same project under another configuration (its own caches, the same files)."""

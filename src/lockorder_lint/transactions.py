@@ -66,6 +66,11 @@ class Acquisition:
     # "" when unknown. InnoDB locks index records: a check on a secondary unique key never waits
     # for a lock taken through the primary key only (PostgreSQL locks rows, whatever the index).
     index: str = ""
+    # What lock protocols (:mod:`lockorder_lint.protocols`) read: the columns of ``table`` the
+    # statement's WHERE names by ``==``/``IN`` (a child scoped by its parent pins the foreign key),
+    # and, for the foreign-key check of an INSERT or merge, the child table it writes.
+    pins: tuple[str, ...] = ()
+    inserted: str = ""
 
 
 PRIMARY = "PRIMARY"
@@ -159,7 +164,24 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
     if runs_on != ALL_DIALECTS:
         # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
         found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
-    return found
+    return with_scope(found, statement)
+
+
+def with_scope(found: list[Acquisition], statement: Statement) -> list[Acquisition]:
+    """The statement's acquisitions with what says which parent's children it touches: the
+    target's columns it pins (``pins``), and the child an INSERT's foreign-key check is for."""
+    from lockorder_lint.statements import PINNING_OPS
+
+    target = statement.table_name
+    pinned = tuple(dict.fromkeys(p.column for p in statement.target_predicates() if p.op in PINNING_OPS))
+    scoped: list[Acquisition] = []
+    for acquisition in found:
+        if acquisition.table == target and pinned:
+            acquisition = replace(acquisition, pins=pinned)
+        elif acquisition.table != target and acquisition.what.startswith("foreign key"):
+            acquisition = replace(acquisition, inserted=target or "")
+        scoped.append(acquisition)
+    return scoped
 
 
 def key_columns(table: Table) -> frozenset[str]:

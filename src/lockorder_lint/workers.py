@@ -38,6 +38,7 @@ class Update:
     hot: dict[str, list[str]] | None
     contention: Contention
     lock_cycles: list[Any] | None  # LCK005's program-wide cycles, when it runs
+    lock_protocols: Any = None  # and the lock protocols found beside them (LCK001/LCK002 read them)
 
 
 _PROJECT: Project | None = None
@@ -71,6 +72,7 @@ def _call(task: tuple[Callable[[Project, Any], Any], Update | None, Any]) -> Any
         _PROJECT.contention = update.contention
         if _PROJECT.program is not None:
             _PROJECT.program.lock_cycles = update.lock_cycles
+            _PROJECT.program.lock_protocols = update.lock_protocols
         _APPLIED = update.token
     return function(_PROJECT, item)
 
@@ -88,8 +90,12 @@ class Workers:
     def refresh(self) -> None:
         """Send the project's evidence-phase results along with every later task."""
         project = self.project
-        cycles = project.program.lock_cycles if project.program is not None else None
-        self._update = Update(next(_tokens), project.fingerprint, project.hot, project.contention, cycles)
+        program = project.program
+        cycles = program.lock_cycles if program is not None else None
+        protocols = program.lock_protocols if program is not None else None
+        self._update = Update(
+            next(_tokens), project.fingerprint, project.hot, project.contention, cycles, protocols
+        )
 
     def serves(self, project: Project) -> bool:
         """The workers can check files for ``project``: the one they were forked with, with no

@@ -14,6 +14,7 @@ from lockorder_lint.rules.base import Report, Rule, RuleContext
 if TYPE_CHECKING:
     from lockorder_lint.engine import Project
     from lockorder_lint.lock_graph import Cycle, Edge
+    from lockorder_lint.protocols import Breach
     from lockorder_lint.transactions import Acquisition
     from lockorder_lint.units import Unit
 
@@ -56,6 +57,48 @@ class LockOrderInversion(Rule):
             )
             report = Report(self.code, span, self.message(cycle), anchor.table, f"{cycle.dialect}: {classes}")
             found.append((report, cycle.edges[0].name, trace(cycle)))
+        found.extend(self._breaches(project, shown))
+        return found
+
+    def _breaches(
+        self, project: Project, shown: str
+    ) -> list[tuple[Report, str, tuple[tuple[TraceStep, ...], ...]]]:
+        """The transactions anchored in this file that break a lock protocol the others keep,
+        unless a cycle already reports that transaction over the same two tables."""
+        from lockorder_lint.lock_graph import project_cycles
+        from lockorder_lint.protocols import Protocols
+        from lockorder_lint.statements import Span
+
+        program = project.program
+        protocols = program.lock_protocols if program is not None else None
+        if not isinstance(protocols, Protocols):
+            return []
+        cycles = project_cycles(project)
+        found = []
+        for breach in protocols.breaches:
+            touch = breach.touch
+            anchor = touch.acquisition
+            if anchor.path != shown:
+                continue
+            tables = {breach.parent, breach.child}
+            if any(
+                e.root == touch.root and tables <= set(c.tables()) | {e.wanted.table}
+                for c in cycles
+                for e in c.edges
+            ):
+                continue
+            span = Span(anchor.line, anchor.column, anchor.line, anchor.column)
+            others = ", ".join(breach.followers[:3]) + (
+                f" and {len(breach.followers) - 3} more" if len(breach.followers) > 3 else ""
+            )
+            message = (
+                f"{touch.name} breaks the lock protocol: other transactions ({others}) lock {breach.parent} "
+                f"before {breach.child}; lock the {breach.parent} row first here (FOR UPDATE), as they do"
+            )
+            key = f"protocol: {breach.parent} before {breach.child}"
+            found.append(
+                (Report(self.code, span, message, breach.child, key), touch.name, _protocol_trace(breach))
+            )
         return found
 
     @staticmethod
@@ -106,4 +149,20 @@ def trace(cycle: Cycle) -> tuple[tuple[TraceStep, ...], ...]:
     return tuple(
         (_step(edge, edge.held, cycle.dialect), _step(edge, edge.wanted, cycle.dialect))
         for edge in cycle.edges
+    )
+
+
+def _protocol_trace(breach: Breach) -> tuple[tuple[TraceStep, ...], ...]:
+    """The breaking transaction's child lock; then one follower's parent lock and child lock."""
+
+    def step(name: str, acquisition: Acquisition) -> TraceStep:
+        via = f" — via {' → '.join(acquisition.chain)}" if acquisition.chain else ""
+        text = f"locks {acquisition.table} ({acquisition.mode}): {acquisition.what}{via}"
+        return (acquisition.path, acquisition.line, name, text)
+
+    example = breach.example
+    assert example.parent_lock is not None
+    return (
+        (step(breach.touch.name, breach.touch.acquisition),),
+        (step(example.name, example.parent_lock), step(example.name, example.acquisition)),
     )
