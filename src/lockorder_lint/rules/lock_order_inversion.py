@@ -124,7 +124,8 @@ class LockOrderInversion(Rule):
             e for e in cycle.edges if e.held.what.startswith("joined") or e.wanted.what.startswith("joined")
         ]
         if implicit:
-            fix = f"lock the parent {implicit[0].table} row first where the INSERT happens"
+            checked = implicit[0].what.removeprefix("foreign key check of ").split(" ", 1)[0]
+            fix = f"lock the parent {implicit[0].table} row first where the {checked} happens"
         elif eager:
             fix = "lock with of=<the model> or without the joined eager load"
         else:
