@@ -140,6 +140,21 @@ class Transactions:
         }
         handed = {name for summary in self.functions.values() for name in summary.handed}
         self.helpers |= {q for q in self.functions if q.rsplit(".", 1)[-1] in handed}
+        self.roots = self._roots()
+
+    def _roots(self) -> set[str]:
+        """The functions whose own transaction is one: those no caller hands a session (entry
+        points among them), and those that open a session of their own (``@provide_session``)
+        where a caller calls them without one. A function called both ways is both: a helper
+        inside its callers' transactions, a root of its own. (A call on a receiver of unknown
+        type that hands a session is taken to reach every method of its name: such a method is
+        not taken for an entry point.)"""
+        started = {name for summary in self.functions.values() for name in summary.starts}
+        return {
+            qualname
+            for qualname, summary in self.functions.items()
+            if qualname not in self.helpers or (summary.opens and qualname in started)
+        }
 
     def expanded(
         self, qualname: str, depth: int = 0, stack: tuple[str, ...] = (), switched: tuple[str, ...] = ()
@@ -183,7 +198,7 @@ class Transactions:
         path between them; a lock already held as strongly on every path to it adds nothing."""
         found: list[Edge] = []
         for qualname, summary in self.functions.items():
-            if qualname in self.helpers:
+            if qualname not in self.roots:
                 continue  # it runs inside its callers' transactions, which include its steps
             seen: set[tuple[str, str, str, str]] = set()
             for segment in _segments(self.expanded(qualname)):

@@ -106,6 +106,10 @@ class FunctionLocks:
     # Names of the calls that hand this function's session on, resolved or not (``run.update_state``
     # on a variable of unknown type): a function of such a name runs inside a caller's transaction.
     handed: tuple[str, ...] = ()
+    # Whether a session-providing decorator opens a session when its caller hands none, and the
+    # functions that do so which this one calls without a session: transactions of their own.
+    opens: bool = False
+    starts: tuple[str, ...] = ()
 
 
 def statement_acquisitions(statement: Statement, catalog: Catalog, display: str) -> list[Acquisition]:
@@ -325,6 +329,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     positioned: list[tuple[int, float, Step]] = []
     order = 0
     handed_names: list[str] = []
+    starts: list[str] = []
+    providers = config.session_providers if config is not None else ("provide_session",)
     if with_statements:
         last = start
         switched = switched_blocks(node)
@@ -366,6 +372,9 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             continue
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
         if not any(_session_like(arg, patterns) for arg in handed):
+            started = _started(unit, call, providers) if program is not None else None
+            if started is not None:
+                starts.append(started)
             continue
         called = called_name(call)
         if called:
@@ -380,6 +389,11 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             passes = tuple(k.arg for k in call.keywords if k.arg is not None and not _off(k.value))
             step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
             positioned.append((call.lineno, order, step))
+            order += 1
+    if program is not None:
+        own = f"{unit.scope.resolver.module}.{unit.qualname}"
+        for line, name in _closure_calls(node, patterns):
+            positioned.append((line, order, Step("call", line, callee=f"{own}.{name}")))
             order += 1
     branches = _Branches(node)
     for line in branches.closing:
@@ -403,7 +417,92 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         line=node.lineno,
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
+        opens=opens_session(node, providers),
+        starts=tuple(dict.fromkeys(starts)),
     )
+
+
+def _closure_calls(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]
+) -> list[tuple[int, str]]:
+    """``(line, name)`` where the function calls or hands on (``reduce(query, items)``) a function
+    nested in it that runs in its transaction: one that uses the enclosing function's session
+    (a closure over it) or is called with a session. Such a function is no transaction of its own."""
+    nested = {n.name: n for n in _nested_defs(function)}
+    if not nested:
+        return []
+    inside = {name for name, inner in nested.items() if _uses_enclosing_session(inner, patterns)}
+    found: list[tuple[int, str]] = []
+    for call in _own_calls(function):
+        if isinstance(call.func, ast.Name) and call.func.id in nested:
+            handed = [*call.args, *(k.value for k in call.keywords)]
+            if call.func.id in inside or any(_session_like(a, patterns) for a in handed):
+                found.append((call.lineno, call.func.id))
+        for argument in [*call.args, *(k.value for k in call.keywords)]:
+            if isinstance(argument, ast.Name) and argument.id in inside:
+                found.append((call.lineno, argument.id))  # a callback run by the callee, here
+    return sorted(set(found))
+
+
+def _nested_defs(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions defined in the function's own blocks (not in classes or deeper functions)."""
+    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.append(node)
+            continue
+        if isinstance(node, (ast.ClassDef, ast.Lambda)):
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _uses_enclosing_session(inner: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]) -> bool:
+    """Whether a nested function reads a session it does not take as a parameter: its caller's."""
+    args = inner.args
+    own = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    own |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    for node in ast.walk(inner):
+        loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in own
+        if loaded and _session_like(node, patterns):
+            return True
+    return False
+
+
+def _provider(decorator: ast.expr, providers: tuple[str, ...]) -> bool:
+    """Whether a decorator (``@provide_session``, ``@utils.provide_session(...)``) hands the
+    function a new session when its caller gives none."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = dotted_name(target)
+    return name is not None and name.rsplit(".", 1)[-1] in providers
+
+
+def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...]) -> bool:
+    """A function that starts a transaction of its own when called without a session: a
+    session-providing decorator gives it a new one (Airflow's ``@provide_session``)."""
+    return any(_provider(d, providers) for d in function.decorator_list)
+
+
+def _started(unit: Unit, call: ast.Call, providers: tuple[str, ...]) -> str | None:
+    """The project function a call that hands no session reaches, when that function opens a
+    session of its own: it runs as a transaction of its own there (``ti.run()`` from the CLI)."""
+    program = unit.scope.program
+    if program is None or not called_name(call):
+        return None
+    try:
+        resolved = program.resolve_call(unit.evaluator, call, need="")
+    except RecursionError:
+        return None
+    if resolved is None:
+        return None
+    info = resolved[0]
+    if not any(d.rsplit(".", 1)[-1] in providers for d in info.decorators):
+        return None
+    return info.qualname
 
 
 def _exclusive_arms(first: str, second: str) -> bool:
@@ -746,7 +845,7 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
                 own_end = unit.node.end_lineno or unit.node.lineno
                 with_statements = any(unit.node.lineno <= line <= own_end for line in lock_lines)
                 summary = unit_locks(unit, display, with_statements)
-                if summary.steps or summary.handed:
+                if summary.steps or summary.handed or summary.starts:
                     found.append(summary)
         except Exception:  # a function that cannot be followed takes no locks we know of
             continue
