@@ -356,3 +356,82 @@ def test_a_table_named_twice_in_lock_order_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="names `zone` twice"):
         apply_settings(Config(), {"lock-order": ["zone", "record", "zone"]}, "test")
+
+
+# A function that takes the record, then the zone, in the block of ``with {opener}``; its blocks
+# are two transactions (the exit of each commits or closes) unless one block holds both locks.
+SESSION_BLOCKS = """
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+engine = create_engine("postgresql://")
+SessionLocal = sessionmaker(engine)
+
+
+@contextmanager
+def create_session():
+    with SessionLocal() as session:
+        yield session
+        session.commit()
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    with {opener}:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+{between}        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=Zone.serial + 1))
+"""
+OPENERS = [
+    "Session(engine) as session",
+    "SessionLocal() as session",
+    "sessionmaker(engine)() as session",
+    "create_session() as session",
+    "session.begin()",
+]
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+def test_one_session_block_is_one_transaction(tmp_path: Path, opener: str) -> None:
+    source = SESSION_BLOCKS.format(opener=opener, between="")
+    assert [f.code for f in lck005(tmp_path, source)] == ["LCK005"]
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+def test_two_session_blocks_are_two_transactions(tmp_path: Path, opener: str) -> None:
+    source = SESSION_BLOCKS.format(opener=opener, between=f"    with {opener}:\n")
+    assert lck005(tmp_path, source) == []
+
+
+def test_a_savepoint_block_keeps_its_locks(tmp_path: Path) -> None:
+    between = "    with session.begin_nested():\n"
+    source = SESSION_BLOCKS.format(opener="session.begin_nested()", between=between)
+    assert [f.code for f in lck005(tmp_path, source)] == ["LCK005"]
+
+
+def test_an_attribute_write_closing_a_session_block_is_flushed_inside_it(tmp_path: Path) -> None:
+    source = """
+from sqlalchemy import create_engine
+
+engine = create_engine("postgresql://")
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int) -> None:
+    with Session(engine) as session:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+        zone = session.get(Zone, zone_id)
+        zone.serial = 2
+"""
+    (finding,) = lck005(tmp_path, source)
+    written = finding.trace[1][-1][3]
+    assert written.startswith("locks zone (FOR NO KEY UPDATE): UPDATE (ORM write of zone.serial")

@@ -145,7 +145,8 @@ class Transactions:
     def _roots(self) -> set[str]:
         """The functions whose own transaction is one: those no caller hands a session (entry
         points among them), and those that open a session of their own (``@provide_session``)
-        where a caller calls them without one. A function called both ways is both: a helper
+        where a caller calls them without one; and a web framework's entry points (a route taking
+        a ``Depends`` session). A function called both ways is both: a helper
         inside its callers' transactions, a root of its own. (A call on a receiver of unknown
         type that hands a session is taken to reach every method of its name: such a method is
         not taken for an entry point.)"""
@@ -153,7 +154,7 @@ class Transactions:
         return {
             qualname
             for qualname, summary in self.functions.items()
-            if qualname not in self.helpers or (summary.opens and qualname in started)
+            if qualname not in self.helpers or summary.entry or (summary.opens and qualname in started)
         }
 
     def expanded(

@@ -110,6 +110,9 @@ class FunctionLocks:
     # functions that do so which this one calls without a session: transactions of their own.
     opens: bool = False
     starts: tuple[str, ...] = ()
+    # A web framework's entry point: a parameter is a dependency (FastAPI's ``Depends(get_db)``),
+    # made per request. It starts a transaction of its own whoever else calls it.
+    entry: bool = False
 
 
 def statement_acquisitions(statement: Statement, catalog: Catalog, display: str) -> list[Acquisition]:
@@ -395,14 +398,21 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         for line, name in _closure_calls(node, patterns):
             positioned.append((line, order, Step("call", line, callee=f"{own}.{name}")))
             order += 1
-    branches = _Branches(node)
+    branches = _Branches(node, providers)
     for line in branches.closing:
         positioned.append((line, 1 << 30, Step("end", line)))  # every branch of it ends the transaction
     positioned.sort(key=lambda item: (item[0], item[1]))
     if with_statements or any(step.kind == "end" for _line, _order, step in positioned):
         for written, acquisition in orm_updates(unit, display):
             # flushed before the next statement runs, or at the commit (a step's order breaks ties)
-            after = next(((line, rank) for line, rank, _step in positioned if line > written), None)
+            after = next(
+                (
+                    (line, rank)
+                    for line, rank, step in positioned
+                    if line > written or (line == written and step.kind == "end")
+                ),
+                None,
+            )
             at, rank = after if after is not None else (node.end_lineno or written, float(1 << 31))
             positioned.append((at, rank - 0.5, Step("lock", written, acquisition)))
         positioned.sort(key=lambda item: (item[0], item[1]))
@@ -418,6 +428,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
         opens=opens_session(node, providers),
+        entry=takes_dependency(node, unit.scope.source.tree),
         starts=tuple(dict.fromkeys(starts)),
     )
 
@@ -487,6 +498,48 @@ def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: t
     return any(_provider(d, providers) for d in function.decorator_list)
 
 
+def takes_dependency(function: ast.FunctionDef | ast.AsyncFunctionDef, module: ast.Module) -> bool:
+    """Whether a parameter is a framework dependency: ``session: Session = Depends(get_db)``,
+    ``session: Annotated[Session, Depends(get_db)]``, or an alias of the latter that the module
+    assigns (``SessionDep = Annotated[Session, Depends(get_db)]``)."""
+    args = function.args
+    defaults = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    if any(_depends(d) for d in defaults):
+        return True
+    aliases = {
+        target.id
+        for stmt in module.body
+        if isinstance(stmt, ast.Assign) and _annotated_dependency(stmt.value)
+        for target in stmt.targets
+        if isinstance(target, ast.Name)
+    }
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+        annotation = arg.annotation
+        if annotation is None:
+            continue
+        if _annotated_dependency(annotation):
+            return True
+        if isinstance(annotation, ast.Name) and annotation.id in aliases:
+            return True
+    return False
+
+
+def _depends(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and called_name(node) == "Depends"
+
+
+def _annotated_dependency(node: ast.expr) -> bool:
+    """``Annotated[X, Depends(...)]``."""
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Tuple):
+        return False
+    name = dotted_name(node.value)
+    return (
+        name is not None
+        and name.rsplit(".", 1)[-1] == "Annotated"
+        and any(_depends(e) for e in node.slice.elts[1:])
+    )
+
+
 def _started(unit: Unit, call: ast.Call, providers: tuple[str, ...]) -> str | None:
     """The project function a call that hands no session reaches, when that function opens a
     session of its own: it runs as a transaction of its own there (``ti.run()`` from the CLI)."""
@@ -533,6 +586,19 @@ def on_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     return inner[: len(outer)] == outer
 
 
+def _transaction_block(expression: ast.expr, providers: tuple[str, ...]) -> bool:
+    """A ``with`` item whose exit ends a transaction: a new session (``Session(engine)``, a
+    factory such as ``SessionLocal()`` or ``sessionmaker()()``, a session provider such as
+    ``create_session()``), or ``session.begin()``, which commits at the exit. Not
+    ``begin_nested()``: releasing a savepoint keeps its row locks until the transaction ends."""
+    if not isinstance(expression, ast.Call):
+        return False
+    if isinstance(expression.func, ast.Call):
+        return called_name(expression.func) == "sessionmaker"
+    name = called_name(expression)
+    return name == "begin" or name in providers or "Session" in name
+
+
 def _leaves(stmt: ast.stmt) -> bool:
     return isinstance(stmt, (ast.Return, ast.Raise, ast.Continue, ast.Break))
 
@@ -556,9 +622,12 @@ class _Branches:
     statements every arm of which commits, rolls back or leaves (those end the transaction for
     what follows them, though no single arm does on every path)."""
 
-    def __init__(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    def __init__(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...] = ()
+    ) -> None:
         self.places: list[tuple[int, int, tuple[str, ...]]] = []
         self.closing: dict[int, tuple[str, ...]] = {}
+        self.providers = providers
         self._block(function.body, ())
 
     def context(self, line: int, closing: bool = False) -> tuple[str, ...]:
@@ -610,6 +679,10 @@ class _Branches:
             elif isinstance(stmt, (ast.With, ast.AsyncWith)):
                 self._header(stmt, stmt.body, context)
                 done = self._block(stmt.body, context)
+                # a session block: its exit commits or closes the session, releasing what it locked
+                opened = any(_transaction_block(item.context_expr, self.providers) for item in stmt.items)
+                if opened and (last not in self.closing or len(context) < len(self.closing[last])):
+                    self.closing[last] = context
             else:
                 self.places.append((stmt.lineno, last, context))
                 done = _ends(stmt) or _leaves(stmt)
