@@ -435,3 +435,32 @@ def edit(zone_id: int, record_id: int) -> None:
     (finding,) = lck005(tmp_path, source)
     written = finding.trace[1][-1][3]
     assert written.startswith("locks zone (FOR NO KEY UPDATE): UPDATE (ORM write of zone.serial")
+
+
+MERGES = """
+
+class Note(Base):
+    __tablename__ = "note"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"))
+    text = Column(String(255))
+
+    def archive(self, session: Session) -> None:
+        session.execute(update(Note).where(Note.id == self.id).values(text="archived"))
+        {merge}
+
+
+def close_zone(zone_id: int, note_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Note).where(Note.id == note_id).values(text="closed"))
+"""
+
+
+def test_merging_a_new_instance_checks_its_foreign_key(tmp_path: Path) -> None:
+    source = MERGES.format(merge="session.merge(Note(id=self.id + 1, zone_id=self.zone_id))")
+    (finding,) = lck005(tmp_path, source)
+    assert any("foreign key check of INSERT INTO note" in step[3] for step in finding.trace[0] + finding.trace[1])
+
+
+def test_merging_its_own_row_updates_it_without_a_key_check(tmp_path: Path) -> None:
+    assert lck005(tmp_path, MERGES.format(merge="session.merge(self)")) == []

@@ -342,8 +342,12 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             called = called_name(call)
             if called:
                 calls_by_name.setdefault(called, []).append(call)
+        updated = _merges_of_loaded_rows(node)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
+                checked = acquisition.what.startswith("foreign key check") and not acquisition.chain
+                if statement.write_kind == "MERGE" and checked and acquisition.line in updated:
+                    continue  # merging a row already there updates it: no key is checked
                 line = acquisition.line
                 helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
                 candidates = calls_by_name.get(helper, ())
@@ -431,6 +435,26 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         entry=takes_dependency(node, unit.scope.source.tree),
         starts=tuple(dict.fromkeys(starts)),
     )
+
+
+def _merges_of_loaded_rows(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+    """Lines of the function's ``session.merge(x)`` calls whose ``x`` is a row it did not make:
+    ``self`` (a model's own method), a parameter, an attribute, a loop variable. Merging such a
+    row UPDATEs it (SQLAlchemy loads it by key first); only a new instance is INSERTed with its
+    foreign keys checked. A name bound to a constructor call in the function counts as new."""
+    made: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            made |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    found: set[int] = set()
+    for call in _own_calls(function):
+        if called_name(call) != "merge" or len(call.args) != 1 or not isinstance(call.func, ast.Attribute):
+            continue
+        argument = call.args[0]
+        loaded = isinstance(argument, ast.Name) and argument.id not in made
+        if loaded or isinstance(argument, ast.Attribute):
+            found.update(range(call.lineno, (call.end_lineno or call.lineno) + 1))
+    return found
 
 
 def _closure_calls(
