@@ -459,7 +459,8 @@ def close_zone(zone_id: int, note_id: int, session: Session) -> None:
 def test_merging_a_new_instance_checks_its_foreign_key(tmp_path: Path) -> None:
     source = MERGES.format(merge="session.merge(Note(id=self.id + 1, zone_id=self.zone_id))")
     (finding,) = lck005(tmp_path, source)
-    assert any("foreign key check of INSERT INTO note" in step[3] for step in finding.trace[0] + finding.trace[1])
+    steps = [step[3] for transaction in finding.trace for step in transaction]
+    assert any("foreign key check of INSERT INTO note" in step for step in steps)
 
 
 def test_merging_its_own_row_updates_it_without_a_key_check(tmp_path: Path) -> None:
