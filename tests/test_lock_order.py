@@ -465,3 +465,38 @@ def test_merging_a_new_instance_checks_its_foreign_key(tmp_path: Path) -> None:
 
 def test_merging_its_own_row_updates_it_without_a_key_check(tmp_path: Path) -> None:
     assert lck005(tmp_path, MERGES.format(merge="session.merge(self)")) == []
+
+
+def test_rows_one_statement_locked_together_are_not_waited_for_again(tmp_path: Path) -> None:
+    """The FOR UPDATE with the eager join locks the child and its parent together: a later write
+    of the child while the parent is held waits for nothing new (the retry loop around the lock
+    keeps it off "every path", so only the statement's own locks tell)."""
+    source = """
+from sqlalchemy.orm import relationship
+
+
+class Parent(Base):
+    __tablename__ = "parent"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(50))
+
+
+class Child(Base):
+    __tablename__ = "child"
+    id = Column(Integer, primary_key=True)
+    parent_id = Column(Integer, ForeignKey("parent.id"))
+    state = Column(String(20))
+    parent = relationship(Parent, lazy="joined", innerjoin=True)
+
+
+def finish(child_id: int, session: Session) -> None:
+    for _attempt in range(3):
+        session.execute(select(Child).where(Child.id == child_id).with_for_update()).scalar_one()
+    session.execute(update(Child).where(Child.id == child_id).values(state="done"))
+
+
+def rename(parent_id: int, child_id: int, session: Session) -> None:
+    session.execute(update(Child).where(Child.id == child_id).values(state="renamed"))
+    session.execute(update(Parent).where(Parent.id == parent_id).values(name="x"))
+"""
+    assert lck005(tmp_path, source) == []

@@ -242,6 +242,8 @@ class Transactions:
                             for lock, _place in holding.values():
                                 if lock.table == wanted.table or _alternatives(lock, wanted):
                                     continue
+                                if _taken_with(lock, wanted, held):
+                                    continue  # wherever ``lock`` is held, so is the wanted table's row
                                 key = (lock.table, lock.mode, wanted.table, wanted.mode)
                                 if key not in seen:
                                     seen.add(key)
@@ -260,6 +262,25 @@ def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:
         else:
             segments[-1].append(item)
     return [s for s in segments if sum(a is not None for a, _ in s) > 1]
+
+
+def _site(acquisition: Acquisition) -> tuple[str, int, int, tuple[str, ...]]:
+    return (acquisition.path, acquisition.line, acquisition.column, acquisition.chain)
+
+
+def _taken_with(
+    lock: Acquisition, wanted: Acquisition, held: Sequence[tuple[int, Acquisition, tuple[str, ...]]]
+) -> bool:
+    """Whether the statement that took ``lock`` also took a lock on the wanted table at least as
+    strong (a ``FOR UPDATE`` with an eager join locks the task instance and its ``dag_run``
+    together): the wanted row is then held wherever ``lock`` is, and waits for nothing new."""
+    site = _site(lock)
+    return any(
+        other.table == wanted.table
+        and _STRENGTH[other.mode] >= _STRENGTH[wanted.mode]
+        and _site(other) == site
+        for _at, other, _place in held
+    )
 
 
 def _alternatives(first: Acquisition, second: Acquisition) -> bool:
