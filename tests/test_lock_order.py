@@ -500,3 +500,22 @@ def rename(parent_id: int, child_id: int, session: Session) -> None:
     session.execute(update(Parent).where(Parent.id == parent_id).values(name="x"))
 """
     assert lck005(tmp_path, source) == []
+
+
+@pytest.mark.parametrize(
+    ("signature", "entry"),
+    [
+        ("def route(session: Session = Depends(get_db)): ...", True),
+        ("def route(*, db_session: Annotated[Session, Depends(get_db)]): ...", True),
+        ("def route(s: SessionDep): ...", True),
+        ("def route(db: Database = Depends(provide_database)): ...", False),  # no session
+        ("def route(session: Session): ...", False),
+    ],
+)
+def test_a_route_with_a_session_dependency_is_an_entry_point(signature: str, entry: bool) -> None:
+    import ast
+
+    module = ast.parse(f"SessionDep = Annotated[Session, Depends(get_db)]\n{signature}\n")
+    function = module.body[1]
+    assert isinstance(function, ast.FunctionDef)
+    assert transactions.takes_dependency(function, module, ("session", "*_session")) is entry

@@ -432,7 +432,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
         opens=opens_session(node, providers),
-        entry=takes_dependency(node, unit.scope.source.tree),
+        entry=takes_dependency(node, unit.scope.source.tree, patterns),
         starts=tuple(dict.fromkeys(starts)),
     )
 
@@ -522,14 +522,21 @@ def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: t
     return any(_provider(d, providers) for d in function.decorator_list)
 
 
-def takes_dependency(function: ast.FunctionDef | ast.AsyncFunctionDef, module: ast.Module) -> bool:
-    """Whether a parameter is a framework dependency: ``session: Session = Depends(get_db)``,
-    ``session: Annotated[Session, Depends(get_db)]``, or an alias of the latter that the module
-    assigns (``SessionDep = Annotated[Session, Depends(get_db)]``)."""
+def takes_dependency(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, module: ast.Module, patterns: tuple[str, ...]
+) -> bool:
+    """Whether a session parameter (named like one, or annotated with a ``Session``) is a
+    framework dependency, made per request: ``session: Session = Depends(get_db)``, ``session:
+    Annotated[Session, Depends(get_db)]``, or an alias of the latter that the module assigns
+    (``SessionDep = Annotated[Session, Depends(get_db)]``)."""
     args = function.args
-    defaults = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
-    if any(_depends(d) for d in defaults):
-        return True
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, ast.expr] = dict(
+        zip((a.arg for a in positional[len(positional) - len(args.defaults) :]), args.defaults, strict=True)
+    )
+    defaults.update(
+        (a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    )
     aliases = {
         target.id
         for stmt in module.body
@@ -537,11 +544,16 @@ def takes_dependency(function: ast.FunctionDef | ast.AsyncFunctionDef, module: a
         for target in stmt.targets
         if isinstance(target, ast.Name)
     }
-    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+    for arg in [*positional, *args.kwonlyargs]:
         annotation = arg.annotation
-        if annotation is None:
-            continue
-        if _annotated_dependency(annotation):
+        aliased = isinstance(annotation, ast.Name) and annotation.id in aliases
+        typed = annotation is not None and "Session" in ast.unparse(annotation)
+        if not (_session_like(ast.Name(arg.arg), patterns) or typed or aliased):
+            continue  # a dependency that is no session (Prefect's ``db = Depends(...)``)
+        default = defaults.get(arg.arg)
+        if default is not None and _depends(default):
+            return True
+        if annotation is not None and _annotated_dependency(annotation):
             return True
         if isinstance(annotation, ast.Name) and annotation.id in aliases:
             return True
