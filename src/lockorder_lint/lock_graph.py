@@ -233,10 +233,10 @@ class Transactions:
                             holding[lock.table] = (lock, place)
                         if (
                             lock.table == wanted.table
-                            and _STRENGTH[lock.mode] >= _STRENGTH[wanted.mode]
+                            and _covers(lock.mode, wanted.mode)
                             and on_path(place, where)
                         ):
-                            break  # already held as strongly on every path here: the same rows, most likely
+                            break  # already held on every path here: the same rows, most likely
                     else:
                         if wanted.waits:
                             for lock, _place in holding.values():
@@ -262,6 +262,14 @@ def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:
         else:
             segments[-1].append(item)
     return [s for s in segments if sum(a is not None for a, _ in s) > 1]
+
+
+def _covers(held: str, wanted: str) -> bool:
+    """Whether a row held in mode ``held`` waits for nothing another transaction that could be in
+    a cycle with us holds when taken again in mode ``wanted``: held as strongly, or held ``FOR NO
+    KEY UPDATE`` and wanted ``FOR UPDATE`` (the upgrade waits only for a foreign-key check's
+    ``KEY SHARE``; a holder of any stronger lock on the row could not be holding it now)."""
+    return _STRENGTH[held] >= _STRENGTH[wanted] or (held, wanted) == (FOR_NO_KEY_UPDATE, FOR_UPDATE)
 
 
 def _site(acquisition: Acquisition) -> tuple[str, int, int, tuple[str, ...]]:
