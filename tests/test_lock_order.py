@@ -519,3 +519,63 @@ def test_a_route_with_a_session_dependency_is_an_entry_point(signature: str, ent
     function = module.body[1]
     assert isinstance(function, ast.FunctionDef)
     assert transactions.takes_dependency(function, module, ("session", "*_session")) is entry
+
+
+PUBLISH = """
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+"""
+
+
+@pytest.mark.parametrize(
+    "first_lock",
+    [
+        "session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()",
+        "session.execute(update(Zone).where(Zone.id == zone_id).values(serial=1))",  # then upgraded
+    ],
+)
+def test_a_switched_arm_is_on_every_path_where_the_caller_switches_it_on(
+    tmp_path: Path, first_lock: str
+) -> None:
+    """``close`` takes the zone first whenever ``commit`` is on, which is the only way its record
+    lock is taken (the caller hands ``commit`` on): its later zone lock waits for nothing new."""
+    source = (
+        PUBLISH
+        + f"""
+
+def close(zone_id: int, record_id: int, session: Session, commit: bool = False) -> None:
+    if commit:
+        {first_lock}
+    lock_record(record_id, session=session, commit=commit)
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+
+
+def lock_record(record_id: int, session: Session, commit: bool = False) -> None:
+    if commit:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+
+
+def close_from_the_ui(zone_id: int, record_id: int, session: Session) -> None:
+    close(zone_id, record_id, session=session, commit=True)
+"""
+    )
+    assert lck005(tmp_path, source) == []
+
+
+def test_a_row_written_in_both_arms_of_an_if_is_held_after_it(tmp_path: Path) -> None:
+    source = (
+        PUBLISH
+        + """
+
+def close(zone_id: int, record_id: int, done: bool, session: Session) -> None:
+    if done:
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=1))
+    else:
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=3))
+"""
+    )
+    assert lck005(tmp_path, source) == []

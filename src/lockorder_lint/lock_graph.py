@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lockorder_lint.transactions import (
@@ -26,9 +26,11 @@ from lockorder_lint.transactions import (
     PRIMARY,
     Acquisition,
     FunctionLocks,
+    Step,
     exclusive,
     on_path,
     relocate,
+    switched_arm,
 )
 
 if TYPE_CHECKING:
@@ -170,7 +172,10 @@ class Transactions:
         summary = self.functions.get(qualname)
         found: list[Placed] = []
         if summary is not None:
-            for step in summary.steps:
+            for raw in summary.steps:
+                step = _switched(raw, switched)
+                if step is None:
+                    continue  # under ``if <parameter>:`` that this call leaves off
                 if step.kind == "lock" and step.acquisition is not None:
                     if not step.when or step.when in switched:
                         found.append((step.acquisition, step.context))
@@ -180,7 +185,8 @@ class Transactions:
                     callee = self.functions.get(step.callee)
                     if callee is None:
                         continue
-                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), step.passes)
+                    passes = (*step.passes, *(k for k, p in step.forwards if p in switched))
+                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), tuple(sorted(passes)))
                     prefix = f"{step.line}>"
                     found.extend(
                         (
@@ -222,6 +228,7 @@ class Transactions:
                         ends.append((index, where))
                         continue
                     holding: dict[str, tuple[Acquisition, tuple[str, ...]]] = {}
+                    covering: list[tuple[str, ...]] = []  # where the wanted row is held as strongly
                     for at, lock, place in held:
                         if exclusive(place, where) or any(
                             at < end and (on_path(ended, place) or on_path(ended, where))
@@ -231,14 +238,12 @@ class Transactions:
                         strongest = holding.get(lock.table)
                         if strongest is None or _STRENGTH[lock.mode] > _STRENGTH[strongest[0].mode]:
                             holding[lock.table] = (lock, place)
-                        if (
-                            lock.table == wanted.table
-                            and _covers(lock.mode, wanted.mode)
-                            and on_path(place, where)
-                        ):
-                            break  # already held on every path here: the same rows, most likely
+                        if lock.table == wanted.table and _covers(lock.mode, wanted.mode):
+                            if on_path(place, where):
+                                break  # already held on every path here: the same rows, most likely
+                            covering.append(place)
                     else:
-                        if wanted.waits:
+                        if wanted.waits and not _both_arms(covering, where):
                             for lock, _place in holding.values():
                                 if lock.table == wanted.table or _alternatives(lock, wanted):
                                     continue
@@ -250,6 +255,30 @@ class Transactions:
                                     found.append(Edge(qualname, summary.name, summary.path, lock, wanted))
                         held.append((index, wanted, where))
         return found
+
+
+def _both_arms(places: Sequence[tuple[str, ...]], where: tuple[str, ...]) -> bool:
+    """Whether locks at ``places`` are held on every path to ``where`` together: one in each arm
+    of an if/else whose statement is on every path there (``if state == RUNNING: run.start_date
+    = ... else: run.end_date = ...`` writes the run either way)."""
+    arms: dict[tuple[str, ...], set[str]] = {}
+    for place in places:
+        for depth, part in enumerate(place):
+            node, _, arm = part.rpartition(":")
+            if arm in ("t", "f"):
+                arms.setdefault((*place[:depth], node), set()).add(arm)
+    return any(found == {"t", "f"} and on_path(key[:-1], where) for key, found in arms.items())
+
+
+def _switched(step: Step, switched: tuple[str, ...]) -> Step | None:
+    """The step as a run with the ``switched`` parameters on sees it: None when it lies under
+    ``if <parameter>:`` with that parameter off; else with those arms taken as on every path."""
+    arms = [switched_arm(part) for part in step.context]
+    if not any(arms):
+        return step
+    if any(arm and arm not in switched for arm in arms):
+        return None
+    return replace(step, context=tuple(p for p, arm in zip(step.context, arms, strict=True) if not arm))
 
 
 def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:

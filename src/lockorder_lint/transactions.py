@@ -89,6 +89,9 @@ class Step:
     # (``refresh_from_db(lock_for_update=False)``): taken when a caller passes it.
     when: str = ""
     passes: tuple[str, ...] = ()  # for a call: the keywords it passes, other than False/None
+    # for a call: keywords that hand on one of this function's own switches (``commit=commit``),
+    # as (keyword, parameter): passed exactly when this function's caller passes that parameter
+    forwards: tuple[tuple[str, str], ...] = ()
     # Where it is in the function's branches: one ``"<node>:<branch>"`` per enclosing if/else,
     # try/except, loop or match arm, outermost first (see :func:`exclusive` and :func:`on_path`).
     context: tuple[str, ...] = ()
@@ -393,8 +396,18 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         except RecursionError:
             resolved = None
         if resolved is not None and resolved[0].qualname != f"{unit.scope.resolver.module}.{unit.qualname}":
-            passes = tuple(k.arg for k in call.keywords if k.arg is not None and not _off(k.value))
-            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
+            own_switches = switched_parameters(node)
+            forwards = tuple(
+                (k.arg, k.value.id)
+                for k in call.keywords
+                if k.arg is not None and isinstance(k.value, ast.Name) and k.value.id in own_switches
+            )
+            passes = tuple(
+                k.arg
+                for k in call.keywords
+                if k.arg is not None and not _off(k.value) and k.arg not in dict(forwards)
+            )
+            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes, forwards=forwards)
             positioned.append((call.lineno, order, step))
             order += 1
     if program is not None:
@@ -594,6 +607,15 @@ def _started(unit: Unit, call: ast.Call, providers: tuple[str, ...]) -> str | No
     return info.qualname
 
 
+SWITCHED = "s="  # the arm of ``if <parameter>:`` whose parameter defaults to off: ``"<node>:s=<parameter>"``
+
+
+def switched_arm(part: str) -> str:
+    """The parameter a context part's arm is switched by (``"12.8:s=commit"``), else ""."""
+    _node, _, arm = part.rpartition(":")
+    return arm[len(SWITCHED) :] if arm.startswith(SWITCHED) else ""
+
+
 def _exclusive_arms(first: str, second: str) -> bool:
     if {first, second} in ({"t", "f"}, {"t", "g"}):
         return True  # if / else; ``if c: ... return`` / the rest of its block
@@ -664,6 +686,7 @@ class _Branches:
         self.places: list[tuple[int, int, tuple[str, ...]]] = []
         self.closing: dict[int, tuple[str, ...]] = {}
         self.providers = providers
+        self.switches = switched_parameters(function)
         self._block(function.body, ())
 
     def context(self, line: int, closing: bool = False) -> tuple[str, ...]:
@@ -685,8 +708,14 @@ class _Branches:
             key = f"{stmt.lineno}.{stmt.col_offset}"
             if isinstance(stmt, ast.If):
                 self._header(stmt, stmt.body, context)
+                leaves = any(_leaves(s) for s in stmt.body)
+                test = stmt.test
+                if isinstance(test, ast.Name) and test.id in self.switches and not stmt.orelse and not leaves:
+                    # taken exactly when the caller switches the parameter on (see ``switched_arm``)
+                    self._block(stmt.body, (*context, f"{key}:{SWITCHED}{test.id}"))
+                    continue
                 then = self._block(stmt.body, (*context, f"{key}:t"))
-                if not stmt.orelse and any(_leaves(s) for s in stmt.body):
+                if not stmt.orelse and leaves:
                     # ``if c: ...; return``: the rest of the block is the other arm ("g", guarded)
                     rest = self._block(body[index + 1 :], (*context, f"{key}:g"))
                     return finished or rest
