@@ -356,3 +356,226 @@ def test_a_table_named_twice_in_lock_order_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="names `zone` twice"):
         apply_settings(Config(), {"lock-order": ["zone", "record", "zone"]}, "test")
+
+
+# A function that takes the record, then the zone, in the block of ``with {opener}``; its blocks
+# are two transactions (the exit of each commits or closes) unless one block holds both locks.
+SESSION_BLOCKS = """
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+engine = create_engine("postgresql://")
+SessionLocal = sessionmaker(engine)
+
+
+@contextmanager
+def create_session():
+    with SessionLocal() as session:
+        yield session
+        session.commit()
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    with {opener}:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+{between}        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=Zone.serial + 1))
+"""
+OPENERS = [
+    "Session(engine) as session",
+    "SessionLocal() as session",
+    "sessionmaker(engine)() as session",
+    "create_session() as session",
+    "session.begin()",
+]
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+def test_one_session_block_is_one_transaction(tmp_path: Path, opener: str) -> None:
+    source = SESSION_BLOCKS.format(opener=opener, between="")
+    assert [f.code for f in lck005(tmp_path, source)] == ["LCK005"]
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+def test_two_session_blocks_are_two_transactions(tmp_path: Path, opener: str) -> None:
+    source = SESSION_BLOCKS.format(opener=opener, between=f"    with {opener}:\n")
+    assert lck005(tmp_path, source) == []
+
+
+def test_a_savepoint_block_keeps_its_locks(tmp_path: Path) -> None:
+    between = "    with session.begin_nested():\n"
+    source = SESSION_BLOCKS.format(opener="session.begin_nested()", between=between)
+    assert [f.code for f in lck005(tmp_path, source)] == ["LCK005"]
+
+
+def test_an_attribute_write_closing_a_session_block_is_flushed_inside_it(tmp_path: Path) -> None:
+    source = """
+from sqlalchemy import create_engine
+
+engine = create_engine("postgresql://")
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def edit(zone_id: int, record_id: int) -> None:
+    with Session(engine) as session:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+        zone = session.get(Zone, zone_id)
+        zone.serial = 2
+"""
+    (finding,) = lck005(tmp_path, source)
+    written = finding.trace[1][-1][3]
+    assert written.startswith("locks zone (FOR NO KEY UPDATE): UPDATE (ORM write of zone.serial")
+
+
+MERGES = """
+
+class Note(Base):
+    __tablename__ = "note"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"))
+    text = Column(String(255))
+
+    def archive(self, session: Session) -> None:
+        session.execute(update(Note).where(Note.id == self.id).values(text="archived"))
+        {merge}
+
+
+def close_zone(zone_id: int, note_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Note).where(Note.id == note_id).values(text="closed"))
+"""
+
+
+def test_merging_a_new_instance_checks_its_foreign_key(tmp_path: Path) -> None:
+    source = MERGES.format(merge="session.merge(Note(id=self.id + 1, zone_id=self.zone_id))")
+    (finding,) = lck005(tmp_path, source)
+    steps = [step[3] for transaction in finding.trace for step in transaction]
+    assert any("foreign key check of INSERT INTO note" in step for step in steps)
+
+
+def test_merging_its_own_row_updates_it_without_a_key_check(tmp_path: Path) -> None:
+    assert lck005(tmp_path, MERGES.format(merge="session.merge(self)")) == []
+
+
+def test_rows_one_statement_locked_together_are_not_waited_for_again(tmp_path: Path) -> None:
+    """The FOR UPDATE with the eager join locks the child and its parent together: a later write
+    of the child while the parent is held waits for nothing new (the retry loop around the lock
+    keeps it off "every path", so only the statement's own locks tell)."""
+    source = """
+from sqlalchemy.orm import relationship
+
+
+class Parent(Base):
+    __tablename__ = "parent"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(50))
+
+
+class Child(Base):
+    __tablename__ = "child"
+    id = Column(Integer, primary_key=True)
+    parent_id = Column(Integer, ForeignKey("parent.id"))
+    state = Column(String(20))
+    parent = relationship(Parent, lazy="joined", innerjoin=True)
+
+
+def finish(child_id: int, session: Session) -> None:
+    for _attempt in range(3):
+        session.execute(select(Child).where(Child.id == child_id).with_for_update()).scalar_one()
+    session.execute(update(Child).where(Child.id == child_id).values(state="done"))
+
+
+def rename(parent_id: int, child_id: int, session: Session) -> None:
+    session.execute(update(Child).where(Child.id == child_id).values(state="renamed"))
+    session.execute(update(Parent).where(Parent.id == parent_id).values(name="x"))
+"""
+    assert lck005(tmp_path, source) == []
+
+
+@pytest.mark.parametrize(
+    ("signature", "entry"),
+    [
+        ("def route(session: Session = Depends(get_db)): ...", True),
+        ("def route(*, db_session: Annotated[Session, Depends(get_db)]): ...", True),
+        ("def route(s: SessionDep): ...", True),
+        ("def route(db: Database = Depends(provide_database)): ...", False),  # no session
+        ("def route(session: Session): ...", False),
+    ],
+)
+def test_a_route_with_a_session_dependency_is_an_entry_point(signature: str, entry: bool) -> None:
+    import ast
+
+    module = ast.parse(f"SessionDep = Annotated[Session, Depends(get_db)]\n{signature}\n")
+    function = module.body[1]
+    assert isinstance(function, ast.FunctionDef)
+    assert transactions.takes_dependency(function, module, ("session", "*_session")) is entry
+
+
+PUBLISH = """
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+"""
+
+
+@pytest.mark.parametrize(
+    "first_lock",
+    [
+        "session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()",
+        "session.execute(update(Zone).where(Zone.id == zone_id).values(serial=1))",  # then upgraded
+    ],
+)
+def test_a_switched_arm_is_on_every_path_where_the_caller_switches_it_on(
+    tmp_path: Path, first_lock: str
+) -> None:
+    """``close`` takes the zone first whenever ``commit`` is on, which is the only way its record
+    lock is taken (the caller hands ``commit`` on): its later zone lock waits for nothing new."""
+    source = (
+        PUBLISH
+        + f"""
+
+def close(zone_id: int, record_id: int, session: Session, commit: bool = False) -> None:
+    if commit:
+        {first_lock}
+    lock_record(record_id, session=session, commit=commit)
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+
+
+def lock_record(record_id: int, session: Session, commit: bool = False) -> None:
+    if commit:
+        session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+
+
+def close_from_the_ui(zone_id: int, record_id: int, session: Session) -> None:
+    close(zone_id, record_id, session=session, commit=True)
+"""
+    )
+    assert lck005(tmp_path, source) == []
+
+
+def test_a_row_written_in_both_arms_of_an_if_is_held_after_it(tmp_path: Path) -> None:
+    source = (
+        PUBLISH
+        + """
+
+def close(zone_id: int, record_id: int, done: bool, session: Session) -> None:
+    if done:
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=1))
+    else:
+        session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=3))
+"""
+    )
+    assert lck005(tmp_path, source) == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lockorder_lint.transactions import (
@@ -26,9 +26,11 @@ from lockorder_lint.transactions import (
     PRIMARY,
     Acquisition,
     FunctionLocks,
+    Step,
     exclusive,
     on_path,
     relocate,
+    switched_arm,
 )
 
 if TYPE_CHECKING:
@@ -140,6 +142,22 @@ class Transactions:
         }
         handed = {name for summary in self.functions.values() for name in summary.handed}
         self.helpers |= {q for q in self.functions if q.rsplit(".", 1)[-1] in handed}
+        self.roots = self._roots()
+
+    def _roots(self) -> set[str]:
+        """The functions whose own transaction is one: those no caller hands a session (entry
+        points among them), and those that open a session of their own (``@provide_session``)
+        where a caller calls them without one; and a web framework's entry points (a route taking
+        a ``Depends`` session). A function called both ways is both: a helper
+        inside its callers' transactions, a root of its own. (A call on a receiver of unknown
+        type that hands a session is taken to reach every method of its name: such a method is
+        not taken for an entry point.)"""
+        started = {name for summary in self.functions.values() for name in summary.starts}
+        return {
+            qualname
+            for qualname, summary in self.functions.items()
+            if qualname not in self.helpers or summary.entry or (summary.opens and qualname in started)
+        }
 
     def expanded(
         self, qualname: str, depth: int = 0, stack: tuple[str, ...] = (), switched: tuple[str, ...] = ()
@@ -154,7 +172,10 @@ class Transactions:
         summary = self.functions.get(qualname)
         found: list[Placed] = []
         if summary is not None:
-            for step in summary.steps:
+            for raw in summary.steps:
+                step = _switched(raw, switched)
+                if step is None:
+                    continue  # under ``if <parameter>:`` that this call leaves off
                 if step.kind == "lock" and step.acquisition is not None:
                     if not step.when or step.when in switched:
                         found.append((step.acquisition, step.context))
@@ -164,7 +185,8 @@ class Transactions:
                     callee = self.functions.get(step.callee)
                     if callee is None:
                         continue
-                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), step.passes)
+                    passes = (*step.passes, *(k for k, p in step.forwards if p in switched))
+                    inner = self.expanded(step.callee, depth + 1, (*stack, qualname), tuple(sorted(passes)))
                     prefix = f"{step.line}>"
                     found.extend(
                         (
@@ -183,7 +205,7 @@ class Transactions:
         path between them; a lock already held as strongly on every path to it adds nothing."""
         found: list[Edge] = []
         for qualname, summary in self.functions.items():
-            if qualname in self.helpers:
+            if qualname not in self.roots:
                 continue  # it runs inside its callers' transactions, which include its steps
             seen: set[tuple[str, str, str, str]] = set()
             for segment in _segments(self.expanded(qualname)):
@@ -206,6 +228,7 @@ class Transactions:
                         ends.append((index, where))
                         continue
                     holding: dict[str, tuple[Acquisition, tuple[str, ...]]] = {}
+                    covering: list[tuple[str, ...]] = []  # where the wanted row is held as strongly
                     for at, lock, place in held:
                         if exclusive(place, where) or any(
                             at < end and (on_path(ended, place) or on_path(ended, where))
@@ -215,23 +238,47 @@ class Transactions:
                         strongest = holding.get(lock.table)
                         if strongest is None or _STRENGTH[lock.mode] > _STRENGTH[strongest[0].mode]:
                             holding[lock.table] = (lock, place)
-                        if (
-                            lock.table == wanted.table
-                            and _STRENGTH[lock.mode] >= _STRENGTH[wanted.mode]
-                            and on_path(place, where)
-                        ):
-                            break  # already held as strongly on every path here: the same rows, most likely
+                        if lock.table == wanted.table and _covers(lock.mode, wanted.mode):
+                            if on_path(place, where):
+                                break  # already held on every path here: the same rows, most likely
+                            covering.append(place)
                     else:
-                        if wanted.waits:
+                        if wanted.waits and not _both_arms(covering, where):
                             for lock, _place in holding.values():
                                 if lock.table == wanted.table or _alternatives(lock, wanted):
                                     continue
+                                if _taken_with(lock, wanted, held):
+                                    continue  # wherever ``lock`` is held, so is the wanted table's row
                                 key = (lock.table, lock.mode, wanted.table, wanted.mode)
                                 if key not in seen:
                                     seen.add(key)
                                     found.append(Edge(qualname, summary.name, summary.path, lock, wanted))
                         held.append((index, wanted, where))
         return found
+
+
+def _both_arms(places: Sequence[tuple[str, ...]], where: tuple[str, ...]) -> bool:
+    """Whether locks at ``places`` are held on every path to ``where`` together: one in each arm
+    of an if/else whose statement is on every path there (``if state == RUNNING: run.start_date
+    = ... else: run.end_date = ...`` writes the run either way)."""
+    arms: dict[tuple[str, ...], set[str]] = {}
+    for place in places:
+        for depth, part in enumerate(place):
+            node, _, arm = part.rpartition(":")
+            if arm in ("t", "f"):
+                arms.setdefault((*place[:depth], node), set()).add(arm)
+    return any(found == {"t", "f"} and on_path(key[:-1], where) for key, found in arms.items())
+
+
+def _switched(step: Step, switched: tuple[str, ...]) -> Step | None:
+    """The step as a run with the ``switched`` parameters on sees it: None when it lies under
+    ``if <parameter>:`` with that parameter off; else with those arms taken as on every path."""
+    arms = [switched_arm(part) for part in step.context]
+    if not any(arms):
+        return step
+    if any(arm and arm not in switched for arm in arms):
+        return None
+    return replace(step, context=tuple(p for p, arm in zip(step.context, arms, strict=True) if not arm))
 
 
 def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:
@@ -244,6 +291,33 @@ def _segments(sequence: Sequence[Placed]) -> list[list[Placed]]:
         else:
             segments[-1].append(item)
     return [s for s in segments if sum(a is not None for a, _ in s) > 1]
+
+
+def _covers(held: str, wanted: str) -> bool:
+    """Whether a row held in mode ``held`` waits for nothing another transaction that could be in
+    a cycle with us holds when taken again in mode ``wanted``: held as strongly, or held ``FOR NO
+    KEY UPDATE`` and wanted ``FOR UPDATE`` (the upgrade waits only for a foreign-key check's
+    ``KEY SHARE``; a holder of any stronger lock on the row could not be holding it now)."""
+    return _STRENGTH[held] >= _STRENGTH[wanted] or (held, wanted) == (FOR_NO_KEY_UPDATE, FOR_UPDATE)
+
+
+def _site(acquisition: Acquisition) -> tuple[str, int, int, tuple[str, ...]]:
+    return (acquisition.path, acquisition.line, acquisition.column, acquisition.chain)
+
+
+def _taken_with(
+    lock: Acquisition, wanted: Acquisition, held: Sequence[tuple[int, Acquisition, tuple[str, ...]]]
+) -> bool:
+    """Whether the statement that took ``lock`` also took a lock on the wanted table at least as
+    strong (a ``FOR UPDATE`` with an eager join locks the task instance and its ``dag_run``
+    together): the wanted row is then held wherever ``lock`` is, and waits for nothing new."""
+    site = _site(lock)
+    return any(
+        other.table == wanted.table
+        and _STRENGTH[other.mode] >= _STRENGTH[wanted.mode]
+        and _site(other) == site
+        for _at, other, _place in held
+    )
 
 
 def _alternatives(first: Acquisition, second: Acquisition) -> bool:

@@ -89,6 +89,9 @@ class Step:
     # (``refresh_from_db(lock_for_update=False)``): taken when a caller passes it.
     when: str = ""
     passes: tuple[str, ...] = ()  # for a call: the keywords it passes, other than False/None
+    # for a call: keywords that hand on one of this function's own switches (``commit=commit``),
+    # as (keyword, parameter): passed exactly when this function's caller passes that parameter
+    forwards: tuple[tuple[str, str], ...] = ()
     # Where it is in the function's branches: one ``"<node>:<branch>"`` per enclosing if/else,
     # try/except, loop or match arm, outermost first (see :func:`exclusive` and :func:`on_path`).
     context: tuple[str, ...] = ()
@@ -106,6 +109,13 @@ class FunctionLocks:
     # Names of the calls that hand this function's session on, resolved or not (``run.update_state``
     # on a variable of unknown type): a function of such a name runs inside a caller's transaction.
     handed: tuple[str, ...] = ()
+    # Whether a session-providing decorator opens a session when its caller hands none, and the
+    # functions that do so which this one calls without a session: transactions of their own.
+    opens: bool = False
+    starts: tuple[str, ...] = ()
+    # A web framework's entry point: a parameter is a dependency (FastAPI's ``Depends(get_db)``),
+    # made per request. It starts a transaction of its own whoever else calls it.
+    entry: bool = False
 
 
 def statement_acquisitions(statement: Statement, catalog: Catalog, display: str) -> list[Acquisition]:
@@ -325,6 +335,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     positioned: list[tuple[int, float, Step]] = []
     order = 0
     handed_names: list[str] = []
+    starts: list[str] = []
+    providers = config.session_providers if config is not None else ("provide_session",)
     if with_statements:
         last = start
         switched = switched_blocks(node)
@@ -333,8 +345,12 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             called = called_name(call)
             if called:
                 calls_by_name.setdefault(called, []).append(call)
+        updated = _merges_of_loaded_rows(node)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
+                checked = acquisition.what.startswith("foreign key check") and not acquisition.chain
+                if statement.write_kind == "MERGE" and checked and acquisition.line in updated:
+                    continue  # merging a row already there updates it: no key is checked
                 line = acquisition.line
                 helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
                 candidates = calls_by_name.get(helper, ())
@@ -366,6 +382,9 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             continue
         handed = [a for a in call.args if not isinstance(a, ast.Starred)] + [k.value for k in call.keywords]
         if not any(_session_like(arg, patterns) for arg in handed):
+            started = _started(unit, call, providers) if program is not None else None
+            if started is not None:
+                starts.append(started)
             continue
         called = called_name(call)
         if called:
@@ -377,18 +396,40 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         except RecursionError:
             resolved = None
         if resolved is not None and resolved[0].qualname != f"{unit.scope.resolver.module}.{unit.qualname}":
-            passes = tuple(k.arg for k in call.keywords if k.arg is not None and not _off(k.value))
-            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes)
+            own_switches = switched_parameters(node)
+            forwards = tuple(
+                (k.arg, k.value.id)
+                for k in call.keywords
+                if k.arg is not None and isinstance(k.value, ast.Name) and k.value.id in own_switches
+            )
+            passes = tuple(
+                k.arg
+                for k in call.keywords
+                if k.arg is not None and not _off(k.value) and k.arg not in dict(forwards)
+            )
+            step = Step("call", call.lineno, callee=resolved[0].qualname, passes=passes, forwards=forwards)
             positioned.append((call.lineno, order, step))
             order += 1
-    branches = _Branches(node)
+    if program is not None:
+        own = f"{unit.scope.resolver.module}.{unit.qualname}"
+        for line, name in _closure_calls(node, patterns):
+            positioned.append((line, order, Step("call", line, callee=f"{own}.{name}")))
+            order += 1
+    branches = _Branches(node, providers)
     for line in branches.closing:
         positioned.append((line, 1 << 30, Step("end", line)))  # every branch of it ends the transaction
     positioned.sort(key=lambda item: (item[0], item[1]))
     if with_statements or any(step.kind == "end" for _line, _order, step in positioned):
         for written, acquisition in orm_updates(unit, display):
             # flushed before the next statement runs, or at the commit (a step's order breaks ties)
-            after = next(((line, rank) for line, rank, _step in positioned if line > written), None)
+            after = next(
+                (
+                    (line, rank)
+                    for line, rank, step in positioned
+                    if line > written or (line == written and step.kind == "end")
+                ),
+                None,
+            )
             at, rank = after if after is not None else (node.end_lineno or written, float(1 << 31))
             positioned.append((at, rank - 0.5, Step("lock", written, acquisition)))
         positioned.sort(key=lambda item: (item[0], item[1]))
@@ -403,7 +444,176 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         line=node.lineno,
         steps=steps,
         handed=tuple(dict.fromkeys(handed_names)),
+        opens=opens_session(node, providers),
+        entry=takes_dependency(node, unit.scope.source.tree, patterns),
+        starts=tuple(dict.fromkeys(starts)),
     )
+
+
+def _merges_of_loaded_rows(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+    """Lines of the function's ``session.merge(x)`` calls whose ``x`` is a row it did not make:
+    ``self`` (a model's own method), a parameter, an attribute, a loop variable. Merging such a
+    row UPDATEs it (SQLAlchemy loads it by key first); only a new instance is INSERTed with its
+    foreign keys checked. A name bound to a constructor call in the function counts as new."""
+    made: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            made |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    found: set[int] = set()
+    for call in _own_calls(function):
+        if called_name(call) != "merge" or len(call.args) != 1 or not isinstance(call.func, ast.Attribute):
+            continue
+        argument = call.args[0]
+        loaded = isinstance(argument, ast.Name) and argument.id not in made
+        if loaded or isinstance(argument, ast.Attribute):
+            found.update(range(call.lineno, (call.end_lineno or call.lineno) + 1))
+    return found
+
+
+def _closure_calls(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]
+) -> list[tuple[int, str]]:
+    """``(line, name)`` where the function calls or hands on (``reduce(query, items)``) a function
+    nested in it that runs in its transaction: one that uses the enclosing function's session
+    (a closure over it) or is called with a session. Such a function is no transaction of its own."""
+    nested = {n.name: n for n in _nested_defs(function)}
+    if not nested:
+        return []
+    inside = {name for name, inner in nested.items() if _uses_enclosing_session(inner, patterns)}
+    found: list[tuple[int, str]] = []
+    for call in _own_calls(function):
+        if isinstance(call.func, ast.Name) and call.func.id in nested:
+            handed = [*call.args, *(k.value for k in call.keywords)]
+            if call.func.id in inside or any(_session_like(a, patterns) for a in handed):
+                found.append((call.lineno, call.func.id))
+        for argument in [*call.args, *(k.value for k in call.keywords)]:
+            if isinstance(argument, ast.Name) and argument.id in inside:
+                found.append((call.lineno, argument.id))  # a callback run by the callee, here
+    return sorted(set(found))
+
+
+def _nested_defs(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions defined in the function's own blocks (not in classes or deeper functions)."""
+    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.append(node)
+            continue
+        if isinstance(node, (ast.ClassDef, ast.Lambda)):
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _uses_enclosing_session(inner: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]) -> bool:
+    """Whether a nested function reads a session it does not take as a parameter: its caller's."""
+    args = inner.args
+    own = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    own |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    for node in ast.walk(inner):
+        loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in own
+        if loaded and _session_like(node, patterns):
+            return True
+    return False
+
+
+def _provider(decorator: ast.expr, providers: tuple[str, ...]) -> bool:
+    """Whether a decorator (``@provide_session``, ``@utils.provide_session(...)``) hands the
+    function a new session when its caller gives none."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = dotted_name(target)
+    return name is not None and name.rsplit(".", 1)[-1] in providers
+
+
+def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...]) -> bool:
+    """A function that starts a transaction of its own when called without a session: a
+    session-providing decorator gives it a new one (Airflow's ``@provide_session``)."""
+    return any(_provider(d, providers) for d in function.decorator_list)
+
+
+def takes_dependency(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, module: ast.Module, patterns: tuple[str, ...]
+) -> bool:
+    """Whether a session parameter (named like one, or annotated with a ``Session``) is a
+    framework dependency, made per request: ``session: Session = Depends(get_db)``, ``session:
+    Annotated[Session, Depends(get_db)]``, or an alias of the latter that the module assigns
+    (``SessionDep = Annotated[Session, Depends(get_db)]``)."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, ast.expr] = dict(
+        zip((a.arg for a in positional[len(positional) - len(args.defaults) :]), args.defaults, strict=True)
+    )
+    defaults.update(
+        (a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    )
+    aliases = {
+        target.id
+        for stmt in module.body
+        if isinstance(stmt, ast.Assign) and _annotated_dependency(stmt.value)
+        for target in stmt.targets
+        if isinstance(target, ast.Name)
+    }
+    for arg in [*positional, *args.kwonlyargs]:
+        annotation = arg.annotation
+        aliased = isinstance(annotation, ast.Name) and annotation.id in aliases
+        typed = annotation is not None and "Session" in ast.unparse(annotation)
+        if not (_session_like(ast.Name(arg.arg), patterns) or typed or aliased):
+            continue  # a dependency that is no session (Prefect's ``db = Depends(...)``)
+        default = defaults.get(arg.arg)
+        if default is not None and _depends(default):
+            return True
+        if annotation is not None and _annotated_dependency(annotation):
+            return True
+        if isinstance(annotation, ast.Name) and annotation.id in aliases:
+            return True
+    return False
+
+
+def _depends(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and called_name(node) == "Depends"
+
+
+def _annotated_dependency(node: ast.expr) -> bool:
+    """``Annotated[X, Depends(...)]``."""
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Tuple):
+        return False
+    name = dotted_name(node.value)
+    return (
+        name is not None
+        and name.rsplit(".", 1)[-1] == "Annotated"
+        and any(_depends(e) for e in node.slice.elts[1:])
+    )
+
+
+def _started(unit: Unit, call: ast.Call, providers: tuple[str, ...]) -> str | None:
+    """The project function a call that hands no session reaches, when that function opens a
+    session of its own: it runs as a transaction of its own there (``ti.run()`` from the CLI)."""
+    program = unit.scope.program
+    if program is None or not called_name(call):
+        return None
+    try:
+        resolved = program.resolve_call(unit.evaluator, call, need="")
+    except RecursionError:
+        return None
+    if resolved is None:
+        return None
+    info = resolved[0]
+    if not any(d.rsplit(".", 1)[-1] in providers for d in info.decorators):
+        return None
+    return info.qualname
+
+
+SWITCHED = "s="  # the arm of ``if <parameter>:`` whose parameter defaults to off: ``"<node>:s=<parameter>"``
+
+
+def switched_arm(part: str) -> str:
+    """The parameter a context part's arm is switched by (``"12.8:s=commit"``), else ""."""
+    _node, _, arm = part.rpartition(":")
+    return arm[len(SWITCHED) :] if arm.startswith(SWITCHED) else ""
 
 
 def _exclusive_arms(first: str, second: str) -> bool:
@@ -434,6 +644,19 @@ def on_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     return inner[: len(outer)] == outer
 
 
+def _transaction_block(expression: ast.expr, providers: tuple[str, ...]) -> bool:
+    """A ``with`` item whose exit ends a transaction: a new session (``Session(engine)``, a
+    factory such as ``SessionLocal()`` or ``sessionmaker()()``, a session provider such as
+    ``create_session()``), or ``session.begin()``, which commits at the exit. Not
+    ``begin_nested()``: releasing a savepoint keeps its row locks until the transaction ends."""
+    if not isinstance(expression, ast.Call):
+        return False
+    if isinstance(expression.func, ast.Call):
+        return called_name(expression.func) == "sessionmaker"
+    name = called_name(expression)
+    return name == "begin" or name in providers or "Session" in name
+
+
 def _leaves(stmt: ast.stmt) -> bool:
     return isinstance(stmt, (ast.Return, ast.Raise, ast.Continue, ast.Break))
 
@@ -457,9 +680,13 @@ class _Branches:
     statements every arm of which commits, rolls back or leaves (those end the transaction for
     what follows them, though no single arm does on every path)."""
 
-    def __init__(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    def __init__(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...] = ()
+    ) -> None:
         self.places: list[tuple[int, int, tuple[str, ...]]] = []
         self.closing: dict[int, tuple[str, ...]] = {}
+        self.providers = providers
+        self.switches = switched_parameters(function)
         self._block(function.body, ())
 
     def context(self, line: int, closing: bool = False) -> tuple[str, ...]:
@@ -481,8 +708,14 @@ class _Branches:
             key = f"{stmt.lineno}.{stmt.col_offset}"
             if isinstance(stmt, ast.If):
                 self._header(stmt, stmt.body, context)
+                leaves = any(_leaves(s) for s in stmt.body)
+                test = stmt.test
+                if isinstance(test, ast.Name) and test.id in self.switches and not stmt.orelse and not leaves:
+                    # taken exactly when the caller switches the parameter on (see ``switched_arm``)
+                    self._block(stmt.body, (*context, f"{key}:{SWITCHED}{test.id}"))
+                    continue
                 then = self._block(stmt.body, (*context, f"{key}:t"))
-                if not stmt.orelse and any(_leaves(s) for s in stmt.body):
+                if not stmt.orelse and leaves:
                     # ``if c: ...; return``: the rest of the block is the other arm ("g", guarded)
                     rest = self._block(body[index + 1 :], (*context, f"{key}:g"))
                     return finished or rest
@@ -511,6 +744,10 @@ class _Branches:
             elif isinstance(stmt, (ast.With, ast.AsyncWith)):
                 self._header(stmt, stmt.body, context)
                 done = self._block(stmt.body, context)
+                # a session block: its exit commits or closes the session, releasing what it locked
+                opened = any(_transaction_block(item.context_expr, self.providers) for item in stmt.items)
+                if opened and (last not in self.closing or len(context) < len(self.closing[last])):
+                    self.closing[last] = context
             else:
                 self.places.append((stmt.lineno, last, context))
                 done = _ends(stmt) or _leaves(stmt)
@@ -746,7 +983,7 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
                 own_end = unit.node.end_lineno or unit.node.lineno
                 with_statements = any(unit.node.lineno <= line <= own_end for line in lock_lines)
                 summary = unit_locks(unit, display, with_statements)
-                if summary.steps or summary.handed:
+                if summary.steps or summary.handed or summary.starts:
                     found.append(summary)
         except Exception:  # a function that cannot be followed takes no locks we know of
             continue
