@@ -116,7 +116,7 @@ Item = tuple[Path, str, bytes, str | None]
 
 def _check_item(project: Project, item: Item) -> FileResult:
     path, display, data, locks_as = item
-    return _check_safely(data, path, display, project, whole_program=False, locks_as=locks_as)
+    return _check_safely(data, path, display, project, False, locks_as)  # whole-program findings: see _run
 
 
 def _check_safely(
