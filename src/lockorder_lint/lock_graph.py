@@ -462,11 +462,13 @@ def project_cycles(
     project: Project,
     cache: Cache | None = None,
     known: Mapping[str, list[FunctionLocks]] | None = None,
+    files: Sequence[LockFile] | None = None,
 ) -> list[Cycle]:
     """The program's cycles, computed once per run (or once per worker, for a project built
     without them) from every production file's summaries; each file's summaries are cached by
     its content when a cache is given. ``known`` holds the summaries the file checks already
-    worked out, by path (they parsed and followed those files anyway)."""
+    worked out, by path (they parsed and followed those files anyway); ``files`` are
+    ``lock_files(project)`` when the caller has them."""
     program = project.program
     if program is None:
         return []
@@ -474,7 +476,7 @@ def project_cycles(
         return program.lock_cycles
     current, touched, names = program._current, set(program.touched), set(program.touched_names)
     declared = set(program.touched_symbols)
-    files = lock_files(project)
+    files = lock_files(project) if files is None else files
     parts: list[list[FunctionLocks] | None] = []  # per file, in path order
     pending: list[int] = []
     for index, file in enumerate(files):

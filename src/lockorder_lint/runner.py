@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockorder_lint.cache import Cache, content_digest
 from lockorder_lint.config import DEFAULT_EXCLUDE, Config
@@ -18,6 +19,9 @@ from lockorder_lint.findings import FileError, Finding, Note, Skipped, TableStep
 from lockorder_lint.parsing import source_lines
 from lockorder_lint.project import build_project
 from lockorder_lint.workers import Workers, settle_heap
+
+if TYPE_CHECKING:
+    from lockorder_lint.lock_graph import LockFile
 
 
 @dataclass
@@ -184,7 +188,8 @@ def _run(
     if cache is not None and project.program is not None:  # whole-program answers of earlier runs
         kept = {k[len(answers) :]: v for k, v in cache.results.items() if k.startswith(answers)}
         project.program.kept = kept
-    wanted = _locks_wanted(project)
+    lock_files = _lock_files(project)
+    wanted = {file.path: file.display for file in lock_files}
     outcomes: list[FileResult | None] = [None] * len(files)
     pending: list[tuple[int, str, Item]] = []
     for index, (path, display) in enumerate(files):
@@ -224,8 +229,8 @@ def _run(
                 done += 1
                 if progress:
                     progress(done, len(files))
-        if wanted:
-            _find_cycles(project, cache, workers, pending, outcomes)
+        if lock_files:
+            _find_cycles(project, cache, workers, lock_files, pending, outcomes)
     finally:
         if started is not None:
             started.close()
@@ -258,23 +263,24 @@ def _run(
     return result
 
 
-def _locks_wanted(project: Project) -> dict[str, str]:
-    """The files whose LCK005 lock summaries the checks are to work out (path -> display), when
-    the run still has to find LCK005's cycles (see ``make_project``'s ``cycles_first``)."""
+def _lock_files(project: Project) -> list[LockFile]:
+    """The files whose LCK005 lock summaries the checks are to work out, when the run still has
+    to find LCK005's cycles (see ``make_project``'s ``cycles_first``)."""
     program = project.program
     if program is None or program.lock_cycles is not None:
-        return {}
+        return []
     if not any(rule.whole_program for rule in project.rules):
-        return {}
+        return []
     from lockorder_lint.lock_graph import lock_files
 
-    return {file.path: file.display for file in lock_files(project)}
+    return lock_files(project)
 
 
 def _find_cycles(
     project: Project,
     cache: Cache | None,
     workers: Workers | None,
+    files: Sequence[LockFile],
     pending: Sequence[tuple[int, str, Item]],
     outcomes: Sequence[FileResult | None],
 ) -> None:
@@ -289,7 +295,7 @@ def _find_cycles(
             known[str(path)] = outcome.locks
     project.workers = workers if workers is not None and workers.serves(project) else None
     try:
-        project_cycles(project, cache, known)
+        project_cycles(project, cache, known, files)
     finally:
         project.workers = None
 
