@@ -134,6 +134,46 @@ def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> lis
     return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
 
 
+def literal_first(pattern: bytes) -> bytes:
+    """``pattern`` with each top-level alternative ``\\b<c>...`` (``c`` a word character) written
+    ``<c>(?<!\\w<c>)...``: the same matches, but when every alternative then starts with a
+    literal, ``re`` skips ahead to the characters that can start one instead of trying each
+    alternative at every position (a few times faster on a long file). Unchanged when its
+    alternatives cannot be told apart safely."""
+    parts: list[bytes] = []
+    depth, start, index, in_class = 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index : index + 1]
+        if char == b"\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != b"]"
+        elif char == b"[":
+            in_class = True
+            if pattern[index + 1 : index + 2] in (b"]", b"^"):
+                return pattern  # ``[]...]`` and ``[^]...]``: not worth reading right
+        elif char == b"(":
+            depth += 1
+        elif char == b")":
+            depth -= 1
+        elif char == b"|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    if depth != 0 or in_class:
+        return pattern
+    parts.append(pattern[start:])
+    written = []
+    for part in parts:
+        first = part[2:3]
+        word = first.isalnum() or first == b"_"
+        if part.startswith(b"\\b") and first and word and part[3:4] not in (b"?", b"*", b"+", b"{"):
+            part = first + b"(?<!\\w" + first + b")" + part[3:]
+        written.append(part)
+    return b"|".join(written)
+
+
 def rule_hit_lines(
     data: bytes, breaks: list[int], triggers: dict[str, re.Pattern[bytes]], combined: re.Pattern[bytes]
 ) -> dict[str, list[int]]:

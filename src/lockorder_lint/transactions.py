@@ -636,11 +636,11 @@ def file_locks(
     their session to other functions (functions with none of these are left out). ``checked``
     is what the file's check worked out, when it just ran: its names, and its units whose
     statements it followed (a function is followed once)."""
-    from lockorder_lint.engine import candidate_scope, hit_lines
+    from lockorder_lint.engine import candidate_scope, hit_lines, literal_first
     from lockorder_lint.units import candidate_functions, units_of
 
     helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in project.config.lock_helpers]
-    locking = re.compile(b"|".join([LOCK_TRIGGER, *helpers]))
+    locking = re.compile(literal_first(b"|".join([LOCK_TRIGGER, *helpers])))
     sessions = re.compile(rb"session|Session|\.commit\(|\.rollback\(|conn")
     if not sessions.search(data):
         return []
