@@ -11,6 +11,11 @@ child process tree.
     python benchmarks/bench.py --corpus all         # every pinned corpus
     python benchmarks/bench.py --scale              # one run over all of them together
     python benchmarks/bench.py --functions 5000,20000,50000   # one file, N flagged functions each
+    python benchmarks/bench.py --select default --select LCK,LCK005   # a row per rule selection
+
+``--select`` passes ``--select CODES`` to every checker run of a row (cold, warm, serial, one
+changed file, report), one row per ``--select`` given; ``default`` is the run without it. Preview
+rules run only when selected, so this is how LCK005's whole-program pass is timed.
 
 ``--functions`` shows that the time grows linearly with the flagged functions of one file: it
 generates, in a temporary directory, one module per size whose every function runs a bulk UPDATE
@@ -52,6 +57,9 @@ CORPORA: dict[str, tuple[str, str, str]] = {
     "sqlalchemy-2.1.9": ("sqlalchemy==2.1.9", "sqlalchemy", "orm/session.py"),
     "flask-appbuilder-5.3.0": ("flask-appbuilder==5.3.0", "flask_appbuilder", "security/sqla/manager.py"),
 }
+
+
+DEFAULT_SELECTION = "default"  # the rules a run selects when not told (preview rules left out)
 
 
 @dataclass
@@ -143,6 +151,7 @@ def lint_command(package: Path, *extra: str) -> list[str]:
 @dataclass
 class Row:
     corpus: str
+    select: str
     files: int
     lines: int
     findings: int
@@ -155,9 +164,10 @@ class Row:
     report: Measure
 
 
-def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
+def bench_corpus(name: str, cache: Path, repeat: int, select: str = DEFAULT_SELECTION) -> Row:
     package = fetch(name, cache)
-    cache_dir = cache / "lint-cache" / name
+    chosen = [] if select == DEFAULT_SELECTION else ["--select", select]
+    cache_dir = cache / "lint-cache" / (name if not chosen else f"{name}-{select.replace(',', '-')}")
     files, lines = count_files_lines(package)
 
     def runs(argv: list[str], before: Callable[[], None] | None = None) -> Measure:
@@ -168,11 +178,11 @@ def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
             results.append(measure(argv, package.parent))
         return median(results)
 
-    cold = runs(lint_command(package, "--no-cache"))
-    serial = runs(lint_command(package, "--no-cache", "--jobs", "1"))
+    cold = runs(lint_command(package, "--no-cache", *chosen))
+    serial = runs(lint_command(package, "--no-cache", "--jobs", "1", *chosen))
     shutil.rmtree(cache_dir, ignore_errors=True)
-    measure(lint_command(package, "--cache-dir", str(cache_dir)), package.parent)  # fill the cache
-    warm = runs(lint_command(package, "--cache-dir", str(cache_dir)))
+    measure(lint_command(package, "--cache-dir", str(cache_dir), *chosen), package.parent)  # fill the cache
+    warm = runs(lint_command(package, "--cache-dir", str(cache_dir), *chosen))
     flake8 = runs([str(BIN / "flake8"), "--select=E9,F63", str(package)])
 
     changed = package / CORPORA[name][2]
@@ -185,7 +195,7 @@ def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
     try:
         one_file = runs(
             [str(BIN / "lockorder-lint"), "--project-root", str(package), "--cache-dir", str(cache_dir),
-             str(changed)],
+             *chosen, str(changed)],
             before=touch,
         )  # fmt: skip
     finally:
@@ -194,28 +204,29 @@ def bench_corpus(name: str, cache: Path, repeat: int) -> Row:
     with tempfile.TemporaryDirectory() as out:  # the audit report: the cold check plus writing it
         report = runs(
             [str(BIN / "lockorder-lint"), "report", "--no-cache", "--project-root", str(package),
-             "-o", str(Path(out) / "report.html"), str(package)]
+             *chosen, "-o", str(Path(out) / "report.html"), str(package)]
         )  # fmt: skip
 
     findings = json.loads(cold.stdout or "[]")
     same = json.loads(warm.stdout or "[]") == findings == json.loads(serial.stdout or "[]")
-    return Row(name, files, lines, len(findings), same, cold, warm, serial, flake8, one_file, report)
+    return Row(name, select, files, lines, len(findings), same, cold, warm, serial, flake8, one_file, report)
 
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        f"{'corpus':<20}{'files':>6}{'lines':>9}{'finds':>6} {'cold s':>7}{'cpu s':>7}{'MB':>6}"
-        f" {'warm s':>7} {'jobs1 s':>8} {'flake8 s':>9} {'f8 cpu':>7} {'cold/f8':>8} {'1 file s':>9}"
-        f" {'report s':>9} same"
+        f"{'corpus':<20}{'select':<12}{'files':>6}{'lines':>9}{'finds':>6} {'cold s':>7}{'cpu s':>7}"
+        f"{'MB':>6} {'warm s':>7} {'jobs1 s':>8} {'flake8 s':>9} {'f8 cpu':>7} {'cold/f8':>8}"
+        f" {'cpu/f8':>7} {'1 file s':>9} {'1f cpu':>7} {'report s':>9} same"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r.corpus:<20}{r.files:>6}{r.lines:>9}{r.findings:>6} "
+            f"{r.corpus:<20}{r.select:<12}{r.files:>6}{r.lines:>9}{r.findings:>6} "
             f"{r.cold.wall:>7.2f}{r.cold.cpu:>7.2f}{r.cold.peak_mb:>6.0f} {r.warm.wall:>7.2f} "
             f"{r.serial.wall:>8.2f} {r.flake8.wall:>9.2f} {r.flake8.cpu:>7.2f} "
-            f"{r.cold.wall / r.flake8.wall:>8.2f} {r.one_file.wall:>9.2f} {r.report.wall:>9.2f} {r.identical}"
+            f"{r.cold.wall / r.flake8.wall:>8.2f} {r.cold.cpu / r.flake8.cpu:>7.2f} {r.one_file.wall:>9.2f}"
+            f" {r.one_file.cpu:>7.2f} {r.report.wall:>9.2f} {r.identical}"
         )
 
 
@@ -314,6 +325,11 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are downloaded")
+    parser.add_argument(
+        "--select", action="append", metavar="CODES",
+        help="run the checker with --select CODES (e.g. LCK,LCK005 for the preview rule); one row per "
+        f"--select, {DEFAULT_SELECTION!r} for the run without it (the default)",
+    )  # fmt: skip
     parser.add_argument("--scale", action="store_true", help="one run over all corpora together")
     parser.add_argument(
         "--functions", type=sizes_list, metavar="N,N,...",
@@ -331,7 +347,8 @@ def main() -> int:
     unknown = [n for n in names if n not in CORPORA]
     if unknown:
         parser.error(f"unknown corpus {unknown[0]!r}; known: {', '.join(CORPORA)}")
-    rows = [bench_corpus(name, args.cache, args.repeat) for name in names]
+    selections = args.select or [DEFAULT_SELECTION]
+    rows = [bench_corpus(name, args.cache, args.repeat, select) for name in names for select in selections]
     print_table(rows)
     return 0
 

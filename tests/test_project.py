@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -614,9 +615,9 @@ def test_a_cached_result_survives_an_edit_inside_a_function_it_only_resolved(
     checked: list[str] = []
     original = runner._check_safely
 
-    def counting(data: bytes, path: Path, display: str, project: object) -> object:
+    def counting(data: bytes, path: Path, display: str, project: object, *more: Any) -> object:
         checked.append(path.name)
-        return original(data, path, display, project)  # type: ignore[arg-type]
+        return original(data, path, display, project, *more)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "_check_safely", counting)
     cache = str(tmp_path / "cache")

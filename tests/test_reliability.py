@@ -469,10 +469,10 @@ def test_a_crash_checking_one_file_names_it_and_the_others_are_still_checked(
     (sample / "app" / "more.py").write_text(JOBS, encoding="utf-8")
     original = runner.check_source
 
-    def crashing(data: bytes, path: Path, display: str, project: object) -> object:
+    def crashing(data: bytes, path: Path, display: str, project: object, *more: Any) -> object:
         if path.name == "more.py":
             raise RuntimeError("boom")
-        return original(data, path, display, project)  # type: ignore[arg-type]
+        return original(data, path, display, project, *more)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "check_source", crashing)
     code, out, err = run_cli(capsys, "--no-cache", "app", cwd=sample)

@@ -263,3 +263,79 @@ def test_a_file_read_twice_in_one_check_is_parsed_once() -> None:
     assert parse_source(b"x = 1\n", "a.py") is first
     assert parse_source(b"x = 2\n", "a.py") is not first
     assert parse_source(b"x = 1\n", "b.py") is not first
+
+
+PUBLISH = """from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import Record, Zone
+
+
+def publish(zone_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(select(Record).where(Record.zone_id == zone_id).with_for_update()).all()
+"""
+
+EDIT = """from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import Record, Zone
+
+
+def edit(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+"""
+
+
+def test_lck005_reads_each_file_once_in_its_check_and_reports_as_when_its_cycles_come_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockorder_lint import transactions
+    from lockorder_lint.config import apply_settings
+    from tests.test_lock_order import MODELS
+
+    root = tmp_path / "p"
+    (root / "app").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    (root / "app" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "app" / "models.py").write_text(MODELS, encoding="utf-8")
+    (root / "app" / "publish.py").write_text(PUBLISH, encoding="utf-8")
+    (root / "app" / "edit.py").write_text(EDIT, encoding="utf-8")
+    config = apply_settings(Config(), {"select": ["LCK", "LCK005"]}, "test")
+    first = run([root], make_project(root, config))  # the cycles found before any check
+    assert [f.code for f in first.findings].count("LCK005") == 1
+
+    calls: list[tuple[str, bool]] = []  # file, and whether its check's parse and units were at hand
+    original = transactions.file_locks
+
+    def counting(data: bytes, path: Path, display: str, project: object, *more: object) -> object:
+        calls.append((path.name, bool(more) and more[0] is not None))
+        return original(data, path, display, project, *more)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transactions, "file_locks", counting)
+    cache = Cache(tmp_path / "cache")
+    cold = run([root], make_project(root, config, cache, cycles_first=False), cache=cache)
+    assert cold.findings == first.findings
+    assert sorted(calls) == [("edit.py", True), ("models.py", True), ("publish.py", True)]
+
+    calls.clear()
+    cache = Cache(tmp_path / "cache")
+    warm = run([root], make_project(root, config, cache, cycles_first=False), cache=cache)
+    assert (warm.findings, warm.cached, calls) == (first.findings, warm.files, [])
+
+    edit = root / "app" / "edit.py"
+    edit.write_text(EDIT + "\n\n# an edit\n", encoding="utf-8")
+    cache = Cache(tmp_path / "cache")
+    one = run([edit], make_project(root, config, cache, cycles_first=False), cache=cache)
+    assert calls == [("edit.py", True)]  # the others' summaries come from the cache
+    assert one.findings == [f for f in first.findings if f.path.endswith("edit.py")]
+
+    (anchor,) = [f for f in first.findings if f.code == "LCK005"]
+    anchored = Path(anchor.path).resolve()  # as shown: relative to the working directory, or absolute
+    lines = anchored.read_text(encoding="utf-8").splitlines()
+    lines[anchor.line - 1] += "  # noqa: LCK005"
+    anchored.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    quiet = run([root], make_project(root, config, cycles_first=False), jobs=2)
+    assert [f.code for f in quiet.findings].count("LCK005") == 0
+    assert quiet.findings == [f for f in first.findings if f.code != "LCK005"]

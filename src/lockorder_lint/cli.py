@@ -205,7 +205,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     catalog_notes: list[Note] = []
     catalog_errors: list[FileError] = []
-    project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=max(1, jobs))
+    project = make_project(
+        root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=max(1, jobs), cycles_first=False
+    )
     for warning in hot_table_warnings(config, project.catalog.tables):
         print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
     progress = progress_for(sys.stderr)
@@ -322,7 +324,9 @@ def _check_for_output(
     jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
     catalog_notes: list[Note] = []
     catalog_errors: list[FileError] = []
-    project = make_project(root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=jobs)
+    project = make_project(
+        root, config, cache, notes=catalog_notes, errors=catalog_errors, jobs=jobs, cycles_first=False
+    )
     for warning in hot_table_warnings(config, project.catalog.tables):
         print(f"lockorder-lint: warning: {warning}", file=sys.stderr)
     progress = progress_for(sys.stderr)

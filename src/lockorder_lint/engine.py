@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,11 +109,69 @@ class FileResult:
     deps: dict[str, str] = field(default_factory=dict)
     # The row-locking reads and writes on known tables of the functions the rules followed.
     steps: list[TableStep] = field(default_factory=list)
+    # Whether the check sorted its findings (it stops early, unsorted, in files no rule looks at):
+    # whole-program findings added after the check keep the order the check would have given.
+    ordered: bool = False
+    # LCK005's lock summaries of the file, when the run asked the check for them (see ``run``).
+    locks: list[Any] | None = None
+
+
+@dataclass
+class CheckedFile:
+    """What a file's check worked out that its LCK005 lock summaries reuse (``file_locks``):
+    the parse, the module's names, and the check's units by their function node, whose followed
+    statements need not be followed again. Empty when the check stopped before it got there."""
+
+    source: Source | None = None
+    module: str = ""
+    resolver: Resolver | None = None
+    breaks: list[int] = field(default_factory=list)
+    units: dict[int, Unit] = field(default_factory=dict)
 
 
 def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> list[int]:
     """The sorted 1-based lines holding a match; ``breaks`` are the offsets of the line breaks."""
     return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
+
+
+def literal_first(pattern: bytes) -> bytes:
+    """``pattern`` with each top-level alternative ``\\b<c>...`` (``c`` a word character) written
+    ``<c>(?<!\\w<c>)...``: the same matches, but when every alternative then starts with a
+    literal, ``re`` skips ahead to the characters that can start one instead of trying each
+    alternative at every position (a few times faster on a long file). Unchanged when its
+    alternatives cannot be told apart safely."""
+    parts: list[bytes] = []
+    depth, start, index, in_class = 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index : index + 1]
+        if char == b"\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != b"]"
+        elif char == b"[":
+            in_class = True
+            if pattern[index + 1 : index + 2] in (b"]", b"^"):
+                return pattern  # ``[]...]`` and ``[^]...]``: not worth reading right
+        elif char == b"(":
+            depth += 1
+        elif char == b")":
+            depth -= 1
+        elif char == b"|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    if depth != 0 or in_class:
+        return pattern
+    parts.append(pattern[start:])
+    written = []
+    for part in parts:
+        first = part[2:3]
+        word = first.isalnum() or first == b"_"
+        if part.startswith(b"\\b") and first and word and part[3:4] not in (b"?", b"*", b"+", b"{"):
+            part = first + b"(?<!\\w" + first + b")" + part[3:]
+        written.append(part)
+    return b"|".join(written)
 
 
 def rule_hit_lines(
@@ -142,16 +200,52 @@ def rule_hit_lines(
 _TRIGGER_REACH = 512
 
 
-def check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
-    """Check one file's bytes. Never raises: problems become FileErrors."""
+def check_source(
+    data: bytes,
+    path: Path,
+    display: str,
+    project: Project,
+    whole_program: bool = True,
+    locks_as: str | None = None,
+) -> FileResult:
+    """Check one file's bytes. Never raises: problems become FileErrors.
+
+    ``whole_program=False`` leaves out the findings of whole-program rules (LCK005), for a run
+    that adds them once every file is checked (``whole_program_findings``). ``locks_as`` asks
+    for the file's LCK005 lock summaries too, shown as that display: they are worked out from
+    the parse the check made, instead of parsing the file again in a pass of their own."""
     with collector_paused():
         try:
-            return _check_source(data, path, display, project)
+            checked = CheckedFile() if locks_as is not None else None
+            result = _check_source(data, path, display, project, whole_program, checked)
+            if locks_as is not None:
+                result.locks = _file_locks(data, path, locks_as, project, checked)
+            return result
         finally:
             forget_walks()  # the file's trees may go
 
 
-def _check_source(data: bytes, path: Path, display: str, project: Project) -> FileResult:
+def _file_locks(
+    data: bytes, path: Path, display: str, project: Project, checked: CheckedFile | None
+) -> list[Any] | None:
+    """The file's lock summaries (``transactions.file_locks``), None when they could not be
+    worked out here (the run then works them out on their own, as it would without the check)."""
+    from lockorder_lint.transactions import file_locks
+
+    try:
+        return file_locks(data, path, display, project, checked)
+    except Exception:
+        return None
+
+
+def _check_source(
+    data: bytes,
+    path: Path,
+    display: str,
+    project: Project,
+    whole_program: bool = True,
+    checked: CheckedFile | None = None,
+) -> FileResult:
     result = FileResult()
     try:
         source = parse_source(data, display)
@@ -162,7 +256,10 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
     if not project.config.include_migrations and is_migration(data, path):
         result.migration = True  # it runs alone, under the migration lock
         return result
-    _whole_program_findings(path, display, source, project, result)
+    if whole_program:
+        findings, errors = whole_program_findings(path, display, source.line, project)
+        result.findings.extend(findings)
+        result.errors.extend(errors)
     if project.trigger is None or project.trigger.search(data) is None:
         return result  # one scan rejects the many files no rule can look at
     module = module_name(path, project.root)
@@ -182,6 +279,8 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
     triggers = {code: pattern for code, pattern in project.rule_triggers.items() if code in rules_by_code}
     hits_by_rule = rule_hit_lines(data, breaks, triggers, project.trigger)
     hits_by_rule = constant_hits(tree, data, hits_by_rule, breaks)  # SQL in module constants
+    if checked is not None:
+        checked.source, checked.module, checked.resolver, checked.breaks = source, module, resolver, breaks
     if project.program is not None:
         project.program.touched = set()
         project.program.touched_names = set()
@@ -199,7 +298,10 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
         result.analysed = True
         scope = candidate_scope(candidate, source, resolver, project, path)
         try:
-            _apply_rules(units_of(candidate, scope), rules, project, display, source, result)
+            units = units_of(candidate, scope)
+            if checked is not None:
+                checked.units.update((id(unit.node), unit) for unit in units)
+            _apply_rules(units, rules, project, display, source, result)
         except Exception as exc:  # one bad function must not hide the rest of the file
             result.errors.append(FileError(display, candidate.start_line, describe_failure(exc)))
     if project.program is not None:
@@ -210,26 +312,31 @@ def _check_source(data: bytes, path: Path, display: str, project: Project) -> Fi
         result.deps = {k: v for k, v in deps.items() if k not in own and not k.startswith(f"{BODY}{here}::")}
         result.answers = {k: v for k, v in project.program.found.items() if k not in known_answers}
     result.findings.sort()
+    result.ordered = True
     result.unknown.sort()
     return result
 
 
-def _whole_program_findings(
-    path: Path, display: str, source: Source, project: Project, result: FileResult
-) -> None:
-    """Findings of whole-program rules (LCK005) anchored in this file: computed once per run."""
+def whole_program_findings(
+    path: Path, display: str, line: Callable[[int], str], project: Project
+) -> tuple[list[Finding], list[FileError]]:
+    """Findings of whole-program rules (LCK005) anchored in this parsed file, and the errors of
+    the program-wide pass; ``line`` gives a line of the file's source (for ``noqa``)."""
+    findings: list[Finding] = []
+    errors: list[FileError] = []
     for rule in project.rules:
         if not rule.whole_program or project.program is None or _ignored_here(rule, path, display, project):
             continue
         try:
             reports = rule.program_reports(project, str(path))
         except Exception as exc:  # the program-wide pass must not hide this file's other findings
-            result.errors.append(FileError(display, 0, describe_failure(exc)))
+            errors.append(FileError(display, 0, describe_failure(exc)))
             continue
         for report, function, trace in reports:
-            if suppressed(source.line(report.span.line), report.code):
+            if suppressed(line(report.span.line), report.code):
                 continue
-            result.findings.append(_finding(display, report, function, trace=trace))
+            findings.append(_finding(display, report, function, trace=trace))
+    return findings, errors
 
 
 def _finding(display: str, report: Report, function: str | None, **more: Any) -> Finding:

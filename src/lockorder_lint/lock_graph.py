@@ -14,7 +14,7 @@ PostgreSQL's four row-lock modes, InnoDB's shared and exclusive locks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -498,12 +498,51 @@ def shown_path(program: Program, path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
-    """The program's cycles, computed once per run (or once per worker, for a project built
-    without them) from every production file's summaries; each file's summaries are cached by
-    its content when a cache is given."""
+@dataclass(frozen=True)
+class LockFile:
+    """A production file whose lock summaries LCK005 reads: its path, its display (as traces
+    show it), and the key its summaries are cached under ("" when it has no digest)."""
+
+    path: str
+    display: str
+    key: str
+
+
+def lock_files(project: Project) -> list[LockFile]:
+    """The files whose functions' transactions LCK005 compares, in path order (witnesses
+    depend on it): every production module of the program index, not migrations (they run
+    alone) or tests (they never run beside production transactions)."""
     from pathlib import Path
 
+    from lockorder_lint.files import relative_to_root
+    from lockorder_lint.project import is_test_path
+
+    program = project.program
+    if program is None:
+        return []
+    found: list[LockFile] = []
+    for path in sorted(set(program.modules.values())):
+        relative = relative_to_root(Path(path), project.root) or path
+        if path in project.migrations or is_test_path(relative):
+            continue
+        display = shown_path(program, path)
+        digest_of = project.digests.get(path, "")
+        key = f"locks:{project.fingerprint}:{display}:{digest_of}" if digest_of else ""
+        found.append(LockFile(path, display, key))
+    return found
+
+
+def project_cycles(
+    project: Project,
+    cache: Cache | None = None,
+    known: Mapping[str, list[FunctionLocks]] | None = None,
+    files: Sequence[LockFile] | None = None,
+) -> list[Cycle]:
+    """The program's cycles, computed once per run (or once per worker, for a project built
+    without them) from every production file's summaries; each file's summaries are cached by
+    its content when a cache is given. ``known`` holds the summaries the file checks already
+    worked out, by path (they parsed and followed those files anyway); ``files`` are
+    ``lock_files(project)`` when the caller has them."""
     program = project.program
     if program is None:
         return []
@@ -511,35 +550,31 @@ def project_cycles(project: Project, cache: Cache | None = None) -> list[Cycle]:
         return program.lock_cycles
     current, touched, names = program._current, set(program.touched), set(program.touched_names)
     declared = set(program.touched_symbols)
-    summaries: list[FunctionLocks] = []
-    from lockorder_lint.files import relative_to_root
-    from lockorder_lint.project import is_test_path
-
-    parts: list[list[FunctionLocks] | None] = []  # per file, in path order (witnesses depend on it)
-    pending: list[tuple[int, str, str, str]] = []
-    for path in sorted(set(program.modules.values())):
-        relative = relative_to_root(Path(path), project.root) or path
-        if path in project.migrations or is_test_path(relative):
-            continue  # migrations run alone; tests never run beside production transactions
-        display = shown_path(program, path)
-        digest_of = project.digests.get(path, "")
-        key = f"locks:{project.fingerprint}:{display}:{digest_of}"
-        cached = cache.get_result(key) if cache is not None and digest_of else None
-        if cached is None:
-            pending.append((len(parts), path, display, key if digest_of else ""))
-        parts.append(cached)
+    files = lock_files(project) if files is None else files
+    parts: list[list[FunctionLocks] | None] = []  # per file, in path order
+    pending: list[int] = []
+    for index, file in enumerate(files):
+        found = known.get(file.path) if known is not None else None
+        if found is not None:
+            if cache is not None and file.key:
+                cache.put_result(file.key, found)
+        elif cache is not None and file.key:
+            found = cache.get_result(file.key)
+        if found is None:
+            pending.append(index)
+        parts.append(found)
     workers = project.workers  # the project phase's pool, when it started one
-    items = [(path, display) for _index, path, display, _key in pending]
+    items = [(files[i].path, files[i].display) for i in pending]
     if workers is not None and len(items) > 1:
         workers.refresh()
         computed = list(workers.map(_file_locks_item, items, chunksize=4))
     else:
         computed = [_file_locks_item(project, item) for item in items]
-    for (index, _path, _display, key), found in zip(pending, computed, strict=True):
+    for index, found in zip(pending, computed, strict=True):
         parts[index] = found
-        if found is not None and cache is not None and key:
-            cache.put_result(key, found)
-    summaries.extend(summary for part in parts if part for summary in part)
+        if found is not None and cache is not None and files[index].key:
+            cache.put_result(files[index].key, found)
+    summaries = [summary for part in parts if part for summary in part]
     program._current, program.touched, program.touched_names = current, touched, names
     program.touched_symbols = declared
     linked = related(project.catalog)

@@ -41,6 +41,15 @@ def split_lines(text: str) -> list[str]:
     return LINE_BREAK.split(text)
 
 
+def source_lines(data: bytes) -> list[str]:
+    """A file's lines as its :class:`Source` holds them, without parsing it; [] when it cannot
+    be decoded."""
+    try:
+        return split_lines(decode_check(data))
+    except SourceError:
+        return []
+
+
 def parse_ast(data: bytes | str, filename: str) -> ast.Module:
     """``ast.parse`` with compile-time SyntaxWarnings silenced: they concern the checked code's
     authors, and would otherwise be printed into the checker's output."""

@@ -302,16 +302,7 @@ def build_project(
         project.fingerprint = hashlib.sha256(f"{project.fingerprint}|{found.digest()}".encode()).hexdigest()[
             :16
         ]
-    if any(rule.whole_program for rule in project.rules):
-        from lockorder_lint.lock_graph import digest, project_cycles
-
-        cycles = project_cycles(project, cache)  # once per run; each file's part cached
-        if cache is not None:  # a file's LCK005 findings depend on every transaction's locks
-            protocols = program.lock_protocols  # LCK001/LCK002 are quiet where one holds
-            held = protocols.digest() if protocols is not None else ""
-            combined = f"{project.fingerprint}|{digest(cycles)}|{held}"
-            project.fingerprint = hashlib.sha256(combined.encode()).hexdigest()[:16]
-    return project, facts
+    return project, facts  # LCK005's cycles come after: see runner.make_project
 
 
 def call_index(

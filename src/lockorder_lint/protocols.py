@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from lockorder_lint.statements import Span
     from lockorder_lint.units import Unit
 
+# The rules a protocol quiets on the children it serializes.
+PROTOCOL_QUIETED = frozenset({"LCK001", "LCK002"})
 # Row locks that conflict with themselves: two transactions cannot both hold one on a row.
 SERIALIZING = frozenset({FOR_UPDATE, FOR_NO_KEY_UPDATE})
 Site = tuple[str, int, int, str]  # path as shown, line, column, child table

@@ -25,7 +25,7 @@ from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
 
 if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog, Table
-    from lockorder_lint.engine import Project
+    from lockorder_lint.engine import CheckedFile, Project
     from lockorder_lint.statements import Statement
     from lockorder_lint.units import Unit
 
@@ -952,14 +952,18 @@ def switched_parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> fro
     return frozenset(found)
 
 
-def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[FunctionLocks]:
+def file_locks(
+    data: bytes, path: Path, display: str, project: Project, checked: CheckedFile | None = None
+) -> list[FunctionLocks]:
     """The summaries of the functions of one file that take locks, end transactions or hand
-    their session to other functions (functions with none of these are left out)."""
-    from lockorder_lint.engine import candidate_scope, hit_lines
+    their session to other functions (functions with none of these are left out). ``checked``
+    is what the file's check worked out, when it just ran: its names, and its units whose
+    statements it followed (a function is followed once)."""
+    from lockorder_lint.engine import candidate_scope, hit_lines, literal_first
     from lockorder_lint.units import candidate_functions, units_of
 
     helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in project.config.lock_helpers]
-    locking = re.compile(b"|".join([LOCK_TRIGGER, *helpers]))
+    locking = re.compile(literal_first(b"|".join([LOCK_TRIGGER, *helpers])))
     sessions = re.compile(rb"session|Session|\.commit\(|\.rollback\(|conn")
     if not sessions.search(data):
         return []
@@ -967,9 +971,14 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
         source = parse_source(data, display)
     except SourceError:
         return []
-    module = module_name(path, project.root)
-    resolver = file_resolver(source.tree, module, path.name == "__init__.py")
-    breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+    if checked is not None and checked.source is source and checked.resolver is not None:
+        module, resolver, breaks = checked.module, checked.resolver, checked.breaks
+        known = checked.units
+    else:
+        module = module_name(path, project.root)
+        resolver = file_resolver(source.tree, module, path.name == "__init__.py")
+        breaks = [m.start() for m in LINE_BREAK_BYTES.finditer(data)]
+        known = {}
     lock_lines = hit_lines(data, locking, breaks)
     hits = {"lock": lock_lines, "session": hit_lines(data, sessions, breaks)}
     program = project.program
@@ -979,9 +988,13 @@ def file_locks(data: bytes, path: Path, display: str, project: Project) -> list[
     for candidate in candidate_functions(source.tree, module, hits):
         scope = candidate_scope(candidate, source, resolver, project, path)
         try:
-            for unit in units_of(candidate, scope):
-                own_end = unit.node.end_lineno or unit.node.lineno
-                with_statements = any(unit.node.lineno <= line <= own_end for line in lock_lines)
+            for fresh in units_of(candidate, scope):
+                own_end = fresh.node.end_lineno or fresh.node.lineno
+                with_statements = any(fresh.node.lineno <= line <= own_end for line in lock_lines)
+                unit = fresh
+                followed = known.get(id(fresh.node)) if with_statements else None
+                if followed is not None and followed.node is fresh.node and "statements" in followed.__dict__:
+                    unit = followed  # the check followed its statements: the same steps, same evaluation
                 summary = unit_locks(unit, display, with_statements)
                 if summary.steps or summary.handed or summary.starts:
                     found.append(summary)
