@@ -37,9 +37,11 @@ FOR_KEY_SHARE = "FOR KEY SHARE"
 ALL_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
 _MYSQL_FAMILY = frozenset({"mysql", "mariadb"})
 
-# Text that may take a row lock: a function without it has no lock steps of its own.
+# Text that may take a row lock: a function without it has no lock steps of its own. The
+# upper-case words are SQL text's (``text("UPDATE record SET ...")``, ``FOR UPDATE``/``FOR SHARE``).
 LOCK_TRIGGER = (
     rb"for_update|\bupdate\(|\bdelete\(|\binsert\(|\.merge\(|\.add\(|\.add_all\(|upsert|on_conflict"
+    rb"|\bUPDATE\s|\bDELETE\s|\bINSERT\s|\bFOR\s+(?:UPDATE|SHARE)\b"
 )
 _ENDS = frozenset({"commit", "rollback"})
 MAX_STEPS = 60  # per function: a function taking more locks than this is cut there
