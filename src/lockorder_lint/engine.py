@@ -218,6 +218,11 @@ def check_source(
         try:
             checked = CheckedFile() if locks_as is not None else None
             result = _check_source(data, path, display, project, whole_program, checked)
+            program = project.program
+            if whole_program and program is not None and program.lock_protocols is not None:
+                from lockorder_lint.protocols import outside_protocols
+
+                result.findings = outside_protocols(program, str(path), result.findings)
             if locks_as is not None:
                 result.locks = _file_locks(data, path, locks_as, project, checked)
             return result

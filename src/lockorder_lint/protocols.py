@@ -35,9 +35,9 @@ from lockorder_lint.transactions import (
 if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog, Table
     from lockorder_lint.engine import Project
+    from lockorder_lint.findings import Finding
     from lockorder_lint.lock_graph import Placed, Transactions
-    from lockorder_lint.statements import Span
-    from lockorder_lint.units import Unit
+    from lockorder_lint.summaries import Program
 
 # The rules a protocol quiets on the children it serializes.
 PROTOCOL_QUIETED = frozenset({"LCK001", "LCK002"})
@@ -306,18 +306,24 @@ def _serializes(acquisition: Acquisition, parent: str, referenced: set[str]) -> 
     return acquisition.index == PRIMARY or (bool(referenced) and referenced <= set(acquisition.pins))
 
 
-def runs_under_protocol(unit: Unit, table: str, span: Span) -> bool:
-    """Whether the lock or write at ``span`` on ``table`` (a child) runs, in every transaction that
-    reaches it, under a parent lock that all of the child's lockers take first. Known only when
-    LCK005's whole-program pass ran (``--select LCK005``); otherwise False."""
-    program = unit.scope.program
-    protocols = program.lock_protocols if program is not None else None
+def outside_protocols(program: Program, path: str, findings: list[Finding]) -> list[Finding]:
+    """A file's findings less the LCK001/LCK002 ones on child rows whose lock or write runs, in
+    every transaction that reaches it, under a parent lock that all of the child's lockers take
+    first. Protocols are known only once LCK005's whole-program pass ran (``--select LCK005``):
+    before the checks (then each check applies this) or after them (then the run does)."""
+    protocols = program.lock_protocols
     if not isinstance(protocols, Protocols) or not protocols.covered:
-        return False
+        return findings
     from lockorder_lint.lock_graph import shown_path
 
-    assert program is not None
-    return protocols.covers(shown_path(program, unit.scope.path), span.line, span.column, table)
+    shown = shown_path(program, path)
+    return [
+        f
+        for f in findings
+        if f.code not in PROTOCOL_QUIETED
+        or f.table is None
+        or not protocols.covers(shown, f.line, f.column, f.table)
+    ]
 
 
 def serialized_by(project: Project) -> dict[str, list[Protocol]]:

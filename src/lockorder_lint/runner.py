@@ -317,31 +317,17 @@ def _with_whole_program(
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
     found, errors = whole_program_findings(path, display, line, project)
-    kept = _outside_protocols(display, project, outcome.findings)
+    kept = outcome.findings
+    if project.program is not None:
+        from lockorder_lint.protocols import outside_protocols
+
+        kept = outside_protocols(project.program, str(path), kept)
     if not found and not errors:
         return kept, outcome.errors
     findings = found + kept
     if outcome.ordered:
         findings.sort()
     return findings, errors + outcome.errors
-
-
-def _outside_protocols(display: str, project: Project, findings: list[Finding]) -> list[Finding]:
-    """The file's findings less the LCK001/LCK002 ones on child rows a lock protocol serializes:
-    the check could not know the protocols (they come from every file's locks, found after the
-    checks), so it left them in."""
-    from lockorder_lint.protocols import PROTOCOL_QUIETED, Protocols
-
-    protocols = project.program.lock_protocols if project.program is not None else None
-    if not isinstance(protocols, Protocols) or not protocols.covered:
-        return findings
-    return [
-        f
-        for f in findings
-        if f.code not in PROTOCOL_QUIETED
-        or f.table is None
-        or not protocols.covers(display, f.line, f.column, f.table)
-    ]
 
 
 def _has_internal_error(outcome: FileResult) -> bool:

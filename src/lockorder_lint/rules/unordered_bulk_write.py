@@ -11,7 +11,7 @@ from lockorder_lint.raw_sql import WRITE_TRIGGER
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
-    from lockorder_lint.statements import Span, Statement
+    from lockorder_lint.statements import Statement
     from lockorder_lint.units import Unit
 
 
@@ -71,8 +71,6 @@ class UnorderedBulkWrite(Rule):
             if cold:
                 context.cold.add((statement.write.line, statement.write.column))
                 continue
-            if (hot or gap) and _under_protocol(unit, table.name, statement.write):
-                continue  # every transaction touching these rows first locks their parent row
             why = ""  # the table's own evidence, unless this finding has a reason of its own
             if gap:
                 message = self._gap_message(statement, callers)
@@ -182,9 +180,3 @@ def _other_tables(statement: Statement) -> list[str]:
     ]
     found += [p.via.split(" ", 1)[0] for p in statement.predicates if p.op == "sub" and p.via]
     return [t for t in dict.fromkeys(found + list(statement.joins)) if t]
-
-
-def _under_protocol(unit: Unit, table: str, span: Span) -> bool:
-    from lockorder_lint.protocols import runs_under_protocol  # only reached for a finding
-
-    return runs_under_protocol(unit, table, span)

@@ -11,7 +11,7 @@ from lockorder_lint.raw_sql import VIA as SQL_TEXT
 from lockorder_lint.rules.base import Report, Rule, RuleContext, key_text, reached_through
 
 if TYPE_CHECKING:
-    from lockorder_lint.statements import Span, Statement
+    from lockorder_lint.statements import Statement
     from lockorder_lint.units import Unit
 
 
@@ -55,8 +55,6 @@ class UnorderedForUpdate(Rule):
             if statement.opaque_where:
                 context.unknown.append(statement)
                 continue
-            if _under_protocol(unit, table.name, lock.span):
-                continue  # every transaction touching these rows first locks their parent row
             yield Report(
                 self.code,
                 lock.span,
@@ -89,9 +87,3 @@ class UnorderedForUpdate(Rule):
         return _in_sql_terms(
             f"{lock.mode}{via} on {table.name} locks {reach} in no fixed order; {fix}", lock.via
         )
-
-
-def _under_protocol(unit: Unit, table: str, span: Span) -> bool:
-    from lockorder_lint.protocols import runs_under_protocol  # only reached for a finding
-
-    return runs_under_protocol(unit, table, span)
