@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -94,6 +94,19 @@ NON_DB_MODULES = frozenset(
 )  # fmt: skip
 
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def provider_names(providers: Iterable[str]) -> frozenset[str]:
+    """The configured session providers by last name, as calls and decorators are matched."""
+    return frozenset(p.rsplit(".", 1)[-1] for p in providers)
+
+
+def provides_session(decorator: ast.expr, names: Collection[str]) -> bool:
+    """Whether a decorator (``@provide_session``, ``@utils.provide_session(...)``) is a session
+    provider named in ``names`` (last names): it hands the function a new session when its
+    caller gives none."""
+    name = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
+    return name is not None and name.rsplit(".", 1)[-1] in names
 Qualify = Callable[[ast.AST], "str | None"]
 
 
@@ -263,7 +276,7 @@ class SessionNames:
         # Configured lock helpers only add FOR UPDATE to a statement: handing them the session
         # (to read its dialect) is not database work.
         self.lock_helpers = frozenset(lock_helpers)
-        self.providers = frozenset(p.rsplit(".", 1)[-1] for p in providers)
+        self.providers = provider_names(providers)
         self.declared: set[str] = set()
         self.excluded: set[str] = set()
         self.evidenced: set[str] = set()
@@ -334,10 +347,7 @@ class SessionNames:
     # -- evidence
 
     def _read_parameters(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        decorated = any(
-            (dotted_name(d.func if isinstance(d, ast.Call) else d) or "").rsplit(".", 1)[-1] in self.providers
-            for d in function.decorator_list
-        )
+        decorated = any(provides_session(d, self.providers) for d in function.decorator_list)
         args = function.args
         defaults: dict[str, ast.AST] = {}
         positional = [*args.posonlyargs, *args.args]

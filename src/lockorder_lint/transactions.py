@@ -15,13 +15,14 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockorder_lint.names import called_name, dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
+from lockorder_lint.sessions import provider_names, provides_session
 
 if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog, Table
@@ -338,7 +339,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     order = 0
     handed_names: list[str] = []
     starts: list[str] = []
-    providers = config.session_providers if config is not None else ("provide_session",)
+    # by last name, as calls and decorators are matched (a configured ``app.db.provide_session`` too)
+    providers = provider_names(config.session_providers if config is not None else ("provide_session",))
     if with_statements:
         last = start
         switched = switched_blocks(node)
@@ -523,18 +525,10 @@ def _uses_enclosing_session(inner: ast.FunctionDef | ast.AsyncFunctionDef, patte
     return False
 
 
-def _provider(decorator: ast.expr, providers: tuple[str, ...]) -> bool:
-    """Whether a decorator (``@provide_session``, ``@utils.provide_session(...)``) hands the
-    function a new session when its caller gives none."""
-    target = decorator.func if isinstance(decorator, ast.Call) else decorator
-    name = dotted_name(target)
-    return name is not None and name.rsplit(".", 1)[-1] in providers
-
-
-def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...]) -> bool:
+def opens_session(function: ast.FunctionDef | ast.AsyncFunctionDef, providers: Collection[str]) -> bool:
     """A function that starts a transaction of its own when called without a session: a
     session-providing decorator gives it a new one (Airflow's ``@provide_session``)."""
-    return any(_provider(d, providers) for d in function.decorator_list)
+    return any(provides_session(d, providers) for d in function.decorator_list)
 
 
 def takes_dependency(
@@ -591,7 +585,7 @@ def _annotated_dependency(node: ast.expr) -> bool:
     )
 
 
-def _started(unit: Unit, call: ast.Call, providers: tuple[str, ...]) -> str | None:
+def _started(unit: Unit, call: ast.Call, providers: Collection[str]) -> str | None:
     """The project function a call that hands no session reaches, when that function opens a
     session of its own: it runs as a transaction of its own there (``ti.run()`` from the CLI)."""
     program = unit.scope.program
@@ -646,7 +640,7 @@ def on_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     return inner[: len(outer)] == outer
 
 
-def _transaction_block(expression: ast.expr, providers: tuple[str, ...]) -> bool:
+def _transaction_block(expression: ast.expr, providers: Collection[str]) -> bool:
     """A ``with`` item whose exit ends a transaction: a new session (``Session(engine)``, a
     factory such as ``SessionLocal()`` or ``sessionmaker()()``, a session provider such as
     ``create_session()``), or ``session.begin()``, which commits at the exit. Not
@@ -683,7 +677,7 @@ class _Branches:
     what follows them, though no single arm does on every path)."""
 
     def __init__(
-        self, function: ast.FunctionDef | ast.AsyncFunctionDef, providers: tuple[str, ...] = ()
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, providers: Collection[str] = ()
     ) -> None:
         self.places: list[tuple[int, int, tuple[str, ...]]] = []
         self.closing: dict[int, tuple[str, ...]] = {}
