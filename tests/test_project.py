@@ -673,3 +673,29 @@ def test_quick_file_tests_answer_as_their_patterns() -> None:
     assert [shares_sessions(t) for t in texts] == [_SHARED_SESSION.search(t) is not None for t in texts]
     assert [mentions_mysql(t) for t in texts] == [MYSQL_MENTION.search(t) is not None for t in texts]
     assert [shares_sessions(t) for t in _SAMPLES[:8]] == [True, True, False, True, False, False, False, True]
+
+
+def test_callers_are_indexed_when_the_project_sits_under_a_tests_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a module is a test is read from its path in the project: run from ``~``, a
+    project in ``~/tests/app`` shows every path with a ``tests`` part, and its callers were lost."""
+    from lockorder_lint.config import Config
+    from lockorder_lint.runner import make_project
+
+    root = tmp_path / "tests" / "app"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n", encoding="utf-8")
+    (root / "pkg" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "pkg" / "jobs.py").write_text(
+        "from sqlalchemy.orm import Session\n\n\ndef nightly(session: Session) -> None:\n"
+        "    archive(session)\n\n\ndef archive(session: Session) -> None:\n    session.commit()\n",
+        encoding="utf-8",
+    )
+    (root / "pkg" / "test_jobs.py").write_text(
+        "def test_it(session):\n    archive(session)\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    program = make_project(root.resolve(), Config()).program
+    assert program is not None
+    assert program.call_index["archive"] == (str((root / "pkg" / "jobs.py").resolve()),)

@@ -23,7 +23,8 @@ from lockorder_lint.declarations import REVISION, FileModels, may_declare_models
 from lockorder_lint.findings import FileError
 from lockorder_lint.names import called_name, file_resolver, module_name
 from lockorder_lint.parsing import SourceError, decode_check, parse_source
-from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines
+from lockorder_lint.sessions import provider_names
+from lockorder_lint.symbols import SESSION_HINT, SQL_HINT, class_lines, decorated_functions
 from lockorder_lint.walk import forget as forget_walks
 
 if TYPE_CHECKING:
@@ -83,6 +84,9 @@ class FileFacts:
     classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     # Names this file calls (``name(`` or ``.name(``): where to look for a function's callers.
     call_names: frozenset[str] = frozenset()
+    # Decorated functions: (name, the last names of its decorators). A function a session
+    # provider decorates opens a transaction of its own when called without a session.
+    decorated: tuple[tuple[str, tuple[str, ...]], ...] = ()
     error: FileError | None = None
     migration: bool = False
     digest: str = ""
@@ -138,6 +142,7 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
         lock_helpers=helpers,
         lock_wrappers=wrappers,
         classes=class_lines(data),
+        decorated=decorated_functions(data) if not migration else (),
         call_names=frozenset(m.decode("ascii") for m in CALLED_NAME.findall(data))
         if not migration
         else frozenset(),
@@ -287,13 +292,16 @@ def build_project(
     config = effective_config(config, files, facts)
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
-    program.call_index, program.displays = call_index(files, facts, modules)
+    program.call_index, program.displays = call_index(files, facts, modules, root)
+    program.openers = session_openers(facts, config)
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     program.digests = project.digests
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
-        project.fingerprint = project_fingerprint(facts, config_fingerprint(config))
+        # which calls start a transaction of their own depends on every file's decorators
+        openers = ",".join(sorted(program.openers))
+        project.fingerprint = project_fingerprint(facts, f"{config_fingerprint(config)}|{openers}")
     found = contention_evidence(project, files, facts, cache, jobs)
     project.contention = found
     if config.infers_hot_tables:
@@ -305,17 +313,35 @@ def build_project(
     return project, facts  # LCK005's cycles come after: see runner.make_project
 
 
+def session_openers(facts: Iterable[FileFacts], config: Config) -> frozenset[str]:
+    """The names of the project's functions that a session provider decorates (Airflow's
+    ``@provide_session``): a call of one that hands no session starts a transaction, even from a
+    function that never speaks of sessions (``ti.run()`` from a command)."""
+    providers = provider_names(config.session_providers)
+    return frozenset(
+        name
+        for fact in facts
+        if not fact.migration
+        for name, decorators in fact.decorated
+        if any(d in providers for d in decorators)
+    )
+
+
 def call_index(
-    files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], modules: dict[str, str]
+    files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], modules: dict[str, str], root: Path
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Which production files call each name, and how each file is displayed: where a
-    function's callers are looked for (only files the program can resolve names in)."""
+    function's callers are looked for (only files the program can resolve names in). A test
+    module is told by its path in the project (run from ``~/tests``, every path shown has a
+    ``tests`` part)."""
+    from lockorder_lint.files import relative_to_root
+
     known = set(modules.values())
     index: dict[str, list[str]] = {}
     displays: dict[str, str] = {}
     for (path, display), fact in zip(files, facts, strict=True):
         key = str(path)
-        if key not in known or fact.migration or is_test_path(display):
+        if key not in known or fact.migration or is_test_path(relative_to_root(path, root) or display):
             continue
         displays[key] = display
         for name in fact.call_names:

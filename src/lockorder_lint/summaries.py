@@ -126,6 +126,8 @@ class Program:
         self.touched: set[str] = set()
         # Which files call a function or method of a given name (``name(``): where callers are.
         self.call_index: dict[str, tuple[str, ...]] = {}
+        # Names of the functions a session provider decorates (see project.session_openers).
+        self.openers: frozenset[str] = frozenset()
         self.displays: dict[str, str] = {}  # path -> the path as findings show it
         # Names whose callers the current check looked up: its result depends on who calls them.
         self.touched_names: set[str] = set()
@@ -153,6 +155,7 @@ class Program:
         )  # fmt: skip
         program.shared_sessions = self.shared_sessions
         program.call_index = self.call_index
+        program.openers = self.openers
         program.displays = self.displays
         program.digests = self.digests
         return program

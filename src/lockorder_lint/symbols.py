@@ -342,6 +342,26 @@ CLASS_LINE = re.compile(rb"(?m)^[ \t]*class[ \t]+(\w+)[ \t]*\(([^)]*)\)")
 _BASE_WORD = re.compile(r"\w+")
 
 
+# A stack of one-line decorators and the ``def`` under it (a decorator whose arguments span
+# lines is not matched: session providers are written bare or with short arguments).
+DECORATED_DEF = re.compile(rb"((?:\n[ \t]*@[^\n]*)+)\n[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)")
+DECORATOR_NAME = re.compile(rb"\n[ \t]*@[ \t]*([\w.]+)")
+
+
+def decorated_functions(data: bytes) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(function name, the last names of its decorators) for every decorated ``def`` in the
+    bytes: read without parsing, so the whole project's session-opening functions are known
+    before any file is checked."""
+    if b"@" not in data:
+        return ()
+    found = []
+    for match in DECORATED_DEF.finditer(b"\n" + data):
+        block = match.group(1)
+        names = tuple(n.decode("ascii", "replace").rsplit(".", 1)[-1] for n in DECORATOR_NAME.findall(block))
+        found.append((match.group(2).decode("ascii", "replace"), names))
+    return tuple(found)
+
+
 def class_lines(data: bytes) -> list[tuple[str, tuple[str, ...]]]:
     """(class name, the last words of its bases) for every class statement in the bytes."""
     found = []

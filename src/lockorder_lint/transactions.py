@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lockorder_lint.catalog import Catalog, Table
     from lockorder_lint.engine import CheckedFile, Project
     from lockorder_lint.statements import Statement
+    from lockorder_lint.summaries import Program
     from lockorder_lint.units import Unit
 
 # PostgreSQL's row-lock modes, strongest first; InnoDB's are read from them (see lock_graph).
@@ -961,7 +962,9 @@ def file_locks(
     helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in project.config.lock_helpers]
     locking = re.compile(literal_first(b"|".join([LOCK_TRIGGER, *helpers])))
     sessions = re.compile(rb"session|Session|\.commit\(|\.rollback\(|conn")
-    if not sessions.search(data):
+    program = project.program
+    openers = openers_called(program, str(path)) if program is not None else ()
+    if not openers and not sessions.search(data):
         return []
     try:
         source = parse_source(data, display)
@@ -977,7 +980,9 @@ def file_locks(
         known = {}
     lock_lines = hit_lines(data, locking, breaks)
     hits = {"lock": lock_lines, "session": hit_lines(data, sessions, breaks)}
-    program = project.program
+    if openers:  # calls that start a transaction, in functions that may not speak of sessions
+        called = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in openers) + rb")\s*\(")
+        hits["start"] = hit_lines(data, called, breaks)
     if program is not None:
         program.remember(str(path), source, resolver)
     found: list[FunctionLocks] = []
@@ -996,6 +1001,18 @@ def file_locks(
                     found.append(summary)
         except Exception:  # a function that cannot be followed takes no locks we know of
             continue
+    return found
+
+
+def openers_called(program: Program, path: str) -> tuple[str, ...]:
+    """The session-opening functions (``program.openers``) the file at ``path`` calls by name."""
+    memo = program.memo("openers_called")
+    if not memo:
+        memo[""] = ()
+        for name in sorted(program.openers):
+            for caller in program.call_index.get(name, ()):
+                memo[caller] = (*memo.get(caller, ()), name)
+    found: tuple[str, ...] = memo.get(path, ())
     return found
 
 
