@@ -215,7 +215,36 @@ def test_fixture_cycle_trace_names_each_transaction_step() -> None:
                 'on task_instance (TaskInstance.dag_run, lazy="joined")',
             ),
         ],
+        *(
+            [
+                (module, first, "ti_update_state", "locks task_instance (FOR UPDATE): SELECT ... FOR UPDATE"),
+                (
+                    module,
+                    then,
+                    "ti_update_state",
+                    "locks dag_run (FOR UPDATE): joined rows of session.get(..., with_for_update) on "
+                    'task_instance (TaskInstance.dag_run, lazy="joined") — via '
+                    "_create_ti_state_update_query_and_update_state",
+                ),
+            ]
+            for module, first, then in (
+                ("execution_api_3_2_1.py", 48, 61),
+                ("ti_update_state_3_2_1.py", 32, 72),
+                ("ti_update_state_fresh_session.py", 35, 77),
+            )
+        ),
     ]
+
+
+def test_other_transactions_taking_an_edge_are_named() -> None:
+    """The fixtures hold four transactions that lock a task instance and then its dag_run: the
+    cycle shows one, and names the others (three shown, one counted) so a fix reaches them all."""
+    message = fixture_finding().message
+    assert (
+        "ti_patch locks task_instance (FOR UPDATE) then dag_run (FOR UPDATE) "
+        "(so do ti_update_state (in 3 modules) and 1 more);" in message
+    )
+    assert message.count("so do") == 1
 
 
 def test_trace_in_text_json_and_sarif(tmp_path: Path) -> None:
@@ -226,16 +255,19 @@ def test_trace_in_text_json_and_sarif(tmp_path: Path) -> None:
         and text[2].startswith("        ")
         and "schedule_dag_run: locks dag_run" in text[2]
     )
-    assert len(text) == 7
+    assert (
+        len(text) == 1 + 5 * 3
+    )  # five transactions (two in the cycle, three taking its order), two steps each
     (entry,) = json.loads(render_json([finding]))
     assert [[step["function"] for step in steps] for steps in entry["trace"]] == [
         ["schedule_dag_run", "schedule_dag_run"],
         ["ti_patch", "ti_patch"],
+        *[["ti_update_state", "ti_update_state"]] * 3,
     ]
     result = json.loads(render_sarif([finding], tmp_path))["runs"][0]["results"][0]
     flows = result["codeFlows"][0]["threadFlows"]
-    assert len(flows) == 2 and len(flows[0]["locations"]) == 2
-    assert len(result["relatedLocations"]) == 4
+    assert len(flows) == 5 and len(flows[0]["locations"]) == 2
+    assert len(result["relatedLocations"]) == 10
     other = Finding("a.py", 1, 1, 1, 1, "LCK001", "m")
     assert "trace" not in json.loads(render_json([other]))[0]
 

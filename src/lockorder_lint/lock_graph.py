@@ -51,6 +51,7 @@ _STRENGTH = {FOR_KEY_SHARE: 1, FOR_SHARE: 2, FOR_NO_KEY_UPDATE: 3, FOR_UPDATE: 4
 MAX_DEPTH = 4  # calls spliced into a transaction: the function, its helpers, theirs...
 MAX_SEGMENT = 40  # acquisitions of one transaction compared pairwise
 MAX_WITNESSES = 30  # edges between two tables tried when closing a three-party cycle
+MAX_ALSO = 3  # other transactions shown per edge of a cycle that take its locks in its order
 # An acquisition (None: a commit or rollback) and its place in its function's branches.
 Placed = tuple[Acquisition | None, tuple[str, ...]]
 
@@ -107,6 +108,11 @@ class Cycle:
     # Set for one transaction that takes its locks against the configured ``lock-order``: the
     # cycle is closed by the order every other path is meant to follow.
     against: tuple[str, ...] = ()
+    # Per edge, the other transactions that take the same two locks in the same order and would
+    # close the cycle in that edge's place (best first, at most MAX_ALSO): a fix must reach them too.
+    also: tuple[tuple[Edge, ...], ...] = ()
+    # Per edge, how many more such transactions there are beyond those in ``also``.
+    more: tuple[int, ...] = ()
 
     @property
     def anchor(self) -> Acquisition:
@@ -396,7 +402,11 @@ def find_cycles(
                     continue
                 reported.add(classes)
                 pairs.add(frozenset({a, b}))
-                cycles.append(Cycle(dialect, _canonical((first, second))))
+                also = (
+                    _same_order(forward, first, second, closes),
+                    _same_order(by_tables[(b, a)], second, first, closes),
+                )
+                cycles.append(_canonical(Cycle(dialect, (first, second)), also))
         for (a, b), forward in by_tables.items():
             for (b2, c), middle in by_tables.items():
                 if b2 != b or c == a:
@@ -413,7 +423,7 @@ def find_cycles(
                     classes = frozenset(_classes(e) for e in found)
                     if classes not in reported:
                         reported.add(classes)
-                        cycles.append(Cycle(dialect, _canonical(found)))
+                        cycles.append(_canonical(Cycle(dialect, found), ((),) * len(found)))
     return cycles
 
 
@@ -470,17 +480,44 @@ def _three(
     return None
 
 
-def _canonical(edges: tuple[Edge, ...]) -> tuple[Edge, ...]:
-    """The same cycle always starts at the same edge: the one whose wanted lock comes first by place."""
+def _same_order(
+    candidates: Sequence[Edge], edge: Edge, other: Edge, closes: Callable[[Edge, Edge], bool]
+) -> tuple[Edge, ...]:
+    """The other transactions among ``candidates`` (in preference order) that take ``edge``'s two
+    lock classes in its order and would deadlock with ``other`` as ``edge``'s transaction does:
+    one per transaction."""
+    found: dict[str, Edge] = {}
+    for candidate in candidates:
+        if candidate.root in (edge.root, other.root) or candidate.root in found:
+            continue
+        if _classes(candidate) == _classes(edge) and closes(candidate, other) and closes(other, candidate):
+            found[candidate.root] = candidate
+    return tuple(found.values())
+
+
+def _canonical(cycle: Cycle, also: tuple[tuple[Edge, ...], ...]) -> Cycle:
+    """The same cycle always starts at the same edge: the one whose wanted lock comes first by
+    place. ``also`` (per edge, the other transactions taking it) is cut to MAX_ALSO, the rest counted."""
+    edges = cycle.edges
     start = min(range(len(edges)), key=lambda i: (edges[i].wanted.path, edges[i].wanted.line, edges[i].root))
-    return edges[start:] + edges[:start]
+    turned = also[start:] + also[:start]
+    return replace(
+        cycle,
+        edges=edges[start:] + edges[:start],
+        also=tuple(others[:MAX_ALSO] for others in turned),
+        more=tuple(max(0, len(others) - MAX_ALSO) for others in turned),
+    )
 
 
 def digest(cycles: Sequence[Cycle]) -> str:
     """What results depend on, for the result cache."""
     text = "\n".join(
         f"{c.dialect}|{','.join(c.against)}|"
-        + "|".join(f"{e.root}:{e.held.line}:{e.wanted.path}:{e.wanted.line}" for e in c.edges)
+        + "|".join(
+            f"{e.root}:{e.held.line}:{e.wanted.path}:{e.wanted.line}"
+            for e in (*c.edges, *(o for others in c.also for o in others))
+        )
+        + f"|{c.more}"
         for c in cycles
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]

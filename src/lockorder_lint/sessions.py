@@ -107,6 +107,8 @@ def provides_session(decorator: ast.expr, names: Collection[str]) -> bool:
     caller gives none."""
     name = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
     return name is not None and name.rsplit(".", 1)[-1] in names
+
+
 Qualify = Callable[[ast.AST], "str | None"]
 
 

@@ -118,7 +118,10 @@ class LockOrderInversion(Rule):
                 f"lock-order ({first} before {then}); take {first} first, or take it with NOWAIT/SKIP LOCKED"
             )
 
-        parts = [f"{edge.name} locks {lock(edge.held)} then {lock(edge.wanted)}" for edge in cycle.edges]
+        parts = [
+            f"{edge.name} locks {lock(edge.held)} then {lock(edge.wanted)}{_so_do(cycle, index)}"
+            for index, edge in enumerate(cycle.edges)
+        ]
         implicit = [e.wanted for e in cycle.edges if e.wanted.what.startswith("foreign key")]
         eager = [
             e for e in cycle.edges if e.held.what.startswith("joined") or e.wanted.what.startswith("joined")
@@ -137,6 +140,23 @@ class LockOrderInversion(Rule):
         )
 
 
+def _so_do(cycle: Cycle, index: int) -> str:
+    """`` (so do X, Y and 2 more)``: the other transactions that take one edge's locks in its order."""
+    others = cycle.also[index] if index < len(cycle.also) else ()
+    if not others:
+        return ""
+    counted: dict[str, int] = {}
+    for other in others:  # functions of one name in several modules are told once
+        counted[other.name] = counted.get(other.name, 0) + 1
+    names = [name if count == 1 else f"{name} (in {count} modules)" for name, count in counted.items()]
+    more = cycle.more[index] if index < len(cycle.more) else 0
+    if more:
+        listed = f"{', '.join(names)} and {more} more"
+    else:
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f" (so do {listed})"
+
+
 def _step(edge: Edge, acquisition: Acquisition, dialect: str) -> TraceStep:
     from lockorder_lint.lock_graph import shown_mode
 
@@ -146,10 +166,11 @@ def _step(edge: Edge, acquisition: Acquisition, dialect: str) -> TraceStep:
 
 
 def trace(cycle: Cycle) -> tuple[tuple[TraceStep, ...], ...]:
-    """One trace per transaction: the lock it holds, then the one it waits for."""
+    """One trace per transaction: the lock it holds, then the one it waits for; the cycle's
+    transactions first, then the others that take one of its edges in the same order."""
+    edges = (*cycle.edges, *(other for others in cycle.also for other in others))
     return tuple(
-        (_step(edge, edge.held, cycle.dialect), _step(edge, edge.wanted, cycle.dialect))
-        for edge in cycle.edges
+        (_step(edge, edge.held, cycle.dialect), _step(edge, edge.wanted, cycle.dialect)) for edge in edges
     )
 
 
