@@ -56,9 +56,11 @@ class Bound:
 @dataclass(frozen=True)
 class Instance:
     """An ORM object of a mapped class this function made (``job = Job(...)``): adding it to a
-    session inserts a row."""
+    session inserts a row. ``columns`` are the attributes its constructor sets (None: not known),
+    for the foreign keys the INSERT checks: a key left NULL checks no parent."""
 
     table: Table
+    columns: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -723,7 +725,7 @@ class Evaluator:
         mapped = self.mapped_class(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if mapped is not None:
             self._consume_args(node)
-            return (Instance(mapped),)
+            return (Instance(mapped, self.constructed(func, node)),)
         if qualified in ("itertools.product", "zip") or (isinstance(func, ast.Name) and func.id == "zip"):
             combined = [self.eval(arg) for arg in node.args]
             if combined and all(_all_rows(values) for values in combined) and not node.keywords:
@@ -1335,16 +1337,48 @@ class Evaluator:
             return tuple(states)
         return None
 
+    def constructed(self, func: ast.expr, node: ast.Call) -> tuple[str, ...] | None:
+        """The attributes a mapped class's constructor call sets: what the class's own
+        ``__init__`` assigns to ``self`` (Airflow's ``TaskReschedule(task, run_id, ...)``), or,
+        with SQLAlchemy's constructor, the keywords given (not those given None). None when not
+        known: ``**kwargs``, positional arguments to SQLAlchemy's constructor, an ``__init__`` that
+        hands on to ``super().__init__``."""
+        models = self.models(func)
+        cls = models[0].cls if len(models) == 1 else None
+        program = self.scope.program
+        init = program.index.method(cls, "__init__", need="") if program is not None and cls else None
+        if program is not None and init is not None:
+            memo = program.memo("constructor_columns")
+            if init.qualname not in memo:
+                found = program.node_of(init)
+                memo[init.qualname] = _self_assigned(found[1]) if found is not None else None
+            known: tuple[str, ...] | None = memo[init.qualname]
+            return known
+        if positional(node) or any(k.arg is None for k in node.keywords):
+            return None
+        return tuple(
+            k.arg
+            for k in node.keywords
+            if k.arg is not None and not (isinstance(k.value, ast.Constant) and k.value.value is None)
+        )
+
     def orm_write(self, method: str, node: ast.Call, span: Span) -> tuple[Value, ...] | None:
         """``session.add(Job(...))``, ``session.add_all([...])``, ``session.merge(job)``: the rows
         they will insert (or, for merge, upsert by key) at the next flush."""
         argument = positional(node)[0]
         items = list(argument.elts) if isinstance(argument, (ast.List, ast.Tuple)) else [argument]
         tables: list[Table] = []
+        columns: dict[str, tuple[str, ...] | None] = {}  # per table, what its new rows set
         for item in items:
             for value in self.eval(item):
-                if isinstance(value, Instance) and value.table not in tables:
-                    tables.append(value.table)
+                if isinstance(value, Instance):
+                    if value.table not in tables:
+                        tables.append(value.table)
+                        columns[value.table.name] = value.columns
+                    else:
+                        before, more = columns[value.table.name], value.columns
+                        joined = None if before is None or more is None else (*before, *more)
+                        columns[value.table.name] = joined
         if not tables:
             return None
         kind = _ORM_WRITES[method]
@@ -1363,6 +1397,8 @@ class Evaluator:
                         predicates=preds,
                         write=span,
                         write_kind=kind,
+                        inserted=columns[table.name],
+                        flushed=True,
                     )
                 )
             )
@@ -1506,3 +1542,26 @@ def _built_from(element: ast.AST, target: ast.AST) -> bool:
     while isinstance(element, ast.Attribute):
         element = element.value
     return isinstance(element, ast.Name) and element.id == target.id
+
+
+def _self_assigned(init: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...] | None:
+    """The attributes an ``__init__`` sets on ``self``; None when it hands arguments on to
+    another constructor (``super().__init__(**kwargs)``) or sets attributes by name."""
+    found: list[str] = []
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call):
+            name = called_name(node)
+            if name == "setattr" or (name == "__init__" and (node.args or node.keywords)):
+                return None
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            for part in ast.walk(target):
+                owner = part.value if isinstance(part, ast.Attribute) else None
+                if isinstance(part, ast.Attribute) and isinstance(owner, ast.Name) and owner.id == "self":
+                    found.append(part.attr)
+    return tuple(dict.fromkeys(found))
+

@@ -88,11 +88,15 @@ class Table:
     classes: list[str] = field(default_factory=list)
     locations: list[str] = field(default_factory=list)  # "path:line"
     relationships: list[Relationship] = field(default_factory=list)
-    # Columns with a foreign key: attribute key -> the ``table.column`` it references.
-    foreign_keys: dict[str, str] = field(default_factory=dict)
+    # Columns with a foreign key: attribute key -> each ``table.column`` it references.
+    foreign_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Which definition the catalog took, and which it set aside (migration stubs, external copies).
     definition: str = ""
     ignored: list[str] = field(default_factory=list)
+
+    def references(self) -> list[tuple[str, str]]:
+        """(column key, the ``table.column`` it references) for every foreign key of the table."""
+        return [(key, target) for key, targets in self.foreign_keys.items() for target in targets]
 
     def relationship(self, name: str) -> Relationship | None:
         """The relationship mapped under attribute ``name`` on a class of this table."""
@@ -599,8 +603,8 @@ class Catalog:
     ) -> None:
         for key, column in columns.items():
             table.columns.setdefault(key, column.name)
-            if column.foreign_key:
-                table.foreign_keys.setdefault(key, column.foreign_key)
+            if column.foreign_keys and key not in table.foreign_keys:
+                table.foreign_keys[key] = column.foreign_keys
             if column.indexed or column.unique:
                 name = (
                     f"ix_{table.name}_{column.name}" if column.indexed else f"{table.name}_{column.name}_key"

@@ -68,7 +68,9 @@ class ColumnDecl(NamedTuple):
     primary_key: bool = False
     indexed: bool = False
     unique: bool = False
-    foreign_key: str | None = None
+    # Each ``table.column`` its foreign keys reference: a column may be part of several
+    # constraints (Airflow's ``task_reschedule.run_id`` references task_instance and dag_run).
+    foreign_keys: tuple[str, ...] = ()
 
 
 # name, elements, unique. An element is a column key, or, for an expression (``func.lower(c)``,
@@ -254,7 +256,7 @@ def column_from_call(call: ast.Call, key: str | None, resolver: Resolver) -> tup
         _kw_true(call, "primary_key"),
         _kw_true(call, "index"),
         _kw_true(call, "unique"),
-        _foreign_key(call, resolver),
+        tuple(filter(None, [_foreign_key(call, resolver)])),
     )
 
 
@@ -360,18 +362,21 @@ def _read_foreign_key_constraint(
     item: ast.Call, by_name: dict[str, str], columns: dict[str, ColumnDecl]
 ) -> None:
     """``ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"])``: each
-    local column declared here references its ``table.column`` (an INSERT checks the parent row)."""
+    local column declared here (by name, or as the class attribute ``[dag_id, run_id]``)
+    references its ``table.column`` (an INSERT checks the parent row), besides any other
+    constraint it is part of."""
     local, remote = item.args[0], item.args[1]
     if not isinstance(local, (ast.List, ast.Tuple)) or not isinstance(remote, (ast.List, ast.Tuple)):
         return
     for mine, theirs in zip(local.elts, remote.elts, strict=False):
-        name, target = _str_const(mine), _str_const(theirs)
+        name = mine.id if isinstance(mine, ast.Name) and mine.id in columns else _str_const(mine)
+        target = _str_const(theirs)
         if name is None or target is None or "." not in target:
             continue
         key = by_name.get(name, name)
         column = columns.get(key)
-        if column is not None and column.foreign_key is None:
-            columns[key] = column._replace(foreign_key=target)
+        if column is not None and target not in column.foreign_keys:
+            columns[key] = column._replace(foreign_keys=(*column.foreign_keys, target))
 
 
 def _flatten_args(node: ast.AST) -> list[ast.AST]:

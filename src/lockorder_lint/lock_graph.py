@@ -229,38 +229,78 @@ class Transactions:
                     live.append((acquisition, context))
                 held: list[tuple[int, Acquisition, tuple[str, ...]]] = []
                 ends: list[tuple[int, tuple[str, ...]]] = []
+                flushes = _flushes(live)
                 for index, (wanted, where) in enumerate(live):
                     if wanted is None:
                         ends.append((index, where))
                         continue
-                    holding: dict[str, tuple[Acquisition, tuple[str, ...]]] = {}
+                    holding: dict[str, list[Acquisition]] = {}  # per table, the locks that may be held
                     covering: list[tuple[str, ...]] = []  # where the wanted row is held as strongly
-                    for at, lock, place in held:
+                    # the later writes of its flush may go first (not the same statement's locks)
+                    flushed_first = [
+                        (at, lock, place)
+                        for at, (lock, place) in enumerate(live[index + 1 :], index + 1)
+                        if lock is not None and flushes[at] == flushes[index] and _site(lock) != _site(wanted)
+                    ]
+                    early = {id(lock) for _at, lock, _place in flushed_first}
+                    for at, lock, place in [*held, *flushed_first]:
                         if exclusive(place, where) or any(
                             at < end and (on_path(ended, place) or on_path(ended, where))
                             for end, ended in ends
                         ):
                             continue  # never held together, or released on every path between
-                        strongest = holding.get(lock.table)
-                        if strongest is None or _STRENGTH[lock.mode] > _STRENGTH[strongest[0].mode]:
-                            holding[lock.table] = (lock, place)
+                        holding.setdefault(lock.table, []).append(lock)
+                        if at > index:
+                            continue  # flushed first, maybe: it may be held, it never covers
                         if lock.table == wanted.table and _covers(lock.mode, wanted.mode):
                             if on_path(place, where):
                                 break  # already held on every path here: the same rows, most likely
                             covering.append(place)
                     else:
                         if wanted.waits and not _both_arms(covering, where):
-                            for lock, _place in holding.values():
-                                if lock.table == wanted.table or _alternatives(lock, wanted):
+                            for table, locks in holding.items():
+                                # the strongest lock on the table that is not always taken with
+                                # the wanted table's row (an eager join locks both at once)
+                                candidates = [
+                                    lock
+                                    for lock in locks
+                                    if not _alternatives(lock, wanted) and not _taken_with(lock, wanted, held)
+                                ]
+                                if table == wanted.table or not candidates:
                                     continue
-                                if _taken_with(lock, wanted, held):
-                                    continue  # wherever ``lock`` is held, so is the wanted table's row
+                                lock = max(candidates, key=lambda a: _STRENGTH[a.mode])
+                                if id(lock) in early:
+                                    lock = replace(lock, what=f"{lock.what}, {_FLUSHED_FIRST}")
                                 key = (lock.table, lock.mode, wanted.table, wanted.mode)
                                 if key not in seen:
                                     seen.add(key)
                                     found.append(Edge(qualname, summary.name, summary.path, lock, wanted))
                         held.append((index, wanted, where))
         return found
+
+
+_FLUSHED_FIRST = "in the same flush, which may send it first (no relationship orders the two)"
+
+
+def _flushes(live: Sequence[Placed]) -> list[int]:
+    """For each acquisition, which flush it belongs to: a run of pending ORM writes (no statement
+    the code runs, no commit between them, no merge of a new instance, whose load flushes what
+    came before) shares one number; every other step has its own."""
+    found: list[int] = []
+    number = 0
+    for index, (acquisition, _place) in enumerate(live):
+        previous = live[index - 1][0] if index else None
+        joins = (
+            acquisition is not None
+            and acquisition.pending
+            and previous is not None
+            and previous.pending
+            and (not acquisition.autoflushes or _site(previous) == _site(acquisition))
+        )
+        if not joins:
+            number += 1
+        found.append(number)
+    return found
 
 
 def _both_arms(places: Sequence[tuple[str, ...]], where: tuple[str, ...]) -> bool:
@@ -358,7 +398,7 @@ def related(catalog: Catalog) -> Callable[[str, str], bool]:
     way): transactions meet on the same rows of two tables when one's keys lead to the other's."""
     links: set[frozenset[str]] = set()
     for table in catalog.tables.values():
-        for reference in table.foreign_keys.values():
+        for _key, reference in table.references():
             links.add(frozenset({table.name, reference.split(".", 1)[0]}))
         for relationship in table.relationships:
             if relationship.target is not None:

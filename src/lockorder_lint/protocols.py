@@ -107,9 +107,9 @@ class Protocols:
 def parents_of(table: Table) -> dict[str, tuple[str, ...]]:
     """Each parent table of ``table`` and the child's columns (attribute keys) that reference it."""
     found: dict[str, list[str]] = {}
-    for column, reference in table.foreign_keys.items():
+    for column, reference in table.references():
         parent = reference.split(".", 1)[0]
-        if parent != table.name:
+        if parent != table.name and column not in found.get(parent, ()):
             found.setdefault(parent, []).append(column)
     return {parent: tuple(columns) for parent, columns in found.items()}
 
@@ -119,7 +119,7 @@ def _referenced(child: Table, parent: Table) -> set[str]:
     by_column = {column: key for key, column in parent.columns.items()}
     return {
         by_column.get(ref.split(".", 1)[1], ref.split(".", 1)[1])
-        for ref in child.foreign_keys.values()
+        for _key, ref in child.references()
         if ref.split(".", 1)[0] == parent.name
     }
 

@@ -51,10 +51,11 @@ def catalog_table(table: Any) -> Table:
             keys.get(getattr(e, "name", ""), getattr(e, "name", "")) or f"({e})" for e in index.expressions
         )
         indexes.append(Index(str(index.name), names, unique=bool(index.unique)))
-    foreign = {}
+    foreign: dict[str, tuple[str, ...]] = {}
     for key in table.foreign_keys:
         try:
-            foreign[keys.get(key.parent.name, key.parent.name)] = f"{key.column.table.name}.{key.column.name}"
+            local = keys.get(key.parent.name, key.parent.name)
+            foreign[local] = (*foreign.get(local, ()), f"{key.column.table.name}.{key.column.name}")
         except Exception:  # a foreign key to a table not declared yet names no column
             continue
     return Table(
@@ -131,7 +132,7 @@ class RuntimeCatalog:
         return list(
             dict.fromkeys(
                 target.split(".", 1)[0]
-                for key, target in known.foreign_keys.items()
+                for key, target in known.references()
                 if changed is None or known.columns.get(key, key).lower() in changed
             )
         )

@@ -75,6 +75,12 @@ class Acquisition:
     # and, for the foreign-key check of an INSERT or merge, the child table it writes.
     pins: tuple[str, ...] = ()
     inserted: str = ""
+    # An ORM write the session holds until its next flush (``session.add``, ``merge``, an
+    # attribute set on a loaded row): the writes pending together flush in an order the code
+    # does not fix (SQLAlchemy orders only mappers a relationship links).
+    pending: bool = False
+    # A merge of a new instance loads its row first: that autoflushes the writes pending before it.
+    autoflushes: bool = False
 
 
 PRIMARY = "PRIMARY"
@@ -170,11 +176,16 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
             )
         where = (display, line, column)
         if kind in ("INSERT", "MERGE"):
-            found.extend(foreign_key_checks(table, None, (), catalog, where, chain))
+            inserted = statement.inserted
+            if table is not None and inserted is not None:  # the attributes the new rows set
+                inserted = tuple(c for attribute in inserted for c in _written_columns(table, attribute))
+            found.extend(foreign_key_checks(table, inserted, (), catalog, where, chain, inserting=True))
         elif kind == "UPDATE":
             # columns not known (``.values(**kw)``): no check assumed, as for a non-key UPDATE
             assigned = statement.sets() or ()
             found.extend(foreign_key_checks(table, assigned, statement.nulled, catalog, where, chain))
+    if statement.flushed:
+        found = [replace(a, pending=True) for a in found]
     if runs_on != ALL_DIALECTS:
         # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
         found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
@@ -226,25 +237,27 @@ def foreign_key_checks(
     catalog: Catalog,
     where: tuple[str, int, int],
     chain: tuple[str, ...] = (),
+    inserting: bool = False,
 ) -> list[Acquisition]:
     """The parent rows a write's foreign-key checks lock (``FOR KEY SHARE``; InnoDB: shared,
-    through the referenced index). An INSERT (``assigned`` None) checks every foreign key; an
-    UPDATE only those whose columns it sets to something other than NULL."""
+    through the referenced index): those of the foreign keys whose columns it sets to something
+    other than NULL (``assigned``; an UPDATE without known columns sets none). An INSERT whose
+    columns are not known (``assigned`` None) checks every foreign key."""
     if table is None:
         return []
     skipped = set(nulled)
     wanted = None if assigned is None else set(assigned) - skipped
-    checked = {key: ref for key, ref in table.foreign_keys.items() if wanted is None or key in wanted}
-    references = list(checked.values())
+    checked = [(key, ref) for key, ref in table.references() if wanted is None or key in wanted]
+    references = [ref for _key, ref in checked]
     display, line, column = where
     found: list[Acquisition] = []
     for parent in dict.fromkeys(ref.split(".", 1)[0] for ref in references):
         if parent == table.name or parent not in catalog.tables:
             continue
-        if wanted is None:
+        if inserting:
             what = f"foreign key check of INSERT INTO {table.name}"
         else:
-            keys = [key for key, ref in checked.items() if ref.split(".", 1)[0] == parent]
+            keys = list(dict.fromkeys(key for key, ref in checked if ref.split(".", 1)[0] == parent))
             what = f"foreign key check of UPDATE {table.name} SET {', '.join(keys)}"
         index = _referenced_index(catalog.tables[parent], references)
         found.append(
@@ -356,6 +369,8 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
                 checked = acquisition.what.startswith("foreign key check") and not acquisition.chain
                 if statement.write_kind == "MERGE" and checked and acquisition.line in updated:
                     continue  # merging a row already there updates it: no key is checked
+                if statement.write_kind == "MERGE" and acquisition.line not in updated:
+                    acquisition = replace(acquisition, autoflushes=True)
                 line = acquisition.line
                 helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
                 candidates = calls_by_name.get(helper, ())
@@ -791,12 +806,15 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
                     mode, kind = update_mode(table, columns)
                     what = f"{kind} (ORM write of {target.value.id}.{target.attr}, at the next flush)"
                     where = (display, stmt.lineno, target.col_offset + 1)
-                    acquisition = Acquisition(table.name, mode, True, *where[:2], what, column=where[2])
+                    acquisition = Acquisition(
+                        table.name, mode, True, *where[:2], what, column=where[2], pending=True
+                    )
                     found.append((stmt.lineno, acquisition))
                     value = stmt.value
                     nulled = columns if isinstance(value, ast.Constant) and value.value is None else ()
                     for check in foreign_key_checks(table, columns, nulled, catalog, where):
-                        found.append((stmt.lineno, replace(check, what=f"{check.what}, at the next flush")))
+                        flushed = replace(check, what=f"{check.what}, at the next flush", pending=True)
+                        found.append((stmt.lineno, flushed))
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             name = stmt.targets[0].id
             table = _loaded_table(stmt.value, evaluator, catalog, program)
@@ -820,7 +838,7 @@ def _written_columns(table: Table, attribute: str) -> tuple[str, ...]:
     if relationship is None or relationship.target is None or relationship.target == table.name:
         return ()
     parent = relationship.target
-    return tuple(key for key, ref in table.foreign_keys.items() if ref.split(".", 1)[0] == parent)
+    return tuple(dict.fromkeys(key for key, ref in table.references() if ref.split(".", 1)[0] == parent))
 
 
 def _loaded_table(value: ast.expr, evaluator: object, catalog: Catalog, program: object) -> Table | None:

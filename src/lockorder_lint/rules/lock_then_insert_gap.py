@@ -122,7 +122,7 @@ class LockThenInsertGap(Rule):
 def _parent_locked_first(table: Table, earlier: Sequence[Statement]) -> bool:
     """A row of a table this one references (by a foreign key) was locked for update before the
     probe: two copies of the transaction then wait on that row before either reaches the gap."""
-    parents = {target.split(".", 1)[0] for target in table.foreign_keys.values()}
+    parents = {target.split(".", 1)[0] for _key, target in table.references()}
     return any(
         s.lock is not None and not s.lock.read and not s.lock.non_blocking and s.table_name in parents
         for s in earlier
