@@ -1564,4 +1564,3 @@ def _self_assigned(init: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, .
                 if isinstance(part, ast.Attribute) and isinstance(owner, ast.Name) and owner.id == "self":
                     found.append(part.attr)
     return tuple(dict.fromkeys(found))
-
