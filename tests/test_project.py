@@ -699,3 +699,23 @@ def test_callers_are_indexed_when_the_project_sits_under_a_tests_directory(
     program = make_project(root.resolve(), Config()).program
     assert program is not None
     assert program.call_index["archive"] == (str((root / "pkg" / "jobs.py").resolve()),)
+
+
+def test_decorated_functions_are_read_without_parsing() -> None:
+    """What ``session_openers`` reads from every file: each decorated ``def`` (async, in a class,
+    under stacked decorators, with CRLF line ends) and its decorators' last names; an ``@`` that
+    does not begin a line (a matrix product, inside a string) is no decorator."""
+    from lockorder_lint.symbols import decorated_functions
+
+    source = (
+        b"@provide_session\ndef f(session=None):\n    pass\n\n\nclass A:\n    @staticmethod\n"
+        b"    @utils.provide_session\n    async def g():\n        pass\n\n    @app.get('/a@b')\n"
+        b"    def h():\n        pass\n\n\nx = a @ b\n@deco\r\ndef crlf():\n    pass\n@dangling"
+    )
+    assert decorated_functions(source) == (
+        ("f", ("provide_session",)),
+        ("g", ("staticmethod", "provide_session")),
+        ("h", ("get",)),
+        ("crlf", ("deco",)),
+    )
+    assert decorated_functions(b"def plain():\n    return 1\n") == ()
