@@ -239,8 +239,10 @@ class Transactions:
                     # the later writes of its flush may go first (not the same statement's locks)
                     flushed_first = [
                         (at, lock, place)
-                        for at, (lock, place) in enumerate(live[index + 1 :], index + 1)
-                        if lock is not None and flushes[at] == flushes[index] and _site(lock) != _site(wanted)
+                        for at in flushes[index]
+                        if at > index
+                        for lock, place in (live[at],)
+                        if lock is not None and _site(lock) != _site(wanted)
                     ]
                     early = {id(lock) for _at, lock, _place in flushed_first}
                     for at, lock, place in [*held, *flushed_first]:
@@ -282,12 +284,11 @@ class Transactions:
 _FLUSHED_FIRST = "in the same flush, which may send it first (no relationship orders the two)"
 
 
-def _flushes(live: Sequence[Placed]) -> list[int]:
-    """For each acquisition, which flush it belongs to: a run of pending ORM writes (no statement
-    the code runs, no commit between them, no merge of a new instance, whose load flushes what
-    came before) shares one number; every other step has its own."""
-    found: list[int] = []
-    number = 0
+def _flushes(live: Sequence[Placed]) -> list[list[int]]:
+    """For each step, the indices of the steps flushed with it: a run of pending ORM writes (no
+    statement the code runs, no commit between them, no merge of a new instance, whose load
+    flushes what came before) is one flush; every other step is alone."""
+    found: list[list[int]] = []
     for index, (acquisition, _place) in enumerate(live):
         previous = live[index - 1][0] if index else None
         joins = (
@@ -297,9 +298,11 @@ def _flushes(live: Sequence[Placed]) -> list[int]:
             and previous.pending
             and (not acquisition.autoflushes or _site(previous) == _site(acquisition))
         )
-        if not joins:
-            number += 1
-        found.append(number)
+        if joins:
+            found[-1].append(index)
+            found.append(found[-1])
+        else:
+            found.append([index])
     return found
 
 
