@@ -628,6 +628,28 @@ def switched_arm(part: str) -> str:
     return arm[len(SWITCHED) :] if arm.startswith(SWITCHED) else ""
 
 
+_TAIL = "z"  # a try body's tail: no statement in it or after it raises (see _Branches._mark_tail)
+
+
+def _calls(stmt: ast.stmt) -> int:
+    """How many calls (or raises, asserts, awaits) a statement makes: where it may raise."""
+    return sum(isinstance(n, (ast.Call, ast.Raise, ast.Assert, ast.Await)) for n in ast.walk(stmt))
+
+
+def _one_step(stmt: ast.stmt) -> bool:
+    """A simple statement, or an ``if`` without ``else`` whose test calls nothing and whose body is
+    one simple statement (``if not test_mode: ti.refresh_from_db(lock_for_update=True)``): what
+    it locks is locked by its last call, with nothing after it that raises."""
+    if isinstance(stmt, ast.If):
+        return (
+            not stmt.orelse
+            and not _calls(ast.Expr(stmt.test))
+            and len(stmt.body) == 1
+            and _one_step(stmt.body[0])
+        )
+    return isinstance(stmt, (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return))
+
+
 def _exclusive_arms(first: str, second: str) -> bool:
     if {first, second} in ({"t", "f"}, {"t", "g"}):
         return True  # if / else; ``if c: ... return`` / the rest of its block
@@ -638,12 +660,19 @@ def _exclusive_arms(first: str, second: str) -> bool:
 def exclusive(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
     """Two places no single run of the function passes both: the two arms of one if/else, two
     ``except`` handlers of one try, a handler and the try's ``else``, two ``case`` arms."""
-    for a, b in zip(first, second, strict=False):
+    for index, (a, b) in enumerate(zip(first, second, strict=False)):
         if a == b:
             continue
         node_a, _, arm_a = a.rpartition(":")
         node_b, _, arm_b = b.rpartition(":")
-        return node_a == node_b and _exclusive_arms(arm_a, arm_b)
+        if node_a != node_b:
+            return False
+        # the tail of a try body (nothing raises after it) and one of the try's handlers
+        tail = f"{node_a}:{_TAIL}"
+        if {arm_a[:1], arm_b[:1]} == {"b", "h"}:
+            body = first if arm_a == "b" else second
+            return body[index + 1 : index + 2] == (tail,)
+        return _exclusive_arms(arm_a, arm_b)
     return False
 
 
@@ -685,6 +714,24 @@ def _ends(stmt: ast.stmt) -> bool:
         and not value.args
         and not value.keywords
     )
+
+
+def _ends_within(stmt: ast.stmt, providers: Collection[str]) -> bool:
+    """Whether a commit, a rollback or a session block's exit is anywhere in the statement
+    (outside nested functions and classes)."""
+    pending: list[ast.AST] = [stmt]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.stmt) and _ends(node):
+            return True
+        if isinstance(node, (ast.With, ast.AsyncWith)) and any(
+            _transaction_block(item.context_expr, providers) for item in node.items
+        ):
+            return True
+        pending.extend(ast.iter_child_nodes(node))
+    return False
 
 
 class _Branches:
@@ -735,6 +782,7 @@ class _Branches:
                 done = then and otherwise
             elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
                 body_done = self._block(stmt.body, (*context, f"{key}:b"))  # type: ignore[attr-defined]
+                self._mark_tail(stmt.body, (*context, f"{key}:b"))  # type: ignore[attr-defined]
                 handled = [
                     self._block(h.body, (*context, f"{key}:h{i}"))
                     for i, h in enumerate(stmt.handlers)  # type: ignore[attr-defined]
@@ -763,11 +811,38 @@ class _Branches:
             else:
                 self.places.append((stmt.lineno, last, context))
                 done = _ends(stmt) or _leaves(stmt)
-            compound = done and not isinstance(stmt, ast.Expr) and not _leaves(stmt)
+            # a statement whose every arm leaves (``if ...: return a else: return b``) ends nothing:
+            # only one where some arm commits, rolls back or closes a session block does
+            compound = (
+                done
+                and not isinstance(stmt, ast.Expr)
+                and not _leaves(stmt)
+                and _ends_within(stmt, self.providers)
+            )
             if compound and (last not in self.closing or len(context) < len(self.closing[last])):
                 self.closing[last] = context
             finished = finished or done
         return finished
+
+    def _mark_tail(self, body: list[ast.stmt], context: tuple[str, ...]) -> None:
+        """Mark the end of a try body that nothing can raise in after it starts (the last statement
+        that calls anything, when it is one step, and what follows it): a handler runs only
+        after something raised, so what is locked there is never held in a handler (Airflow's
+        ``refresh_from_db(lock_for_update=True)`` as the try's last call, and the reschedule
+        handler of the exception the task raised before it)."""
+        raising = [i for i, stmt in enumerate(body) if _calls(stmt)]
+        if not raising:
+            return
+        last = raising[-1]
+        start = last if _one_step(body[last]) else last + 1
+        if start >= len(body):
+            return
+        first, final = body[start].lineno, body[-1].end_lineno or body[-1].lineno
+        node = context[-1].rpartition(":")[0]
+        size = len(context)
+        for index, (begin, end, place) in enumerate(self.places):
+            if first <= begin and end <= final and place[:size] == context:
+                self.places[index] = (begin, end, (*context, f"{node}:{_TAIL}", *place[size:]))
 
     def _header(self, stmt: ast.stmt, body: list[ast.stmt], context: tuple[str, ...]) -> None:
         """The lines of a compound statement before its body (its test, iterable, items)."""
