@@ -611,3 +611,44 @@ def close(zone_id: int, record_id: int, done: bool, session: Session) -> None:
 """
     )
     assert lck005(tmp_path, source) == []
+
+
+def test_a_module_that_only_calls_a_session_opening_function_starts_its_transaction(tmp_path: Path) -> None:
+    """The task command's module imports nothing of SQLAlchemy and names no session: its call of
+    a ``@provide_session`` function without a session still starts that function's transaction
+    (the module was left out of the program, and its call never seen)."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'example'\n", encoding="utf-8")
+    (tmp_path / "example.py").write_text(
+        MODELS
+        + """
+
+def provide_session(func):
+    return func
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+@provide_session
+def touch(zone_id: int, record_id: int, session=None) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    session.execute(update(Zone).where(Zone.id == zone_id).values(serial=2))
+
+
+def nightly(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    touch(zone_id, record_id, session=session)
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "command.py").write_text(
+        "from example import touch\n\n\ndef run(zone_id, record_id):\n    touch(zone_id, record_id)\n",
+        encoding="utf-8",
+    )
+    project = make_project(tmp_path, apply_settings(Config(), {"select": ["LCK005"]}, "test"))
+    findings = check_path(tmp_path / "example.py", "example.py", project).findings
+    # publish and nightly both take the zone before the record; touch, started by the command, the other way
+    assert sorted((f.code, f.function) for f in findings) == [("LCK005", "nightly"), ("LCK005", "publish")]
+    assert all("touch locks record (FOR UPDATE) then zone" in f.message for f in findings)

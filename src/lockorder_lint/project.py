@@ -276,8 +276,10 @@ def build_project(
     modules: dict[str, str] = {}
     subclass_files: dict[str, list[str]] = {}
     class_files: dict[str, list[str]] = {}
+    openers = session_openers(facts, config)
     for (path, _display), fact in zip(files, facts, strict=True):
-        if fact.builds_sql or fact.uses_sessions or fact.classes:
+        # a module that calls a session-opening function starts transactions, whatever else it does
+        if fact.builds_sql or fact.uses_sessions or fact.classes or not fact.call_names.isdisjoint(openers):
             modules.setdefault(fact.module, str(path))
         for name, bases in fact.classes:
             class_files.setdefault(name, []).append(str(path))
@@ -293,7 +295,7 @@ def build_project(
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
     program.call_index, program.displays = call_index(files, facts, modules, root)
-    program.openers = session_openers(facts, config)
+    program.openers = openers
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     program.digests = project.digests
