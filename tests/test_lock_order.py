@@ -652,3 +652,106 @@ def nightly(zone_id: int, record_id: int, session: Session) -> None:
     # publish and nightly both take the zone before the record; touch, started by the command, the other way
     assert sorted((f.code, f.function) for f in findings) == [("LCK005", "nightly"), ("LCK005", "publish")]
     assert all("touch locks record (FOR UPDATE) then zone" in f.message for f in findings)
+
+
+FLUSHED_TOGETHER = """
+from sqlalchemy.orm import sessionmaker
+
+SessionLocal = sessionmaker({options})
+
+
+class Reschedule(Base):
+    __tablename__ = "reschedule"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"), nullable=False)
+
+
+def publish(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+
+
+def reschedule(zone_id: int, record_id: int, session: Session) -> None:
+    record = session.get(Record, record_id)
+    session.add(Reschedule(zone_id=zone_id))
+    {between}
+    record.data = "y"
+    session.commit()
+"""
+
+
+@pytest.mark.parametrize(
+    "between", ["session.execute(select(Audit)).all()", "session.merge(Audit(id=1, note='n'))", "pass"]
+)
+@pytest.mark.parametrize("options", ["", "autoflush=False"])
+def test_a_statement_flushes_what_is_pending_unless_sessions_do_not_autoflush(
+    tmp_path: Path, options: str, between: str
+) -> None:
+    """A statement the session runs (a merge loads its row first) flushes the reschedule INSERT,
+    and its check of the zone row, before the record's UPDATE: publish's zone-then-record order
+    is kept. With nothing between them, or where the project's sessions are made with
+    ``autoflush=False``, both wait for the commit's flush, which sends ``Record`` before
+    ``Reschedule`` (by class name): the record, then the zone."""
+    findings = lck005(tmp_path, FLUSHED_TOGETHER.format(options=options, between=between))
+    reported = between == "pass" or options == "autoflush=False"
+    assert [f.function for f in findings] == (["publish"] if reported else [])
+    if reported:
+        assert "reschedule locks record (FOR NO KEY UPDATE) then zone (FOR KEY SHARE)" in findings[0].message
+        assert "sent ahead by its flush" in findings[0].trace[1][0][3]
+
+
+INSERTED = """
+
+class Note(Base):
+    __tablename__ = "note_by_default"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"), server_default="1")
+
+
+class Linked(Base):
+    __tablename__ = "linked"
+    id = Column(Integer, primary_key=True)
+    zone_id = Column(Integer, ForeignKey("zone.id"))
+
+    def __init__(self, zone_id: int) -> None:
+        self._link(zone_id)
+
+    def _link(self, zone_id: int) -> None:
+        self.zone_id = zone_id
+
+
+def expand(zone_id: int, record_id: int, flag: bool, session: Session) -> None:
+    session.execute(select(Record).where(Record.id == record_id).with_for_update()).scalar_one()
+    {insert}
+    session.flush()
+
+
+def move(zone_id: int, record_id: int, session: Session) -> None:
+    session.execute(select(Zone).where(Zone.id == zone_id).with_for_update()).scalar_one()
+    session.execute(update(Record).where(Record.id == record_id).values(data="x"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("insert", "checked"),
+    [
+        ('session.add(Record(zone_id=zone_id, data="x"))', True),
+        ('session.add(Record(data="x", zone_id=None))', False),
+        ('row = Record(data="x")\n    row.zone_id = zone_id\n    session.add(row)', True),
+        (
+            'row = Record(data="x")\n    if flag:\n        row = Record(zone_id=zone_id)\n'
+            "    session.add(row)",
+            True,
+        ),
+        ("session.add(Note())", True),
+        ("session.add(Linked(zone_id))", True),
+    ],
+    ids=["keyword", "none", "attribute-set-later", "one-branch", "server-default", "init-hands-on"],
+)
+def test_an_insert_checks_the_foreign_keys_its_rows_set(tmp_path: Path, insert: str, checked: bool) -> None:
+    """The new row's zone key is checked (locking the zone row after the record, against move's
+    order) whenever the row may carry it: given to the constructor, set on the instance before
+    it is added, on one branch, by a column default, or by what ``__init__`` calls; not when it
+    is left NULL."""
+    findings = lck005(tmp_path, INSERTED.format(insert=insert))
+    assert [f.function for f in findings] == (["expand"] if checked else [])

@@ -60,7 +60,7 @@ class Instance:
     for the foreign keys the INSERT checks: a key left NULL checks no parent."""
 
     table: Table
-    columns: tuple[str, ...] | None = field(default=None, compare=False)
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -497,6 +497,7 @@ class Evaluator:
             values = self.eval(stmt.value)
             for target in stmt.targets:
                 self.bind(target, values)
+                self.set_on_instance(target, stmt.value)
             if len(stmt.targets) == 1:
                 for name, value in _pairs(stmt.targets[0], stmt.value):
                     if _empty(value):
@@ -1362,6 +1363,23 @@ class Evaluator:
             if k.arg is not None and not (isinstance(k.value, ast.Constant) and k.value.value is None)
         )
 
+    def set_on_instance(self, target: ast.expr, value: ast.expr) -> None:
+        """``job.run_id = x`` on an instance this function made: its INSERT sets that attribute too
+        (not when set to None)."""
+        if not isinstance(target, ast.Attribute) or not isinstance(target.value, ast.Name):
+            return
+        held = self.env.get(target.value.id, ())
+        if not any(isinstance(v, Instance) for v in held):
+            return
+        if isinstance(value, ast.Constant) and value.value is None:
+            return
+        self.env[target.value.id] = tuple(
+            replace(v, columns=(*v.columns, target.attr))
+            if isinstance(v, Instance) and v.columns is not None
+            else v
+            for v in held
+        )
+
     def orm_write(self, method: str, node: ast.Call, span: Span) -> tuple[Value, ...] | None:
         """``session.add(Job(...))``, ``session.add_all([...])``, ``session.merge(job)``: the rows
         they will insert (or, for merge, upsert by key) at the next flush."""
@@ -1545,13 +1563,19 @@ def _built_from(element: ast.AST, target: ast.AST) -> bool:
 
 
 def _self_assigned(init: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...] | None:
-    """The attributes an ``__init__`` sets on ``self``; None when it hands arguments on to
-    another constructor (``super().__init__(**kwargs)``) or sets attributes by name."""
+    """The attributes an ``__init__`` sets on ``self``; None when it hands on to another
+    constructor (``super().__init__(...)``), calls one of its own methods (which may set more:
+    ``self._link(trigger_id)``) or sets attributes by name."""
     found: list[str] = []
     for node in ast.walk(init):
         if isinstance(node, ast.Call):
-            name = called_name(node)
-            if name == "setattr" or (name == "__init__" and (node.args or node.keywords)):
+            func = node.func
+            own = (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+            )
+            if called_name(node) in ("setattr", "__init__") or own:
                 return None
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):

@@ -90,6 +90,8 @@ class Table:
     relationships: list[Relationship] = field(default_factory=list)
     # Columns with a foreign key: attribute key -> each ``table.column`` it references.
     foreign_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Columns with a default (``default=``/``server_default=``): set by every INSERT.
+    defaulted: set[str] = field(default_factory=set)
     # Which definition the catalog took, and which it set aside (migration stubs, external copies).
     definition: str = ""
     ignored: list[str] = field(default_factory=list)
@@ -605,6 +607,8 @@ class Catalog:
             table.columns.setdefault(key, column.name)
             if column.foreign_keys and key not in table.foreign_keys:
                 table.foreign_keys[key] = column.foreign_keys
+            if column.defaulted:
+                table.defaulted.add(key)
             if column.indexed or column.unique:
                 name = (
                     f"ix_{table.name}_{column.name}" if column.indexed else f"{table.name}_{column.name}_key"

@@ -71,6 +71,7 @@ class ColumnDecl(NamedTuple):
     # Each ``table.column`` its foreign keys reference: a column may be part of several
     # constraints (Airflow's ``task_reschedule.run_id`` references task_instance and dag_run).
     foreign_keys: tuple[str, ...] = ()
+    defaulted: bool = False  # ``default=`` / ``server_default=``: an INSERT that names it not still sets it
 
 
 # name, elements, unique. An element is a column key, or, for an expression (``func.lower(c)``,
@@ -257,6 +258,11 @@ def column_from_call(call: ast.Call, key: str | None, resolver: Resolver) -> tup
         _kw_true(call, "index"),
         _kw_true(call, "unique"),
         tuple(filter(None, [_foreign_key(call, resolver)])),
+        any(
+            kw.arg in ("default", "server_default", "insert_default")
+            and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+            for kw in call.keywords
+        ),
     )
 
 

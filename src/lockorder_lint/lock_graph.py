@@ -14,10 +14,12 @@ PostgreSQL's four row-lock modes, InnoDB's shared and exclusive locks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from lockorder_lint.flushes import in_flush_order
 from lockorder_lint.transactions import (
     FOR_KEY_SHARE,
     FOR_NO_KEY_UPDATE,
@@ -139,6 +141,7 @@ class Transactions:
     def __init__(self, summaries: Iterable[FunctionLocks]) -> None:
         self.functions = {summary.qualname: summary for summary in summaries}
         self._expanded: dict[tuple[str, int, tuple[str, ...]], list[Placed]] = {}
+        self._splices = itertools.count(1)
         # Functions other functions hand their session to: never a transaction of their own.
         self.helpers = {
             step.callee
@@ -194,9 +197,10 @@ class Transactions:
                     passes = (*step.passes, *(k for k, p in step.forwards if p in switched))
                     inner = self.expanded(step.callee, depth + 1, (*stack, qualname), tuple(sorted(passes)))
                     prefix = f"{step.line}>"
+                    splice = next(self._splices) << 20  # the callee's flushes are this call's own
                     found.extend(
                         (
-                            relocate(a, callee.name) if a is not None else None,
+                            _spliced(a, callee.name, splice) if a is not None else None,
                             (*step.context, *(prefix + part for part in context)),
                         )
                         for a, context in inner
@@ -227,33 +231,22 @@ class Transactions:
                         if count > MAX_SEGMENT:
                             break
                     live.append((acquisition, context))
+                live = _in_flush_order(live)
                 held: list[tuple[int, Acquisition, tuple[str, ...]]] = []
                 ends: list[tuple[int, tuple[str, ...]]] = []
-                flushes = _flushes(live)
                 for index, (wanted, where) in enumerate(live):
                     if wanted is None:
                         ends.append((index, where))
                         continue
                     holding: dict[str, list[Acquisition]] = {}  # per table, the locks that may be held
                     covering: list[tuple[str, ...]] = []  # where the wanted row is held as strongly
-                    # the later writes of its flush may go first (not the same statement's locks)
-                    flushed_first = [
-                        (at, lock, place)
-                        for at in flushes[index]
-                        if at > index
-                        for lock, place in (live[at],)
-                        if lock is not None and _site(lock) != _site(wanted)
-                    ]
-                    early = {id(lock) for _at, lock, _place in flushed_first}
-                    for at, lock, place in [*held, *flushed_first]:
+                    for at, lock, place in held:
                         if exclusive(place, where) or any(
                             at < end and (on_path(ended, place) or on_path(ended, where))
                             for end, ended in ends
                         ):
                             continue  # never held together, or released on every path between
                         holding.setdefault(lock.table, []).append(lock)
-                        if at > index:
-                            continue  # flushed first, maybe: it may be held, it never covers
                         if lock.table == wanted.table and _covers(lock.mode, wanted.mode):
                             if on_path(place, where):
                                 break  # already held on every path here: the same rows, most likely
@@ -271,8 +264,6 @@ class Transactions:
                                 if table == wanted.table or not candidates:
                                     continue
                                 lock = max(candidates, key=lambda a: _STRENGTH[a.mode])
-                                if id(lock) in early:
-                                    lock = replace(lock, what=f"{lock.what}, {_FLUSHED_FIRST}")
                                 key = (lock.table, lock.mode, wanted.table, wanted.mode)
                                 if key not in seen:
                                     seen.add(key)
@@ -281,29 +272,31 @@ class Transactions:
         return found
 
 
-_FLUSHED_FIRST = "in the same flush, which may send it first (no relationship orders the two)"
+def _in_flush_order(live: list[Placed]) -> list[Placed]:
+    """The steps with each flush's pending writes in the order SQLAlchemy sends them; a write
+    sent ahead of one the code made before it says so."""
+    flush = [a.flush if a is not None else None for a, _place in live]
+    groups = [f.group if f is not None else None for f in flush]
+    if not any(g is not None and g == groups[i + 1] for i, g in enumerate(groups[:-1])):
+        return live
+    return [
+        (replace(a, what=f"{a.what}, {_sent_first(a)}") if ahead and a is not None else a, place)
+        for (a, place), ahead in in_flush_order(live, flush, groups)
+    ]
 
 
-def _flushes(live: Sequence[Placed]) -> list[list[int]]:
-    """For each step, the indices of the steps flushed with it: a run of pending ORM writes (no
-    statement the code runs, no commit between them, no merge of a new instance, whose load
-    flushes what came before) is one flush; every other step is alone."""
-    found: list[list[int]] = []
-    for index, (acquisition, _place) in enumerate(live):
-        previous = live[index - 1][0] if index else None
-        joins = (
-            acquisition is not None
-            and acquisition.pending
-            and previous is not None
-            and previous.pending
-            and (not acquisition.autoflushes or _site(previous) == _site(acquisition))
-        )
-        if joins:
-            found[-1].append(index)
-            found.append(found[-1])
-        else:
-            found.append([index])
-    return found
+def _sent_first(acquisition: Acquisition) -> str:
+    flush = acquisition.flush
+    name = flush.key.rsplit(".", 1)[-1] if flush is not None else acquisition.table
+    return f"sent ahead by its flush (SQLAlchemy sends parents first, then by class name: {name} here)"
+
+
+def _spliced(acquisition: Acquisition, helper: str, splice: int) -> Acquisition:
+    """A callee's acquisition as its caller sees it: reached through ``helper``, its flush
+    numbered for this call."""
+    moved = relocate(acquisition, helper)
+    flush = moved.flush
+    return replace(moved, flush=replace(flush, group=splice + flush.group)) if flush is not None else moved
 
 
 def _both_arms(places: Sequence[tuple[str, ...]], where: tuple[str, ...]) -> bool:

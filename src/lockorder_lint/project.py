@@ -38,6 +38,8 @@ MYSQL_MENTION = re.compile(
     rb"sqlalchemy\.dialects(?:\.mysql| import mysql)|import (?:pymysql|MySQLdb)\b|[\"']mysql\+[a-z]+://|"
     rb"[\"'](?:mysql|mariadb)[\"']"
 )
+# A session factory or session made without autoflush: its pending writes wait for flush() or commit.
+NO_AUTOFLUSH = re.compile(rb"\bautoflush\s*=\s*False")
 # A call: the name before an opening parenthesis (keywords and builtins included; harmless).
 CALLED_NAME = re.compile(rb"\b([A-Za-z_]\w*)[ \t]*\(")
 # A session bound at module level and shared by every function that imports it: its binding
@@ -87,6 +89,7 @@ class FileFacts:
     # Decorated functions: (name, the last names of its decorators). A function a session
     # provider decorates opens a transaction of its own when called without a session.
     decorated: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    no_autoflush: bool = False  # makes sessions with ``autoflush=False`` (Airflow's settings.Session)
     error: FileError | None = None
     migration: bool = False
     digest: str = ""
@@ -143,6 +146,7 @@ def _file_facts(path: Path, display: str, root: Path) -> FileFacts:
         lock_wrappers=wrappers,
         classes=class_lines(data),
         decorated=decorated_functions(data) if not migration else (),
+        no_autoflush=NO_AUTOFLUSH.search(data) is not None if b"autoflush" in data else False,
         call_names=frozenset(m.decode("ascii") for m in CALLED_NAME.findall(data))
         if not migration
         else frozenset(),
@@ -296,14 +300,17 @@ def build_project(
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
     program.call_index, program.displays = call_index(files, facts, modules, root)
     program.openers = openers
+    made = zip(files, facts, strict=True)
+    program.autoflush = not any(fact.no_autoflush for (_path, shown), fact in made if not is_test_path(shown))
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     program.digests = project.digests
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         # which calls start a transaction of their own depends on every file's decorators
-        openers = ",".join(sorted(program.openers))
-        project.fingerprint = project_fingerprint(facts, f"{config_fingerprint(config)}|{openers}")
+        called = ",".join(sorted(program.openers))
+        flushing = f"autoflush={program.autoflush}"  # when pending writes are sent
+        project.fingerprint = project_fingerprint(facts, f"{config_fingerprint(config)}|{called}|{flushing}")
     found = contention_evidence(project, files, facts, cache, jobs)
     project.contention = found
     if config.infers_hot_tables:

@@ -128,6 +128,8 @@ class Program:
         self.call_index: dict[str, tuple[str, ...]] = {}
         # Names of the functions a session provider decorates (see project.session_openers).
         self.openers: frozenset[str] = frozenset()
+        # Whether the project's sessions autoflush (none is made with ``autoflush=False``).
+        self.autoflush = True
         self.displays: dict[str, str] = {}  # path -> the path as findings show it
         # Names whose callers the current check looked up: its result depends on who calls them.
         self.touched_names: set[str] = set()
@@ -156,6 +158,7 @@ class Program:
         program.shared_sessions = self.shared_sessions
         program.call_index = self.call_index
         program.openers = self.openers
+        program.autoflush = self.autoflush
         program.displays = self.displays
         program.digests = self.digests
         return program

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lockorder_lint.flushes import Flush, flush_of, flush_point
 from lockorder_lint.names import called_name, dotted_name, file_resolver, module_name
 from lockorder_lint.parsing import LINE_BREAK_BYTES, SourceError, parse_source
 from lockorder_lint.sessions import provider_names, provides_session
@@ -76,11 +77,8 @@ class Acquisition:
     pins: tuple[str, ...] = ()
     inserted: str = ""
     # An ORM write the session holds until its next flush (``session.add``, ``merge``, an
-    # attribute set on a loaded row): the writes pending together flush in an order the code
-    # does not fix (SQLAlchemy orders only mappers a relationship links).
-    pending: bool = False
-    # A merge of a new instance loads its row first: that autoflushes the writes pending before it.
-    autoflushes: bool = False
+    # attribute set on a loaded row): which flush, and what orders it there (see flushes).
+    flush: Flush | None = None
 
 
 PRIMARY = "PRIMARY"
@@ -177,15 +175,20 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
         where = (display, line, column)
         if kind in ("INSERT", "MERGE"):
             inserted = statement.inserted
-            if table is not None and inserted is not None:  # the attributes the new rows set
-                inserted = tuple(c for attribute in inserted for c in _written_columns(table, attribute))
+            if table is not None and inserted is not None:  # the attributes the new rows set, and defaults
+                inserted = (
+                    *(c for a in inserted for c in _written_columns(table, a)),
+                    *sorted(table.defaulted),
+                )
             found.extend(foreign_key_checks(table, inserted, (), catalog, where, chain, inserting=True))
         elif kind == "UPDATE":
             # columns not known (``.values(**kw)``): no check assumed, as for a non-key UPDATE
             assigned = statement.sets() or ()
             found.extend(foreign_key_checks(table, assigned, statement.nulled, catalog, where, chain))
-    if statement.flushed:
-        found = [replace(a, pending=True) for a in found]
+    written = catalog.tables.get(target)
+    if statement.flushed and written is not None:
+        flush = flush_of(written, catalog)
+        found = [replace(a, flush=flush) for a in found]
     if runs_on != ALL_DIALECTS:
         # built under a dialect test (``if self.db_type == MYSQL:``): only those databases lock
         found = [replace(a, dialects=a.dialects & runs_on) for a in found if a.dialects & runs_on]
@@ -369,8 +372,6 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
                 checked = acquisition.what.startswith("foreign key check") and not acquisition.chain
                 if statement.write_kind == "MERGE" and checked and acquisition.line in updated:
                     continue  # merging a row already there updates it: no key is checked
-                if statement.write_kind == "MERGE" and acquisition.line not in updated:
-                    acquisition = replace(acquisition, autoflushes=True)
                 line = acquisition.line
                 helper = acquisition.chain[0].rsplit(".", 1)[-1] if acquisition.chain else ""
                 candidates = calls_by_name.get(helper, ())
@@ -393,8 +394,12 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     ev = unit.evaluator
     if program is not None and not with_statements:
         ev.types.update(program.parameter_types(ev, node))
+    autoflush = program.autoflush if program is not None else True
     for call in _own_calls(node):
         func = call.func
+        on_session = isinstance(func, ast.Attribute) and _session_like(func.value, patterns)
+        if flush_point(call, on_session, autoflush):
+            positioned.append((call.lineno, -1, Step("flush", call.lineno)))  # before the call's own writes
         if isinstance(func, ast.Attribute) and func.attr in _ENDS and not call.args and not call.keywords:
             # on the session or on what wraps it (Airflow's ``prohibit_commit`` guard): locks released
             positioned.append((call.lineno, order, Step("end", call.lineno)))
@@ -455,7 +460,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         positioned.sort(key=lambda item: (item[0], item[1]))
     steps = tuple(
         replace(step, context=branches.context(step.line, closing=order == 1 << 30))
-        for _line, order, step in positioned[:MAX_STEPS]
+        for _line, order, step in _flush_groups(positioned)[:MAX_STEPS]
     )
     return FunctionLocks(
         qualname=f"{unit.scope.resolver.module}.{unit.qualname}",
@@ -468,6 +473,25 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
         entry=takes_dependency(node, unit.scope.source.tree, patterns),
         starts=tuple(dict.fromkeys(starts)),
     )
+
+
+def _flush_groups(positioned: list[tuple[int, float, Step]]) -> list[tuple[int, float, Step]]:
+    """The steps without their flush points, each pending write numbered with the flush that
+    sends it: a flush point, a commit or rollback, or a call handing the session on (it may run
+    statements) closes a flush."""
+    found: list[tuple[int, float, Step]] = []
+    group = 1
+    for line, order, step in positioned:
+        if step.kind in ("flush", "end", "call"):
+            group += 1
+            if step.kind == "flush":
+                continue
+        acquisition = step.acquisition
+        if acquisition is not None and acquisition.flush is not None:
+            numbered = replace(acquisition.flush, group=group)
+            step = replace(step, acquisition=replace(acquisition, flush=numbered))
+        found.append((line, order, step))
+    return found
 
 
 def _merges_of_loaded_rows(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
@@ -881,14 +905,15 @@ def orm_updates(unit: Unit, display: str) -> list[tuple[int, Acquisition]]:
                     mode, kind = update_mode(table, columns)
                     what = f"{kind} (ORM write of {target.value.id}.{target.attr}, at the next flush)"
                     where = (display, stmt.lineno, target.col_offset + 1)
+                    flush = flush_of(table, catalog)
                     acquisition = Acquisition(
-                        table.name, mode, True, *where[:2], what, column=where[2], pending=True
+                        table.name, mode, True, *where[:2], what, column=where[2], flush=flush
                     )
                     found.append((stmt.lineno, acquisition))
                     value = stmt.value
                     nulled = columns if isinstance(value, ast.Constant) and value.value is None else ()
                     for check in foreign_key_checks(table, columns, nulled, catalog, where):
-                        flushed = replace(check, what=f"{check.what}, at the next flush", pending=True)
+                        flushed = replace(check, what=f"{check.what}, at the next flush", flush=flush)
                         found.append((stmt.lineno, flushed))
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             name = stmt.targets[0].id
