@@ -679,7 +679,8 @@ def test_callers_are_indexed_when_the_project_sits_under_a_tests_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whether a module is a test is read from its path in the project: run from ``~``, a
-    project in ``~/tests/app`` shows every path with a ``tests`` part, and its callers were lost."""
+    project in ``~/tests/app`` shows every path with a ``tests`` part, and its callers (and what
+    its production code tells about the databases) were lost."""
     from lockorder_lint.config import Config
     from lockorder_lint.runner import make_project
 
@@ -695,10 +696,13 @@ def test_callers_are_indexed_when_the_project_sits_under_a_tests_directory(
     (root / "pkg" / "test_jobs.py").write_text(
         "def test_it(session):\n    archive(session)\n", encoding="utf-8"
     )
+    (root / "pkg" / "db.py").write_text("import pymysql\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    program = make_project(root.resolve(), Config()).program
+    project = make_project(root.resolve(), Config())
+    program = project.program
     assert program is not None
     assert program.call_index["archive"] == (str((root / "pkg" / "jobs.py").resolve()),)
+    assert "mysql" in project.config.dialects  # production code ships a MySQL driver
 
 
 def test_decorated_functions_are_read_without_parsing() -> None:

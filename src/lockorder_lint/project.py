@@ -295,13 +295,15 @@ def build_project(
     session_files = frozenset(
         str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.uses_sessions
     )
-    config = effective_config(config, files, facts)
+    config = effective_config(config, files, facts, root)
     program = Program(modules, subclass_files, catalog, sql_files, session_files, config, class_files)
     program.shared_sessions = any(fact.shares_sessions for fact in facts)
     program.call_index, program.displays = call_index(files, facts, modules, root)
     program.openers = openers
     made = zip(files, facts, strict=True)
-    program.autoflush = not any(fact.no_autoflush for (_path, shown), fact in made if not is_test_path(shown))
+    program.autoflush = not any(
+        fact.no_autoflush for (path, shown), fact in made if not in_tests(path, shown, root)
+    )
     project = Project(root=root, config=config, catalog=catalog, program=program)
     project.digests = {str(path): fact.digest for (path, _), fact in zip(files, facts, strict=True)}
     program.digests = project.digests
@@ -343,14 +345,12 @@ def call_index(
     function's callers are looked for (only files the program can resolve names in). A test
     module is told by its path in the project (run from ``~/tests``, every path shown has a
     ``tests`` part)."""
-    from lockorder_lint.files import relative_to_root
-
     known = set(modules.values())
     index: dict[str, list[str]] = {}
     displays: dict[str, str] = {}
     for (path, display), fact in zip(files, facts, strict=True):
         key = str(path)
-        if key not in known or fact.migration or is_test_path(relative_to_root(path, root) or display):
+        if key not in known or fact.migration or in_tests(path, display, root):
             continue
         displays[key] = display
         for name in fact.call_names:
@@ -434,14 +434,24 @@ def is_test_path(display: str) -> bool:
     )
 
 
-def effective_config(config: Config, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts]) -> Config:
+def in_tests(path: Path, display: str, root: Path) -> bool:
+    """A test module, told by its path in the project, not as shown: run from ``~``, a project in
+    ``~/tests/app`` shows every path with a ``tests`` part."""
+    from lockorder_lint.files import relative_to_root
+
+    return is_test_path(relative_to_root(path, root) or display)
+
+
+def effective_config(
+    config: Config, files: Sequence[tuple[Path, str]], facts: Sequence[FileFacts], root: Path
+) -> Config:
     """The configuration with what the code shows filled in where the user said nothing: the
     databases it runs on (MySQL/MariaDB when production code checks for them or ships their
     drivers) and the lock helpers it defines (functions that add FOR UPDATE to what they are
     handed)."""
     changes: dict[str, object] = {}
     production = [
-        (d, f) for (_p, d), f in zip(files, facts, strict=True) if not f.migration and not is_test_path(d)
+        (d, f) for (p, d), f in zip(files, facts, strict=True) if not f.migration and not in_tests(p, d, root)
     ]
     if not config.dialects_set and any(f.mentions_mysql for _d, f in production):
         changes["dialects"] = tuple(dict.fromkeys((*config.dialects, "mysql")))
@@ -469,7 +479,7 @@ def contention_evidence(
     parts: list[list[FunctionEffects] | None] = []
     pending: list[tuple[int, str, tuple[Path, str]]] = []
     for (path, display), fact in zip(files, facts, strict=True):
-        if fact.migration or fact.error is not None or is_test_path(display):
+        if fact.migration or fact.error is not None or in_tests(path, display, project.root):
             continue
         if not (fact.builds_sql or fact.uses_sessions):
             continue
