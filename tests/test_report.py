@@ -319,8 +319,19 @@ def test_an_lck005_finding_shows_one_trace_per_transaction(tmp_path: Path) -> No
     fixtures = Path(__file__).parent / "fixtures"
     out = tmp_path / "cycle.html"
     path = fixtures / "airflow" / "dag_run_lock_order_3_2_1.py"
-    argv = ["report", "--no-cache", "--select", "LCK005", "--project-root", str(fixtures), str(path)]
-    assert main([*argv, "-o", str(out)]) == 0
+    config = tmp_path / "pyproject.toml"  # PostgreSQL only: other fixtures ship MySQL code
+    config.write_text('[tool.lockorder-lint]\ndialects = ["postgresql"]\n', encoding="utf-8")
+    argv = [
+        "report",
+        "--no-cache",
+        "--select",
+        "LCK005",
+        "--config",
+        str(config),
+        "--project-root",
+        str(fixtures),
+    ]
+    assert main([*argv, str(path), "-o", str(out)]) == 0
     page = out.read_text(encoding="utf-8")
     assert page.count('<article class="finding"') == 1
     assert '<ul class="traces"><li>transaction 1<ol>' in page and "<li>transaction 2<ol>" in page
