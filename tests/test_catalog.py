@@ -408,3 +408,34 @@ def test_code_under_migrations_yields_to_the_application(
         f"set aside: model Slice at {shared}:4: code under a migrations directory" in text
     )
     assert f"    definition: model Legacy at {shared}:7 (code under a migrations directory)\n" in text
+
+
+def test_a_column_keeps_every_parent_its_foreign_keys_reference(tmp_path: Path) -> None:
+    """Airflow 2.2's ``task_reschedule.run_id`` is in a constraint to ``task_instance`` and one to
+    ``dag_run`` (columns named by class attribute); a Column may carry several ``ForeignKey``s; a
+    default is recorded (an INSERT that does not name the column still sets it)."""
+    (tmp_path / "models.py").write_text(
+        "from sqlalchemy import Column, ForeignKey, ForeignKeyConstraint, Integer, String\n"
+        "from sqlalchemy.orm import DeclarativeBase\n\n\n"
+        "class Base(DeclarativeBase):\n    pass\n\n\n"
+        "class Reschedule(Base):\n    __tablename__ = 'reschedule'\n"
+        "    id = Column(Integer, primary_key=True)\n"
+        "    run_id = Column(String(250), nullable=False)\n"
+        "    task_id = Column(String(250), nullable=False)\n"
+        "    owner_id = Column(\n"
+        "        Integer, ForeignKey('owner.id'), ForeignKey('account.id'), server_default='1'\n"
+        "    )\n"
+        "    __table_args__ = (\n"
+        "        ForeignKeyConstraint(\n"
+        "            [run_id, task_id], ['task_instance.run_id', 'task_instance.task_id']\n"
+        "        ),\n"
+        "        ForeignKeyConstraint([run_id], ['dag_run.run_id']),\n"
+        "    )\n"
+    )
+    table = make_project(tmp_path, Config()).catalog.tables["reschedule"]
+    assert table.foreign_keys == {
+        "run_id": ("task_instance.run_id", "dag_run.run_id"),
+        "task_id": ("task_instance.task_id",),
+        "owner_id": ("owner.id", "account.id"),
+    }
+    assert table.defaulted == {"owner_id"}

@@ -723,3 +723,7 @@ def test_decorated_functions_are_read_without_parsing() -> None:
         ("crlf", ("deco",)),
     )
     assert decorated_functions(b"def plain():\n    return 1\n") == ()
+    # blank and comment lines between the decorator and its def
+    assert decorated_functions(b"@provide_session\n\n# why\ndef later(session=None):\n    pass\n") == (
+        ("later", ("provide_session",)),
+    )

@@ -225,20 +225,21 @@ def _str_const(node: ast.AST | None) -> str | None:
     return None
 
 
-def _foreign_key(call: ast.Call, resolver: Resolver) -> str | None:
-    """The ``table.column`` a ``ForeignKey(...)`` argument (or SQLModel's ``foreign_key=``) names."""
+def _foreign_keys(call: ast.Call, resolver: Resolver) -> tuple[str, ...]:
+    """The ``table.column`` each ``ForeignKey(...)`` argument (or SQLModel's ``foreign_key=``) names."""
+    found: list[str] = []
     for kw in call.keywords:
-        if kw.arg == "foreign_key" and _str_const(kw.value):
-            return _str_const(kw.value)
+        text = _str_const(kw.value) if kw.arg == "foreign_key" else None
+        if text:
+            found.append(text)
     for arg in call.args:
         if isinstance(arg, ast.Call) and _short(_call_name(arg, resolver)) == "ForeignKey" and arg.args:
             text = _str_const(arg.args[0])
-            if text is not None:
-                return text
-            dotted = dotted_name(arg.args[0])
-            if dotted:
-                return resolver.qualify(dotted)
-    return None
+            dotted = dotted_name(arg.args[0]) if text is None else None
+            target = text if text is not None else resolver.qualify(dotted) if dotted else None
+            if target:
+                found.append(target)
+    return tuple(dict.fromkeys(found))
 
 
 def column_from_call(call: ast.Call, key: str | None, resolver: Resolver) -> tuple[str, ColumnDecl] | None:
@@ -257,7 +258,7 @@ def column_from_call(call: ast.Call, key: str | None, resolver: Resolver) -> tup
         _kw_true(call, "primary_key"),
         _kw_true(call, "index"),
         _kw_true(call, "unique"),
-        tuple(filter(None, [_foreign_key(call, resolver)])),
+        _foreign_keys(call, resolver),
         any(
             kw.arg in ("default", "server_default", "insert_default")
             and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)

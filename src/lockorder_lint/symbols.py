@@ -345,7 +345,8 @@ _BASE_WORD = re.compile(r"\w+")
 # A decorator's name, and the ``def`` a decorator line may stand over (a decorator whose
 # arguments span lines is not matched: session providers are written bare or with short arguments).
 DECORATOR = re.compile(rb"@[ \t]*([\w.]+)")
-DECORATED_DEF = re.compile(rb"[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)")
+# blank and comment lines may stand between a decorator and its ``def``
+DECORATED_DEF = re.compile(rb"(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)")
 
 
 def decorated_functions(data: bytes) -> tuple[tuple[str, tuple[str, ...]], ...]:
