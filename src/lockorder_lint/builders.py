@@ -56,11 +56,11 @@ class Bound:
 @dataclass(frozen=True)
 class Instance:
     """An ORM object of a mapped class this function made (``job = Job(...)``): adding it to a
-    session inserts a row. ``columns`` are the attributes its constructor sets (None: not known),
+    session inserts a row. ``attributes`` are those its constructor sets (None: not known),
     for the foreign keys the INSERT checks: a key left NULL checks no parent."""
 
     table: Table
-    columns: tuple[str, ...] | None = None
+    attributes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -726,7 +726,7 @@ class Evaluator:
         mapped = self.mapped_class(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if mapped is not None:
             self._consume_args(node)
-            return (Instance(mapped, self.constructed(func, node)),)
+            return (Instance(mapped, self.constructor_attributes(func, node)),)
         if qualified in ("itertools.product", "zip") or (isinstance(func, ast.Name) and func.id == "zip"):
             combined = [self.eval(arg) for arg in node.args]
             if combined and all(_all_rows(values) for values in combined) and not node.keywords:
@@ -1338,7 +1338,7 @@ class Evaluator:
             return tuple(states)
         return None
 
-    def constructed(self, func: ast.expr, node: ast.Call) -> tuple[str, ...] | None:
+    def constructor_attributes(self, func: ast.expr, node: ast.Call) -> tuple[str, ...] | None:
         """The attributes a mapped class's constructor call sets: what the class's own
         ``__init__`` assigns to ``self`` (Airflow's ``TaskReschedule(task, run_id, ...)``), or,
         with SQLAlchemy's constructor, the keywords given (not those given None). None when not
@@ -1374,8 +1374,8 @@ class Evaluator:
         if isinstance(value, ast.Constant) and value.value is None:
             return
         self.env[target.value.id] = tuple(
-            replace(v, columns=(*v.columns, target.attr))
-            if isinstance(v, Instance) and v.columns is not None
+            replace(v, attributes=(*v.attributes, target.attr))
+            if isinstance(v, Instance) and v.attributes is not None
             else v
             for v in held
         )
@@ -1392,9 +1392,9 @@ class Evaluator:
                 if isinstance(value, Instance):
                     if value.table not in tables:
                         tables.append(value.table)
-                        columns[value.table.name] = value.columns
+                        columns[value.table.name] = value.attributes
                     else:
-                        before, more = columns[value.table.name], value.columns
+                        before, more = columns[value.table.name], value.attributes
                         joined = None if before is None or more is None else (*before, *more)
                         columns[value.table.name] = joined
         if not tables:
@@ -1415,8 +1415,8 @@ class Evaluator:
                         predicates=preds,
                         write=span,
                         write_kind=kind,
-                        inserted=columns[table.name],
-                        flushed=True,
+                        set_attributes=columns[table.name],
+                        pending=True,
                     )
                 )
             )

@@ -158,9 +158,9 @@ class Statement:
     # Of those, the ones set to NULL (``= None``): a foreign key set to NULL checks no parent.
     nulled: tuple[str, ...] = ()
     # An ORM INSERT's attributes its new rows set (None: not known, every foreign key checked).
-    inserted: tuple[str, ...] | None = None
-    # An ORM write (``session.add``/``merge``): it runs at the session's next flush.
-    flushed: bool = False
+    set_attributes: tuple[str, ...] | None = None
+    # An ORM write (``session.add``/``merge``) the session holds until its next flush.
+    pending: bool = False
     derived: str | None = None
     # A statement selecting from a subquery or CTE: the statement that CTE is.
     source: Statement | None = field(default=None, compare=False, hash=False)

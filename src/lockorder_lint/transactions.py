@@ -174,7 +174,7 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
             )
         where = (display, line, column)
         if kind in ("INSERT", "MERGE"):
-            inserted = statement.inserted
+            inserted = statement.set_attributes
             if table is not None and inserted is not None:  # the attributes the new rows set, and defaults
                 inserted = (
                     *(c for a in inserted for c in _written_columns(table, a)),
@@ -186,7 +186,7 @@ def statement_acquisitions(statement: Statement, catalog: Catalog, display: str)
             assigned = statement.sets() or ()
             found.extend(foreign_key_checks(table, assigned, statement.nulled, catalog, where, chain))
     written = catalog.tables.get(target)
-    if statement.flushed and written is not None:
+    if statement.pending and written is not None:
         flush = flush_of(written, catalog)
         found = [replace(a, flush=flush) for a in found]
     if runs_on != ALL_DIALECTS:
