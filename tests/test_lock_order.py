@@ -757,3 +757,51 @@ def test_an_insert_checks_the_foreign_keys_its_rows_set(tmp_path: Path, insert: 
     is left NULL."""
     findings = lck005(tmp_path, INSERTED.format(insert=insert))
     assert [f.function for f in findings] == (["expand"] if checked else [])
+
+
+THREE_PARTIES = """
+
+class Order(Base):
+    __tablename__ = "orders"
+    id = Column(Integer, primary_key=True)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_line"
+    id = Column(Integer, primary_key=True)
+    order_id = Column(Integer, ForeignKey("orders.id"))
+
+
+class Payment(Base):
+    __tablename__ = "payment"
+    id = Column(Integer, primary_key=True)
+    line_id = Column(Integer, ForeignKey("order_line.id"))
+    order_id = Column(Integer, ForeignKey("orders.id"))
+
+
+def close_order(order_id: int, line_id: int, session: Session) -> None:
+    session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one()
+    session.execute(select(OrderLine).where(OrderLine.id == line_id).with_for_update()).scalar_one()
+
+
+def settle_line(line_id: int, payment_id: int, session: Session) -> None:
+    session.execute(select(OrderLine).where(OrderLine.id == line_id).with_for_update()).scalar_one()
+    session.execute(select(Payment).where(Payment.id == payment_id).with_for_update()).scalar_one()
+
+
+def refund(payment_id: int, order_id: int, session: Session) -> None:
+    session.execute(select(Payment).where(Payment.id == payment_id).with_for_update()).scalar_one()
+    session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one()
+
+
+def chargeback(payment_id: int, order_id: int, session: Session) -> None:
+    session.execute(select(Payment).where(Payment.id == payment_id).with_for_update()).scalar_one()
+    session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one()
+"""
+
+
+def test_a_three_party_cycle_names_the_other_transactions_of_an_edge(tmp_path: Path) -> None:
+    (finding,) = lck005(tmp_path, THREE_PARTIES)
+    assert "three-party" in finding.message and finding.message.count("(so do") == 1
+    assert "refund locks payment (FOR UPDATE) then orders (FOR UPDATE) (so do chargeback)" in finding.message
+    assert [steps[0][2] for steps in finding.trace] == ["close_order", "settle_line", "refund", "chargeback"]

@@ -459,7 +459,12 @@ def find_cycles(
                     classes = frozenset(_classes(e) for e in found)
                     if classes not in reported:
                         reported.add(classes)
-                        cycles.append(_canonical(Cycle(dialect, found), ((),) * len(found)))
+                        lists = (forward, middle, closing)
+                        others = tuple(
+                            _same_order(lists[i], found[i], found[i - 1], closes, found[(i + 1) % 3], found)
+                            for i in range(3)
+                        )
+                        cycles.append(_canonical(Cycle(dialect, found), others))
     return cycles
 
 
@@ -517,16 +522,24 @@ def _three(
 
 
 def _same_order(
-    candidates: Sequence[Edge], edge: Edge, other: Edge, closes: Callable[[Edge, Edge], bool]
+    candidates: Sequence[Edge],
+    edge: Edge,
+    before: Edge,
+    closes: Callable[[Edge, Edge], bool],
+    after: Edge | None = None,
+    taken: Sequence[Edge] = (),
 ) -> tuple[Edge, ...]:
     """The other transactions among ``candidates`` (in preference order) that take ``edge``'s two
-    lock classes in its order and would deadlock with ``other`` as ``edge``'s transaction does:
-    one per transaction."""
+    lock classes in its order and would close the cycle in its place: ``before``'s transaction
+    waits for what they hold, and they wait for what ``after``'s holds (``before``'s, in a
+    two-party cycle). One per transaction, none of the cycle's own (``taken``)."""
+    after = after if after is not None else before
+    parties = {edge.root, before.root, after.root, *(e.root for e in taken)}
     found: dict[str, Edge] = {}
     for candidate in candidates:
-        if candidate.root in (edge.root, other.root) or candidate.root in found:
+        if candidate.root in parties or candidate.root in found:
             continue
-        if _classes(candidate) == _classes(edge) and closes(candidate, other) and closes(other, candidate):
+        if _classes(candidate) == _classes(edge) and closes(before, candidate) and closes(candidate, after):
             found[candidate.root] = candidate
     return tuple(found.values())
 
