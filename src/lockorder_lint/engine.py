@@ -7,6 +7,7 @@ and program index), so results can be computed in worker processes and cached by
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> lis
     return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
 
 
+@functools.lru_cache(maxsize=64)
 def literal_first(pattern: bytes) -> bytes:
     """``pattern`` written so that each top-level alternative starts with a literal character,
     matching exactly what it matches. ``re`` can then skip ahead to the characters that start a
@@ -143,7 +145,8 @@ def literal_first(pattern: bytes) -> bytes:
     file). ``\\b<c>`` is written ``<c>(?<!\\w<c>)``, a leading ``(?:a|b)c`` as ``ac|bc``, a leading
     ``(?i:u...)`` or ``[Rr]`` once per character it can start with; alternatives that start with
     the same character are tried under it, in their order. An alternative that cannot be written
-    so is kept as it is (the pattern then matches the same, as slowly)."""
+    so is kept as it is (the pattern then matches the same, as slowly). Remembered: a run
+    writes the same few patterns for every file."""
     alternatives = _alternatives(pattern)
     if alternatives is None:
         return pattern
