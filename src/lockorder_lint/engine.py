@@ -7,8 +7,9 @@ and program index), so results can be computed in worker processes and cached by
 from __future__ import annotations
 
 import bisect
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,15 +81,17 @@ class Project:
             if self.config.code_enabled(r.code) and (not r.preview or r.code in self.config.select)
         )
         helpers = [re.escape(h.rsplit(".", 1)[-1]).encode() + rb"\s*\(" for h in self.config.lock_helpers]
-        self.rule_triggers: dict[str, re.Pattern[bytes]] = {}
+        written: dict[str, bytes] = {}
         for rule in self.rules:
             patterns = [rule.triggers] if rule.triggers else []
             if rule.uses_lock_helpers:
                 patterns += helpers
             if patterns:
-                self.rule_triggers[rule.code] = re.compile(b"|".join(patterns))
-        combined = [p.pattern for p in self.rule_triggers.values()]
-        self.trigger = re.compile(b"|".join(combined)) if combined else None
+                written[rule.code] = b"|".join(patterns)
+        # each written literal-first: a file's scan skips to where a trigger can start
+        self.rule_triggers = {code: re.compile(literal_first(p)) for code, p in written.items()}
+        combined = literal_first(b"|".join(written.values()))
+        self.trigger = re.compile(combined) if combined else None
         self.lock_helpers = frozenset(self.config.lock_helpers)
         self.dialects = frozenset(normalise(d) for d in self.config.dialects)
 
@@ -134,14 +137,100 @@ def hit_lines(data: bytes, pattern: re.Pattern[bytes], breaks: list[int]) -> lis
     return sorted({bisect.bisect_right(breaks, m.start()) + 1 for m in pattern.finditer(data)})
 
 
+@functools.lru_cache(maxsize=64)
 def literal_first(pattern: bytes) -> bytes:
-    """``pattern`` with each top-level alternative ``\\b<c>...`` (``c`` a word character) written
-    ``<c>(?<!\\w<c>)...``: the same matches, but when every alternative then starts with a
-    literal, ``re`` skips ahead to the characters that can start one instead of trying each
-    alternative at every position (a few times faster on a long file). Unchanged when its
-    alternatives cannot be told apart safely."""
-    parts: list[bytes] = []
-    depth, start, index, in_class = 0, 0, 0, False
+    """``pattern`` written so that each top-level alternative starts with a literal character,
+    matching exactly what it matches. ``re`` can then skip ahead to the characters that start a
+    match instead of trying every alternative at every position (several times faster on a long
+    file). ``\\b<c>`` is written ``<c>(?<!\\w<c>)``, a leading ``(?:a|b)c`` as ``ac|bc``, a leading
+    ``(?i:u...)`` or ``[Rr]`` once per character it can start with; alternatives that start with
+    the same character are tried under it, in their order. An alternative that cannot be written
+    so is kept as it is (the pattern then matches the same, as slowly). Remembered: a run
+    writes the same few patterns for every file."""
+    alternatives = _alternatives(pattern)
+    if alternatives is None:
+        return pattern
+    led = [_led(alternative, False) for alternative in alternatives]
+    if any(found is None for found in led):
+        written = [
+            alternative if found is None else b"|".join(re.escape(c) + rest for c, rest in found)
+            for alternative, found in zip(alternatives, led, strict=True)
+        ]
+        return b"|".join(written)
+    # every match starts with its alternative's first character: only alternatives that share
+    # it compete at a position, so grouping by it keeps the order that matters
+    by_first: dict[bytes, list[bytes]] = {}
+    for found in led:
+        for first, rest in found or ():
+            tails = by_first.setdefault(first, [])
+            if rest not in tails:
+                tails.append(rest)
+    return b"|".join(
+        re.escape(first) + (tails[0] if len(tails) == 1 else b"(?:" + b"|".join(tails) + b")")
+        for first, tails in by_first.items()
+    )
+
+
+_SPECIAL = frozenset(b".^$*+?{}[]\\|()# \t\n\r\f\v")
+_REPEATS = (b"?", b"*", b"+", b"{")
+
+
+def _led(alternative: bytes, folded: bool) -> list[tuple[bytes, bytes]] | None:
+    """``alternative`` as ``(first character, rest)`` pairs that together match what it matches,
+    in the order ``re`` would try them; ``folded`` inside a case-insensitive group (the first
+    characters are then spelled out by the caller). None when it does not start so plainly."""
+    if alternative.startswith(rb"\b"):
+        bounded = _led(alternative[2:], folded)
+        if bounded is None or not all(c.isalnum() or c == b"_" for c, _rest in bounded):
+            return None
+        return [(c, rb"(?<!\w" + c + b")" + rest) for c, rest in bounded]
+    if alternative.startswith((b"(?:", b"(?i:")):
+        end = _closing(alternative)
+        inner = _alternatives(alternative[alternative.index(b":") + 1 : end]) if end else None
+        after = alternative[end + 1 :] if end else b""
+        if inner is None or after.startswith(_REPEATS):
+            return None
+        found: list[tuple[bytes, bytes]] = []
+        for part in inner:
+            if folded or alternative.startswith(b"(?:"):
+                more = _led(part + after, folded)
+                if more is None:
+                    return None
+                found.extend(more)
+                continue
+            spelled = _led(part, True)
+            if spelled is None:
+                return None
+            for c, rest in spelled:
+                found.extend((case, b"(?i:" + rest + b")" + after) for case in _cases(c))
+        return found
+    if alternative.startswith(b"["):
+        end = alternative.find(b"]")
+        members = alternative[1:end] if end > 1 else b""
+        if not members.isalnum() or alternative[end + 1 :].startswith(_REPEATS):
+            return None
+        return [(bytes([m]), alternative[end + 1 :]) for m in dict.fromkeys(members)]
+    if alternative.startswith(b"\\"):
+        first, size = alternative[1:2], 2
+        if not first or first.isalnum():
+            return None  # a class (``\w``), an assertion (``\A``) or a reference (``\1``)
+    else:
+        first, size = alternative[:1], 1
+        if not first or first[0] in _SPECIAL:
+            return None
+    if alternative[size:].startswith(_REPEATS):
+        return None  # the character is optional or repeated
+    return [(first, alternative[size:])]
+
+
+def _cases(character: bytes) -> list[bytes]:
+    return [character.lower(), character.upper()] if character.isalpha() else [character]
+
+
+def _scan(pattern: bytes) -> Iterator[tuple[int, int]]:
+    """``(index, depth)`` of each character of ``pattern`` outside escapes and classes, with the
+    group depth after it; ``depth`` -1 when the pattern cannot be read safely."""
+    depth, index, in_class = 0, 0, False
     while index < len(pattern):
         char = pattern[index : index + 1]
         if char == b"\\":
@@ -152,26 +241,39 @@ def literal_first(pattern: bytes) -> bytes:
         elif char == b"[":
             in_class = True
             if pattern[index + 1 : index + 2] in (b"]", b"^"):
-                return pattern  # ``[]...]`` and ``[^]...]``: not worth reading right
-        elif char == b"(":
-            depth += 1
-        elif char == b")":
-            depth -= 1
-        elif char == b"|" and depth == 0:
+                yield index, -1  # ``[]...]`` and ``[^]...]``: not worth reading right
+                return
+        else:
+            depth += (char == b"(") - (char == b")")
+            yield index, depth
+        index += 1
+    if in_class:
+        yield len(pattern), -1
+
+
+def _alternatives(pattern: bytes) -> list[bytes] | None:
+    """The top-level alternatives of ``pattern``; None when it cannot be read safely."""
+    parts: list[bytes] = []
+    start, depth = 0, 0
+    for index, depth in _scan(pattern):
+        if depth < 0:
+            return None
+        if depth == 0 and pattern[index : index + 1] == b"|":
             parts.append(pattern[start:index])
             start = index + 1
-        index += 1
-    if depth != 0 or in_class:
-        return pattern
-    parts.append(pattern[start:])
-    written = []
-    for part in parts:
-        first = part[2:3]
-        word = first.isalnum() or first == b"_"
-        if part.startswith(b"\\b") and first and word and part[3:4] not in (b"?", b"*", b"+", b"{"):
-            part = first + b"(?<!\\w" + first + b")" + part[3:]
-        written.append(part)
-    return b"|".join(written)
+    if depth != 0:
+        return None
+    return [*parts, pattern[start:]]
+
+
+def _closing(pattern: bytes) -> int | None:
+    """The index of the ``)`` that closes the group ``pattern`` starts with."""
+    for index, depth in _scan(pattern):
+        if depth < 0:
+            return None
+        if depth == 0:
+            return index
+    return None
 
 
 def rule_hit_lines(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
@@ -297,51 +298,71 @@ def _databases(live: frozenset[str] | None) -> frozenset[str]:
 
 def _session_like(node: ast.AST, patterns: tuple[str, ...]) -> bool:
     name = dotted_name(node)
-    return name is not None and any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return name is not None and _any_of(patterns).match(name) is not None
 
 
-def _own_calls(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Call]:
-    """Calls in the function's own body (not in nested functions or classes), in source order."""
-    found: list[ast.Call] = []
+@functools.lru_cache(maxsize=8)
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for the name globs (``fnmatchcase`` with any of them, in one match: every
+    argument of every call is tried)."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)")
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What one walk of a function's own body finds (not inside the functions, classes or
+    lambdas it holds): its calls in source order, and in walk order the functions it defines and
+    its ``if`` statements. Each reading of the function takes these instead of walking it again."""
+
+    calls: list[ast.Call]
+    defined: list[ast.FunctionDef | ast.AsyncFunctionDef]
+    ifs: list[ast.If]
+
+
+def _body(function: ast.FunctionDef | ast.AsyncFunctionDef) -> _Body:
+    calls: list[ast.Call] = []
+    defined: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    ifs: list[ast.If] = []
     pending: list[ast.AST] = list(function.body)
     while pending:
         node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defined.append(node)
+            continue
+        if isinstance(node, (ast.ClassDef, ast.Lambda)):
             continue
         if isinstance(node, ast.Call):
-            found.append(node)
-        pending.extend(ast.iter_child_nodes(node))
-    found.sort(key=lambda c: (c.lineno, c.col_offset))
-    return found
+            calls.append(node)
+        elif isinstance(node, ast.If):
+            ifs.append(node)
+        for name in node._fields:  # ``ast.iter_child_nodes``, in its order, without its generators
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                pending.append(value)
+            elif isinstance(value, list):
+                pending.extend([item for item in value if isinstance(item, ast.AST)])
+    calls.sort(key=lambda c: (c.lineno, c.col_offset))
+    return _Body(calls, defined, ifs)
 
 
 def _off(default: ast.expr | None) -> bool:
     return isinstance(default, ast.Constant) and default.value in (False, None)
 
 
-def switched_blocks(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[int, int, str]]:
+def switched_blocks(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, body: _Body | None = None
+) -> list[tuple[int, int, str]]:
     """``(first line, last line, parameter)`` of each ``if <parameter>:`` body whose parameter
-    defaults to False or None: what is inside runs only when a caller switches it on."""
-    args = function.args
-    positional = [*args.posonlyargs, *args.args]
-    defaults: dict[str, ast.expr | None] = {}
-    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True):
-        defaults[arg.arg] = default
-    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        defaults[arg.arg] = kw_default
-    switches = {name for name, default in defaults.items() if _off(default)}
-    found: list[tuple[int, int, str]] = []
+    defaults to False or None: what is inside runs only when a caller switches it on. ``body``
+    is the function's walk, when the caller made it."""
+    switches = switched_parameters(function)
     if not switches:
-        return found
-    pending: list[ast.AST] = list(function.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id in switches:
+        return []
+    found: list[tuple[int, int, str]] = []
+    for node in (body or _body(function)).ifs:
+        if isinstance(node.test, ast.Name) and node.test.id in switches:
             first, last = node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno
             found.append((first, last, node.test.id))
-        pending.extend(ast.iter_child_nodes(node))
     return found
 
 
@@ -358,15 +379,16 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     starts: list[str] = []
     # by last name, as calls and decorators are matched (a configured ``app.db.provide_session`` too)
     providers = provider_names(config.session_providers if config is not None else ("provide_session",))
+    body = _body(node)
     if with_statements:
         last = start
-        switched = switched_blocks(node)
+        switched = switched_blocks(node, body)
         calls_by_name: dict[str, list[ast.Call]] = {}
-        for call in _own_calls(node):
+        for call in body.calls:
             called = called_name(call)
             if called:
                 calls_by_name.setdefault(called, []).append(call)
-        updated = _merges_of_loaded_rows(node)
+        updated = _merges_of_loaded_rows(node, body.calls)
         for statement in unit.statements:
             for acquisition in statement_acquisitions(statement, unit.scope.catalog, display):
                 checked = acquisition.what.startswith("foreign key check") and not acquisition.chain
@@ -395,7 +417,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
     if program is not None and not with_statements:
         ev.types.update(program.parameter_types(ev, node))
     autoflush = program.autoflush if program is not None else True
-    for call in _own_calls(node):
+    for call in body.calls:
         func = call.func
         on_session = isinstance(func, ast.Attribute) and _session_like(func.value, patterns)
         if flush_point(call, on_session, autoflush):
@@ -437,7 +459,7 @@ def unit_locks(unit: Unit, display: str, with_statements: bool) -> FunctionLocks
             order += 1
     if program is not None:
         own = f"{unit.scope.resolver.module}.{unit.qualname}"
-        for line, name in _closure_calls(node, patterns):
+        for line, name in _closure_calls(body, patterns):
             positioned.append((line, order, Step("call", line, callee=f"{own}.{name}")))
             order += 1
     branches = _Branches(node, providers)
@@ -494,19 +516,27 @@ def _flush_groups(positioned: list[tuple[int, float, Step]]) -> list[tuple[int, 
     return found
 
 
-def _merges_of_loaded_rows(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+def _merges_of_loaded_rows(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, calls: list[ast.Call]
+) -> set[int]:
     """Lines of the function's ``session.merge(x)`` calls whose ``x`` is a row it did not make:
     ``self`` (a model's own method), a parameter, an attribute, a loop variable. Merging such a
     row UPDATEs it (SQLAlchemy loads it by key first); only a new instance is INSERTed with its
-    foreign keys checked. A name bound to a constructor call in the function counts as new."""
+    foreign keys checked. A name bound to a constructor call in the function counts as new.
+    ``calls`` are the function's own (``_body``)."""
+    merges = [
+        call
+        for call in calls
+        if called_name(call) == "merge" and len(call.args) == 1 and isinstance(call.func, ast.Attribute)
+    ]
+    if not merges:
+        return set()  # most functions merge nothing: their names need not be read
     made: set[str] = set()
     for node in ast.walk(function):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             made |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     found: set[int] = set()
-    for call in _own_calls(function):
-        if called_name(call) != "merge" or len(call.args) != 1 or not isinstance(call.func, ast.Attribute):
-            continue
+    for call in merges:
         argument = call.args[0]
         loaded = isinstance(argument, ast.Name) and argument.id not in made
         if loaded or isinstance(argument, ast.Attribute):
@@ -514,18 +544,17 @@ def _merges_of_loaded_rows(function: ast.FunctionDef | ast.AsyncFunctionDef) -> 
     return found
 
 
-def _closure_calls(
-    function: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]
-) -> list[tuple[int, str]]:
-    """``(line, name)`` where the function calls or hands on (``reduce(query, items)``) a function
-    nested in it that runs in its transaction: one that uses the enclosing function's session
-    (a closure over it) or is called with a session. Such a function is no transaction of its own."""
-    nested = {n.name: n for n in _nested_defs(function)}
+def _closure_calls(body: _Body, patterns: tuple[str, ...]) -> list[tuple[int, str]]:
+    """``(line, name)`` where the function (``body``, its walk) calls or hands on
+    (``reduce(query, items)``) a function nested in it that runs in its transaction: one that
+    uses the enclosing function's session (a closure over it) or is called with a session. Such
+    a function is no transaction of its own."""
+    nested = {n.name: n for n in body.defined}
     if not nested:
         return []
     inside = {name for name, inner in nested.items() if _uses_enclosing_session(inner, patterns)}
     found: list[tuple[int, str]] = []
-    for call in _own_calls(function):
+    for call in body.calls:
         if isinstance(call.func, ast.Name) and call.func.id in nested:
             handed = [*call.args, *(k.value for k in call.keywords)]
             if call.func.id in inside or any(_session_like(a, patterns) for a in handed):
@@ -534,23 +563,6 @@ def _closure_calls(
             if isinstance(argument, ast.Name) and argument.id in inside:
                 found.append((call.lineno, argument.id))  # a callback run by the callee, here
     return sorted(set(found))
-
-
-def _nested_defs(
-    function: ast.FunctionDef | ast.AsyncFunctionDef,
-) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-    """The functions defined in the function's own blocks (not in classes or deeper functions)."""
-    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
-    pending: list[ast.AST] = list(function.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found.append(node)
-            continue
-        if isinstance(node, (ast.ClassDef, ast.Lambda)):
-            continue
-        pending.extend(ast.iter_child_nodes(node))
-    return found
 
 
 def _uses_enclosing_session(inner: ast.FunctionDef | ast.AsyncFunctionDef, patterns: tuple[str, ...]) -> bool:
@@ -1034,7 +1046,7 @@ def _lock_switch(unit: Unit, call: ast.Call, acquisition: Acquisition) -> str | 
         if info.path == here and first <= acquisition.line <= last and not inner:
             lines = [acquisition.line]
         elif inner:
-            nested = [c for c in _own_calls(helper) if called_name(c) == inner]
+            nested = [c for c in _body(helper).calls if called_name(c) == inner]
             lines = [c.lineno for c in nested]
         else:
             return required
