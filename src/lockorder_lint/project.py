@@ -310,7 +310,7 @@ def build_project(
     project.migrations = {str(path) for (path, _), fact in zip(files, facts, strict=True) if fact.migration}
     if cache is not None:
         # which calls start a transaction of their own depends on every file's decorators
-        called = ",".join(sorted(program.openers))
+        called = ",".join(sorted(openers))
         flushing = f"autoflush={program.autoflush}"  # when pending writes are sent
         project.fingerprint = project_fingerprint(facts, f"{config_fingerprint(config)}|{called}|{flushing}")
     found = contention_evidence(project, files, facts, cache, jobs)

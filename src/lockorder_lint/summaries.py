@@ -126,8 +126,9 @@ class Program:
         self.touched: set[str] = set()
         # Which files call a function or method of a given name (``name(``): where callers are.
         self.call_index: dict[str, tuple[str, ...]] = {}
-        # Names of the functions a session provider decorates (see project.session_openers).
-        self.openers: frozenset[str] = frozenset()
+        # Names of the functions a session provider decorates (see project.session_openers); None
+        # until the project's files were read for them.
+        self.openers: frozenset[str] | None = None
         # Whether the project's sessions autoflush (none is made with ``autoflush=False``).
         self.autoflush = True
         self.displays: dict[str, str] = {}  # path -> the path as findings show it

@@ -641,8 +641,9 @@ def _started(unit: Unit, call: ast.Call, providers: Collection[str]) -> str | No
     """The project function a call that hands no session reaches, when that function opens a
     session of its own: it runs as a transaction of its own there (``ti.run()`` from the CLI)."""
     program = unit.scope.program
-    if program is None or not called_name(call):
-        return None
+    name = called_name(call)
+    if program is None or not name or (program.openers is not None and name not in program.openers):
+        return None  # no function of that name opens a session: nothing to resolve
     try:
         resolved = program.resolve_call(unit.evaluator, call, need="")
     except RecursionError:
@@ -1139,7 +1140,7 @@ def openers_called(program: Program, path: str) -> tuple[str, ...]:
     memo = program.memo("openers_called")
     if not memo:
         memo[""] = ()
-        for name in sorted(program.openers):
+        for name in sorted(program.openers or ()):
             for caller in program.call_index.get(name, ()):
                 memo[caller] = (*memo.get(caller, ()), name)
     found: tuple[str, ...] = memo.get(path, ())
