@@ -1349,7 +1349,7 @@ class Evaluator:
         program = self.scope.program
         init = program.index.method(cls, "__init__", need="") if program is not None and cls else None
         if program is not None and init is not None:
-            memo = program.memo("constructor_columns")
+            memo = program.memo("constructor_attributes")
             if init.qualname not in memo:
                 found = program.node_of(init)
                 memo[init.qualname] = _self_assigned(found[1]) if found is not None else None

@@ -39,7 +39,7 @@ class Flush:
     parents: tuple[str, ...] = ()
 
 
-def flush_of(table: Table, catalog: Catalog, group: int = 0) -> Flush:
+def flush_of(table: Table, catalog: Catalog) -> Flush:
     """How the unit of work orders a write of ``table``'s rows."""
     linked = {r.target for r in table.relationships if r.target is not None}
     parents = tuple(
@@ -51,7 +51,7 @@ def flush_of(table: Table, catalog: Catalog, group: int = 0) -> Flush:
         )
     )
     key = table.classes[0] if table.classes else table.name
-    return Flush(group, table.name, key, parents)
+    return Flush(0, table.name, key, parents)  # numbered by its function (transactions._flush_groups)
 
 
 def _relates_to(parent: Table | None, child: str) -> bool:
@@ -89,36 +89,23 @@ def in_flush_order(
         end = start + 1
         while end < len(items) and groups[start] is not None and groups[end] == groups[start]:
             end += 1
-        run = list(range(start, end))
-        ordered = _unit_of_work(run, flush) if len(run) > 1 else run
+        ordered = list(range(start, end))
+        if len(ordered) > 1:  # a run of several is pending writes only: each has its flush
+            ordered = _unit_of_work([(i, f) for i in ordered if (f := flush[i]) is not None])
         for position, index in enumerate(ordered):
             found.append((items[index], any(other < index for other in ordered[position + 1 :])))
         start = end
     return found
 
 
-def _unit_of_work(run: list[int], flush: Sequence[Flush | None]) -> list[int]:
+def _unit_of_work(writes: list[tuple[int, Flush]]) -> list[int]:
     """The indices of one flush's writes in the order SQLAlchemy sends them (a write's implicit
     locks, its foreign-key checks, stay with it: they share its table and class)."""
-    pending = sorted(run, key=lambda i: (_key(flush[i]), i))
+    pending = sorted(writes, key=lambda write: (write[1].key, write[0]))
     ordered: list[int] = []
     while pending:
-        waiting = {_table(flush[i]) for i in pending}
-        ready = next(
-            (i for i in pending if not (set(_parents(flush[i])) & (waiting - {_table(flush[i])}))), pending[0]
-        )
-        ordered.append(ready)
+        waiting = {flush.table for _i, flush in pending}
+        ready = next((w for w in pending if not (set(w[1].parents) & (waiting - {w[1].table}))), pending[0])
+        ordered.append(ready[0])
         pending.remove(ready)
     return ordered
-
-
-def _key(flush: Flush | None) -> str:
-    return flush.key if flush is not None else ""
-
-
-def _table(flush: Flush | None) -> str:
-    return flush.table if flush is not None else ""
-
-
-def _parents(flush: Flush | None) -> tuple[str, ...]:
-    return flush.parents if flush is not None else ()

@@ -668,9 +668,9 @@ def switched_arm(part: str) -> str:
 _TAIL = "z"  # a try body's tail: no statement in it or after it raises (see _Branches._mark_tail)
 
 
-def _calls(stmt: ast.stmt) -> int:
-    """How many calls (or raises, asserts, awaits) a statement makes: where it may raise."""
-    return sum(isinstance(n, (ast.Call, ast.Raise, ast.Assert, ast.Await)) for n in ast.walk(stmt))
+def _calls(node: ast.AST) -> int:
+    """How many calls (or raises, asserts, awaits) a statement or expression makes: where it may raise."""
+    return sum(isinstance(n, (ast.Call, ast.Raise, ast.Assert, ast.Await)) for n in ast.walk(node))
 
 
 def _one_step(stmt: ast.stmt) -> bool:
@@ -678,12 +678,7 @@ def _one_step(stmt: ast.stmt) -> bool:
     one simple statement (``if not test_mode: ti.refresh_from_db(lock_for_update=True)``): what
     it locks is locked by its last call, with nothing after it that raises."""
     if isinstance(stmt, ast.If):
-        return (
-            not stmt.orelse
-            and not _calls(ast.Expr(stmt.test))
-            and len(stmt.body) == 1
-            and _one_step(stmt.body[0])
-        )
+        return not stmt.orelse and not _calls(stmt.test) and len(stmt.body) == 1 and _one_step(stmt.body[0])
     return isinstance(stmt, (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return))
 
 
